@@ -1,0 +1,209 @@
+//! Stage 3: write the `impl netref::__private::Object` block for a checked model.
+//!
+//! Generated code names only `::netref` paths (plus `::core`/`::std`), so users need no
+//! dependency but `netref`. Handlers are called as `Self::name(&*self, ...)`: the path form
+//! always reaches the inherent method, even when a trait in scope (or `Object` itself) has a
+//! method of the same name.
+
+use proc_macro2::{Ident, Literal, TokenStream};
+use quote::{format_ident, quote, quote_spanned};
+use syn::spanned::Spanned;
+use syn::ItemImpl;
+
+use crate::check::{Handler, Kind, Member, Model, Output};
+use crate::render::type_text;
+
+/// The block as written (markers already removed) followed by its `Object` impl.
+pub(crate) fn expand(item: &ItemImpl, model: &Model) -> TokenStream {
+    let self_ty = &item.self_ty;
+    let type_name = &model.type_name;
+    let type_doc = &model.doc;
+    let infos = model.members.iter().map(member_info);
+    let arms = model
+        .members
+        .iter()
+        .enumerate()
+        .map(|(index, member)| member_arms(Literal::usize_unsuffixed(index), member));
+
+    quote! {
+        #item
+
+        impl ::netref::__private::Object for #self_ty {
+            fn type_info(&self) -> &'static ::netref::__private::TypeInfo {
+                static INFO: ::netref::__private::TypeInfo = ::netref::__private::TypeInfo {
+                    name: #type_name,
+                    doc: #type_doc,
+                    members: &[#(#infos),*],
+                    call: ::core::option::Option::None,
+                };
+                &INFO
+            }
+
+            fn invoke(
+                self: ::netref::__private::Arc<Self>,
+                member: usize,
+                inv: ::netref::__private::Invocation,
+            ) -> ::netref::__private::BoxFuture<'static, ::netref::Result<::netref::Value>> {
+                match (member, inv) {
+                    #(#arms)*
+                    (member, _) => ::netref::__private::boxed(async move {
+                        ::core::result::Result::Err(
+                            ::netref::__private::bad_invocation(#type_name, member),
+                        )
+                    }),
+                }
+            }
+
+            fn as_any(
+                self: ::netref::__private::Arc<Self>,
+            ) -> ::netref::__private::Arc<
+                dyn ::core::any::Any + ::core::marker::Send + ::core::marker::Sync,
+            > {
+                self
+            }
+        }
+    }
+}
+
+/// The static `MemberInfo` of one member.
+fn member_info(member: &Member) -> TokenStream {
+    let name = &member.name;
+    let doc = &member.doc;
+    let (kind, signature) = match &member.kind {
+        Kind::Method(handler) => (
+            quote!(::netref::__private::MemberKind::Method),
+            method_signature(name, handler),
+        ),
+        Kind::Property { getter, setter } => {
+            let settable = setter.is_some();
+            let ty = getter.output.ty().map(type_text).unwrap_or_default();
+            (
+                quote!(::netref::__private::MemberKind::Property { settable: #settable }),
+                format!("{name}: {ty}"),
+            )
+        }
+    };
+    quote! {
+        ::netref::__private::MemberInfo {
+            name: #name,
+            kind: #kind,
+            signature: #signature,
+            doc: #doc,
+        }
+    }
+}
+
+/// `name(a: A, b: B) -> R`, without `-> ()`.
+fn method_signature(name: &str, handler: &Handler) -> String {
+    let params: Vec<String> = handler
+        .params
+        .iter()
+        .map(|p| format!("{}: {}", p.name, type_text(&p.ty)))
+        .collect();
+    let mut signature = format!("{name}({})", params.join(", "));
+    if let Some(ty) = handler.output.ty() {
+        signature.push_str(" -> ");
+        signature.push_str(&type_text(ty));
+    }
+    signature
+}
+
+/// The `match` arms that serve one member.
+fn member_arms(index: Literal, member: &Member) -> TokenStream {
+    match &member.kind {
+        Kind::Method(handler) => {
+            let vars: Vec<_> = (0..handler.params.len())
+                .map(|i| format_ident!("__arg{}", i))
+                .collect();
+            let takes = handler
+                .params
+                .iter()
+                .zip(&vars)
+                .enumerate()
+                .map(|(i, (p, var))| {
+                    let ty = &p.ty;
+                    let name = &p.name;
+                    let i = Literal::usize_unsuffixed(i);
+                    // Spanned at the type: "`T` cannot be deserialized" points there.
+                    let take = quote_spanned!(ty.span()=> __args.take(#i, #name));
+                    quote!(let #var: #ty = #take?;)
+                });
+            let args_binding = if vars.is_empty() {
+                quote!(__args)
+            } else {
+                quote!(mut __args)
+            };
+            let reply = call_and_reply(handler, &vars);
+            quote! {
+                (#index, ::netref::__private::Invocation::Call(#args_binding)) => {
+                    ::netref::__private::boxed(async move {
+                        #(#takes)*
+                        __args.finish()?;
+                        #reply
+                    })
+                }
+            }
+        }
+        Kind::Property { getter, setter } => {
+            let get = call_and_reply(getter, &[]);
+            let set = setter.as_ref().map(|setter| {
+                let var = format_ident!("__arg0");
+                let ty = setter.params.first().map(|p| &p.ty);
+                let message = format!("property `{}`: ", member.name);
+                let reply = call_and_reply(setter, std::slice::from_ref(&var));
+                quote! {
+                    (#index, ::netref::__private::Invocation::Set(__value)) => {
+                        ::netref::__private::boxed(async move {
+                            let #var: #ty = ::netref::__private::from_value(__value).map_err(|e| {
+                                let detail = match e {
+                                    ::netref::Error::Value(detail) => detail,
+                                    other => ::std::string::ToString::to_string(&other),
+                                };
+                                ::netref::Error::remote(
+                                    ::netref::ErrorKind::BadArguments,
+                                    ::std::format!("{}{}", #message, detail),
+                                )
+                            })?;
+                            #reply
+                        })
+                    }
+                }
+            });
+            quote! {
+                (#index, ::netref::__private::Invocation::Get) => {
+                    ::netref::__private::boxed(async move { #get })
+                }
+                #set
+            }
+        }
+    }
+}
+
+/// Calls the handler on `self` with `vars` and turns its return into the reply.
+fn call_and_reply(handler: &Handler, vars: &[Ident]) -> TokenStream {
+    let ident = &handler.ident;
+    let wait = handler.is_async.then(|| quote!(.await));
+    let call = quote!(Self::#ident(&*self, #(#vars),*) #wait);
+    // The reply's argument is spanned at the return type, so that "`T` cannot be serialized"
+    // points there rather than at `#[expose]`.
+    match &handler.output {
+        Output::Unit => quote! {
+            #call;
+            ::netref::__private::reply(())
+        },
+        Output::Value(ty) => {
+            let r = Ident::new("__reply", ty.span());
+            quote! {
+                let #r = #call;
+                ::netref::__private::reply(#r)
+            }
+        }
+        Output::Result(ty) => {
+            let r = Ident::new("__reply", ty.span());
+            quote! {
+                let #r = #call;
+                ::netref::__private::reply_result(#r)
+            }
+        }
+    }
+}

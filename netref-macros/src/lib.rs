@@ -1,0 +1,132 @@
+//! Procedural macros for [netref](https://docs.rs/netref).
+//!
+//! This crate provides [`macro@expose`], re-exported as `netref::expose`. Depend on `netref`
+//! rather than on this crate: the generated code names `::netref` paths only.
+//!
+//! # Pipeline
+//!
+//! The macro runs in three stages, each in its own module:
+//!
+//! 1. **parse** (`parse.rs`): reads the `impl` block and the `#[exposed(...)]` markers on its
+//!    functions, removing the markers;
+//! 2. **check** (`check.rs`): validates everything (receivers, parameters, property/setter
+//!    pairs, names) and collects *all* problems, each with the span of the offending code;
+//! 3. **expand** (`expand.rs`): writes the `impl netref::__private::Object` block.
+//!
+//! The macro never panics: every problem becomes a `compile_error!` at the right place, and
+//! the `impl` block itself is still emitted (without markers) so that unrelated code keeps
+//! compiling and no follow-up errors drown the real ones.
+
+mod check;
+mod expand;
+mod parse;
+mod render;
+
+use proc_macro::TokenStream;
+
+/// Exposes the marked methods of an inherent `impl` block to netref peers.
+///
+/// `#[expose]` goes on an inherent `impl` of a concrete type (no generic parameters, not a
+/// trait impl). It keeps the block as written, minus the `#[exposed]` markers, and adds an
+/// implementation of `netref::Object` for the type with:
+///
+/// - `type_info`: a `static` `TypeInfo` holding the type's name (the last segment of the
+///   path, as written), the doc comment on the `impl` block, and one `MemberInfo` per exposed
+///   member, in source order, each with its remote name, kind, a readable signature
+///   (`add(a: i64, b: i64) -> i64`, or `value: i64` for a property) and its doc comment;
+/// - `invoke`: a dispatcher by member index that decodes each argument with serde (a named
+///   argument wins over a positional one, extra arguments are refused), calls the method
+///   (awaiting it when it is `async`) and encodes its return value. A return type written as
+///   a path ending in `Result` (`Result<T, E>`, `io::Result<T>`, `netref::Result<T>`...) is
+///   unwrapped: `Err(e)` becomes a remote error of kind `Failed` with `e`'s type name and
+///   message;
+/// - `as_any`: the upcast used to recover the concrete type from a proxy of a local object.
+///
+/// # Markers
+///
+/// Only functions carrying a marker are reachable; everything else in the block is left
+/// alone and appears nowhere in the generated code.
+///
+/// | Marker | On | Makes |
+/// |---|---|---|
+/// | `#[exposed]` | `fn name(&self, a: A, ...) -> R` | method `name` |
+/// | `#[exposed(property)]` | `fn name(&self) -> T` | read-only property `name` |
+/// | `#[exposed(setter)]` | `fn set_name(&self, value: T)` | property `name` settable |
+/// | `#[exposed(setter = "name")]` | `fn any(&self, value: T)` | property `name` settable |
+/// | `#[exposed(name = "other")]` | a method or property | the member is called `other` |
+///
+/// `name = "..."` combines with `property`: `#[exposed(property, name = "size")]`. A setter
+/// may return `()` or a `Result<(), E>`; it is not a member of its own.
+///
+/// # Rules
+///
+/// The macro reports every broken rule at once, each at the offending code:
+///
+/// - exposed functions take `&self` (state goes behind interior mutability, since the object
+///   is shared by every peer holding a reference);
+/// - they are not generic (lifetime parameters are fine) and not `unsafe`;
+/// - parameters are plain names (`a: T`), not patterns; each type implements
+///   `serde::de::DeserializeOwned`, and return types implement `serde::Serialize`;
+/// - a property getter has no parameters and returns a value; a setter takes one value and
+///   needs an exposed property to set, and a property has at most one setter;
+/// - remote names are unique within the block.
+///
+/// # Example
+///
+/// ```ignore
+/// use std::sync::atomic::{AtomicI64, Ordering};
+/// use netref::expose;
+///
+/// #[derive(Default)]
+/// struct Counter { value: AtomicI64, step: AtomicI64 }
+///
+/// /// A counter.
+/// #[expose]
+/// impl Counter {
+///     /// Adds `step` and returns the new value.
+///     #[exposed]
+///     fn inc(&self) -> i64 {
+///         let step = self.step.load(Ordering::SeqCst);
+///         self.value.fetch_add(step, Ordering::SeqCst) + step
+///     }
+///
+///     /// The increment.
+///     #[exposed(property)]
+///     fn step(&self) -> i64 { self.step.load(Ordering::SeqCst) }
+///
+///     #[exposed(setter)]
+///     fn set_step(&self, step: i64) { self.step.store(step, Ordering::SeqCst) }
+///
+///     /// Not exposed: a peer can neither call nor list it.
+///     fn reset(&self) { self.value.store(0, Ordering::SeqCst) }
+/// }
+/// ```
+#[proc_macro_attribute]
+pub fn expose(args: TokenStream, item: TokenStream) -> TokenStream {
+    run(args.into(), item.into()).into()
+}
+
+/// The whole pipeline on `proc_macro2` streams (testable outside a macro invocation).
+fn run(args: proc_macro2::TokenStream, item: proc_macro2::TokenStream) -> proc_macro2::TokenStream {
+    let mut errors = Vec::new();
+    let parsed = match parse::parse(args, item, &mut errors) {
+        Ok(parsed) => parsed,
+        Err(original) => return report(errors, original),
+    };
+    let model = check::check(&parsed, &mut errors);
+    if errors.is_empty() {
+        expand::expand(&parsed.item, &model)
+    } else {
+        report(errors, quote::ToTokens::to_token_stream(&parsed.item))
+    }
+}
+
+/// The errors as `compile_error!`s, followed by `item` so that the rest of the crate still
+/// sees the type's methods.
+fn report(errors: Vec<syn::Error>, item: proc_macro2::TokenStream) -> proc_macro2::TokenStream {
+    let errors = errors.into_iter().map(|e| e.to_compile_error());
+    quote::quote! {
+        #(#errors)*
+        #item
+    }
+}

@@ -1,0 +1,507 @@
+//! One symmetric connection: two tasks, two object tables, and the calls in flight.
+//!
+//! # Usage
+//!
+//! A [`Connection`] comes from [`connect`](crate::connect), a [`Server`](crate::Server), or
+//! [`pair`](crate::pair). [`Connection::root`] is a proxy of the peer's root object; either
+//! side may lend a root.
+//!
+//! # Object lifetimes
+//!
+//! Objects lent through a connection stay alive while the peer holds a proxy of them, and
+//! all of them are dropped when the connection closes. The connection closes when the peer
+//! goes away, on [`Connection::close`], or when the last [`Connection`] handle *and* the last
+//! proxy of a remote object on it are dropped.
+//!
+//! # Concurrency
+//!
+//! A reader task decodes frames and starts each incoming call in its own task, in the order
+//! the calls arrived; a writer task batches frames onto the transport. Handlers may call back
+//! into the peer to any depth: nothing waits on the reader.
+//!
+//! # Example
+//!
+//! ```
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let (a, b) = netref::pair(None, None).await.unwrap();
+//! assert_eq!(a.stats().live_exports, 0);
+//! b.close().await;
+//! # });
+//! ```
+
+mod convert;
+mod reader;
+mod tables;
+mod writer;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::{mpsc, oneshot, watch, Notify};
+use tracing::Instrument;
+
+pub(crate) use convert::SendCtx;
+pub(crate) use tables::{AnswerHandle, Import};
+
+use crate::codec::native::{handshake, NativeCodec};
+use crate::codec::Codec;
+use crate::config::Config;
+use crate::error::{Error, ErrorKind, RemoteError, Result};
+use crate::object::Object;
+use crate::protocol::{CallMsg, Message, Op, Target, WStr, FLAG_KEEP_ANSWER};
+use crate::proxy::{self, Proxy};
+use crate::stats::{Counters, Stats};
+use crate::value::Value;
+use tables::{Exports, Imports};
+
+static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
+
+/// An encoded frame on its way to the writer.
+pub(crate) struct Frame {
+    pub(crate) bytes: Vec<u8>,
+    /// Proxies that must outlive the write (see [`SendCtx::hold`]).
+    pub(crate) hold: Vec<Proxy>,
+}
+
+/// One-way messages queued from synchronous contexts (`Drop`), drained by the writer.
+#[derive(Default)]
+pub(crate) struct Control {
+    /// Pending `(id, count)` releases. Not bounded by a constant: it holds at most one entry
+    /// per import dropped since the writer last ran, and the writer drains it every wake-up.
+    pub(crate) releases: Vec<(u64, u64)>,
+    pub(crate) finishes: Vec<u64>,
+    pub(crate) cancels: Vec<u64>,
+    pub(crate) pongs: Vec<u64>,
+    pub(crate) goodbye: Option<String>,
+}
+
+/// A kept answer of a pipelined call, as the callee stores it.
+pub(crate) type AnswerSlot = watch::Receiver<Option<std::result::Result<Value, RemoteError>>>;
+
+/// The state both tasks and every handle share.
+pub(crate) struct Shared {
+    pub(crate) label: String,
+    pub(crate) config: Config,
+    pub(crate) codec: Box<dyn Codec>,
+    pub(crate) peer_max_depth: usize,
+    out: mpsc::Sender<Frame>,
+    pub(crate) control: Mutex<Control>,
+    pub(crate) control_notify: Notify,
+    pub(crate) exports: Mutex<Exports>,
+    pub(crate) imports: Mutex<Imports>,
+    pub(crate) pending: Mutex<HashMap<u64, oneshot::Sender<Result<Value>>>>,
+    pub(crate) answers: Mutex<HashMap<u64, AnswerSlot>>,
+    /// Incoming calls still running; dropping a sender cancels its call.
+    pub(crate) running: Mutex<HashMap<u64, oneshot::Sender<()>>>,
+    pub(crate) root: Mutex<Option<Arc<dyn Object>>>,
+    next_id: AtomicU64,
+    closed: AtomicBool,
+    close_reason: Mutex<Option<String>>,
+    closed_tx: watch::Sender<bool>,
+    pub(crate) counters: Counters,
+    /// The user-facing handle, for imports created by the reader.
+    link: Mutex<Weak<Link>>,
+    /// Tasks of this connection still running (reader, writer, handlers).
+    pub(crate) tasks: AtomicU64,
+    tasks_done: Notify,
+}
+
+/// What user-facing handles hold: dropping the last one closes the connection.
+pub(crate) struct Link {
+    pub(crate) shared: Arc<Shared>,
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.shared.close("every handle was dropped".into());
+    }
+}
+
+/// A handle to one connection. Cheap to clone; `Send + Sync`.
+#[derive(Clone)]
+pub struct Connection {
+    link: Arc<Link>,
+}
+
+impl fmt::Debug for Connection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connection")
+            .field("label", &self.link.shared.label)
+            .field("closed", &self.is_closed())
+            .finish()
+    }
+}
+
+impl Connection {
+    /// Runs the hello on `reader`/`writer` and starts the connection's tasks. `root` is the
+    /// object this side lends as its root (the peer reaches it with [`Connection::root`]).
+    pub async fn from_io<R, W>(
+        mut reader: R,
+        mut writer: W,
+        config: Config,
+        root: Option<Arc<dyn Object>>,
+    ) -> Result<Connection>
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
+        let peer = handshake(&mut reader, &mut writer, &config).await?;
+        let codec = NativeCodec {
+            max_frame_out: peer.max_frame as usize,
+            max_depth: config.max_depth,
+        };
+        let (out_tx, out_rx) = mpsc::channel(config.send_queue.max(1));
+        let (closed_tx, closed_rx) = watch::channel(false);
+        let n = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
+        let label = config.label.clone().unwrap_or_else(|| format!("conn{n}"));
+        let shared = Arc::new(Shared {
+            label: label.clone(),
+            peer_max_depth: peer.max_depth as usize,
+            codec: Box::new(codec),
+            config,
+            out: out_tx,
+            control: Mutex::new(Control::default()),
+            control_notify: Notify::new(),
+            exports: Mutex::new(Exports::default()),
+            imports: Mutex::new(Imports::default()),
+            pending: Mutex::new(HashMap::new()),
+            answers: Mutex::new(HashMap::new()),
+            running: Mutex::new(HashMap::new()),
+            root: Mutex::new(root),
+            next_id: AtomicU64::new(1),
+            closed: AtomicBool::new(false),
+            close_reason: Mutex::new(None),
+            closed_tx,
+            counters: Counters::default(),
+            link: Mutex::new(Weak::new()),
+            tasks: AtomicU64::new(0),
+            tasks_done: Notify::new(),
+        });
+        let link = Arc::new(Link {
+            shared: shared.clone(),
+        });
+        *shared.link.lock() = Arc::downgrade(&link);
+        let span = tracing::info_span!("netref.conn", conn = %label);
+        shared.spawn_task(
+            writer::run(shared.clone(), out_rx, writer, closed_rx.clone()).instrument(span.clone()),
+        );
+        shared.spawn_task(reader::run(shared.clone(), reader, closed_rx).instrument(span));
+        Ok(Connection { link })
+    }
+
+    /// A proxy of the peer's root object.
+    pub fn root(&self) -> Proxy {
+        Proxy::with_target(proxy::Target::Root(self.link.clone()))
+    }
+
+    /// A proxy of the peer's object with raw id `id`, as shown by traces and
+    /// [`Proxy::remote_id`]. For debugging and tests: this side holds no count for an id it
+    /// did not receive, so the object may be freed under it; a wrong, stale or forged id gets
+    /// [`ErrorKind::NoSuchObject`] from the peer.
+    pub fn remote_object(&self, id: u64) -> Proxy {
+        let import = self.link.shared.imports.lock().lookup_raw(&self.link, id);
+        Proxy::with_target(proxy::Target::Remote(import))
+    }
+
+    /// Replaces the root object this side lends to the peer.
+    pub fn set_root(&self, root: Option<Arc<dyn Object>>) {
+        let old = std::mem::replace(&mut *self.link.shared.root.lock(), root);
+        drop(old);
+    }
+
+    /// This connection's label (peer address, `"memory"`, or [`Config::label`]).
+    pub fn label(&self) -> &str {
+        &self.link.shared.label
+    }
+
+    /// A snapshot of the counters and table sizes.
+    pub fn stats(&self) -> Stats {
+        self.link.shared.stats()
+    }
+
+    /// True once the connection is closed or lost.
+    pub fn is_closed(&self) -> bool {
+        self.link.shared.is_closed()
+    }
+
+    /// Why the connection closed, once it has.
+    pub fn close_reason(&self) -> Option<String> {
+        self.link.shared.close_reason.lock().clone()
+    }
+
+    /// Sends a goodbye, fails every pending call, frees everything lent through this
+    /// connection, and waits until its tasks are gone.
+    pub async fn close(&self) {
+        self.link.shared.close("closed by this side".into());
+        self.closed().await;
+    }
+
+    /// Waits until the connection is closed and all its tasks are gone.
+    pub async fn closed(&self) {
+        let shared = &self.link.shared;
+        loop {
+            let done = shared.tasks_done.notified();
+            // Only the handlers of this connection and its two tasks are counted.
+            if shared.is_closed() && shared.tasks.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            done.await;
+        }
+    }
+
+    /// Tasks of this connection still running (reader, writer and handlers).
+    pub fn task_count(&self) -> u64 {
+        self.link.shared.tasks.load(Ordering::Acquire)
+    }
+}
+
+impl Shared {
+    pub(crate) fn is(&self, link: &Arc<Link>) -> bool {
+        std::ptr::eq(Arc::as_ptr(&link.shared), self)
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn link(&self) -> Option<Arc<Link>> {
+        self.link.lock().upgrade()
+    }
+
+    pub(crate) fn stats(&self) -> Stats {
+        let exports = self.exports.lock().len() as u64;
+        let imports = self.imports.lock().map.len() as u64;
+        self.counters.snapshot(exports, imports)
+    }
+
+    fn disconnected(&self) -> Error {
+        match self.close_reason.lock().clone() {
+            Some(r) => Error::Disconnected(r),
+            None => Error::disconnected(),
+        }
+    }
+
+    /// Spawns a task counted in [`Shared::tasks`].
+    pub(crate) fn spawn_task<F>(self: &Arc<Self>, fut: F)
+    where
+        F: std::future::Future<Output = ()> + Send + 'static,
+    {
+        self.tasks.fetch_add(1, Ordering::AcqRel);
+        let shared = self.clone();
+        tokio::spawn(async move {
+            fut.await;
+            shared.tasks.fetch_sub(1, Ordering::AcqRel);
+            shared.tasks_done.notify_waiters();
+        });
+    }
+
+    /// Encodes `msg` and hands it to the writer; undoes its counting if it cannot be sent.
+    pub(crate) async fn send(&self, msg: &Message, ctx: SendCtx) -> Result<()> {
+        let mut bytes = Vec::new();
+        if let Err(e) = self.codec.encode(msg, &mut bytes) {
+            self.unsend(ctx);
+            return Err(e);
+        }
+        if self.is_closed() {
+            self.unsend(ctx);
+            return Err(self.disconnected());
+        }
+        tracing::trace!(msg = msg.name(), bytes = bytes.len(), "send");
+        let frame = Frame {
+            bytes,
+            hold: ctx.hold,
+        };
+        // `try_send` first: it neither yields to the scheduler's budget nor overtakes
+        // senders already waiting for room, so calls polled in order are queued in order.
+        let frame = match self.out.try_send(frame) {
+            Ok(()) => return Ok(()),
+            Err(mpsc::error::TrySendError::Full(frame)) => frame,
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(self.disconnected()),
+        };
+        if self.out.send(frame).await.is_err() {
+            // The writer is gone: the connection is closing and the tables are cleared.
+            return Err(self.disconnected());
+        }
+        Ok(())
+    }
+
+    /// Sends a call and waits for its result.
+    pub(crate) async fn call(
+        &self,
+        target: Target,
+        path: Arc<[String]>,
+        op: Op,
+        timeout: Option<Duration>,
+    ) -> Result<Value> {
+        if self.is_closed() {
+            return Err(self.disconnected());
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let timeout = timeout.unwrap_or(self.config.call_timeout);
+        let (tx, rx) = oneshot::channel();
+        self.pending.lock().insert(id, tx);
+        let guard = PendingGuard { shared: self, id };
+        let mut ctx = SendCtx::default();
+        let op = match self.export_op(op, &mut ctx) {
+            Ok(op) => op,
+            Err(e) => {
+                self.unsend(ctx);
+                guard.forget();
+                return Err(e);
+            }
+        };
+        let msg = Message::Call(CallMsg {
+            id,
+            target,
+            path: path.iter().map(|s| WStr(s.clone())).collect(),
+            op,
+            timeout_ms: u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX),
+            flags: 0,
+        });
+        if let Err(e) = self.send(&msg, ctx).await {
+            guard.forget();
+            return Err(e);
+        }
+        Counters::add(&self.counters.calls_sent, 1);
+        Counters::add(&self.counters.round_trips, 1);
+        match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(_)) => Err(self.disconnected()),
+            Err(_) => Err(Error::remote(
+                ErrorKind::TimedOut,
+                format!("no reply within {timeout:?}"),
+            )),
+        }
+    }
+
+    /// Sends a call whose answer the peer keeps for pipelining.
+    pub(crate) async fn call_pipelined(
+        &self,
+        link: &Arc<Link>,
+        target: Target,
+        path: Arc<[String]>,
+        op: Op,
+    ) -> Result<Arc<AnswerHandle>> {
+        if self.is_closed() {
+            return Err(self.disconnected());
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut ctx = SendCtx::default();
+        let op = match self.export_op(op, &mut ctx) {
+            Ok(op) => op,
+            Err(e) => {
+                self.unsend(ctx);
+                return Err(e);
+            }
+        };
+        let msg = Message::Call(CallMsg {
+            id,
+            target,
+            path: path.iter().map(|s| WStr(s.clone())).collect(),
+            op,
+            timeout_ms: u32::try_from(self.config.call_timeout.as_millis()).unwrap_or(u32::MAX),
+            flags: FLAG_KEEP_ANSWER,
+        });
+        self.send(&msg, ctx).await?;
+        Counters::add(&self.counters.calls_sent, 1);
+        Ok(Arc::new(AnswerHandle {
+            link: link.clone(),
+            id,
+        }))
+    }
+
+    /// A dying import handle: queue its release.
+    pub(crate) fn drop_import(&self, id: u64, handle: *const Import) {
+        let count = self.imports.lock().forget(id, handle);
+        if let Some(count) = count {
+            if !self.is_closed() {
+                self.control.lock().releases.push((id, count));
+                self.control_notify.notify_one();
+            }
+        }
+    }
+
+    /// A dropped pipelined answer: the peer may forget it.
+    pub(crate) fn queue_finish(&self, id: u64) {
+        if !self.is_closed() {
+            self.control.lock().finishes.push(id);
+            self.control_notify.notify_one();
+        }
+    }
+
+    fn queue_cancel(&self, id: u64) {
+        if !self.is_closed() {
+            self.control.lock().cancels.push(id);
+            self.control_notify.notify_one();
+        }
+    }
+
+    /// Starts closing: the writer sends a goodbye and stops, the reader stops, and
+    /// [`Shared::teardown`] frees everything.
+    pub(crate) fn close(&self, reason: String) {
+        if self.is_closed() {
+            return;
+        }
+        {
+            let mut c = self.control.lock();
+            if c.goodbye.is_none() {
+                c.goodbye = Some(reason.clone());
+            }
+        }
+        self.teardown(reason);
+    }
+
+    /// Marks the connection closed and frees everything it holds. Idempotent.
+    pub(crate) fn teardown(&self, reason: String) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        tracing::debug!(%reason, "connection closed");
+        self.close_reason.lock().get_or_insert(reason.clone());
+        let _ = self.closed_tx.send(true);
+        self.control_notify.notify_one();
+        // Take everything out under the locks, drop it outside them: an object's `Drop`
+        // may reach back into this connection.
+        let pending: Vec<_> = self.pending.lock().drain().collect();
+        for (_, tx) in pending {
+            let _ = tx.send(Err(Error::Disconnected(reason.clone())));
+        }
+        let running: Vec<_> = self.running.lock().drain().collect();
+        drop(running);
+        let answers: Vec<_> = self.answers.lock().drain().collect();
+        drop(answers);
+        let exports = self.exports.lock().take_all();
+        drop(exports);
+        let imports = std::mem::take(&mut self.imports.lock().map);
+        drop(imports);
+        let root = self.root.lock().take();
+        drop(root);
+    }
+}
+
+/// Removes a pending call when its future is dropped early, and asks the peer to cancel.
+struct PendingGuard<'a> {
+    shared: &'a Shared,
+    id: u64,
+}
+
+impl PendingGuard<'_> {
+    /// The call was never sent: just forget it.
+    fn forget(self) {
+        self.shared.pending.lock().remove(&self.id);
+        std::mem::forget(self);
+    }
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        if self.shared.pending.lock().remove(&self.id).is_some() {
+            self.shared.queue_cancel(self.id);
+        }
+    }
+}

@@ -1,0 +1,337 @@
+//! The reader task: decodes frames and handles each message with one small function.
+//!
+//! The reader never waits on a handler or on the writer's queue, so callbacks can nest to any
+//! depth in both directions without deadlock.
+
+use std::any::Any;
+use std::future::Future;
+use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_util::FutureExt;
+use tokio::io::AsyncRead;
+use tokio::sync::{oneshot, watch};
+
+use super::{AnswerSlot, SendCtx, Shared};
+use crate::codec::native::read_frame;
+use crate::error::{Error, ErrorKind, Result};
+use crate::protocol::{
+    CallMsg, Message, Op, Target, WireError, WireValue, FLAG_KEEP_ANSWER, FLAG_ONE_WAY,
+};
+use crate::proxy::Proxy;
+use crate::stats::Counters;
+use crate::value::Value;
+
+/// Per-reader state that only the reader touches.
+struct ReaderState {
+    /// Fires when the previous incoming call has started (been polled once); the next call
+    /// waits for it, so calls start in the order they were sent.
+    last_started: Option<oneshot::Receiver<()>>,
+}
+
+pub(crate) async fn run<R>(shared: Arc<Shared>, mut src: R, mut closed: watch::Receiver<bool>)
+where
+    R: AsyncRead + Unpin + Send + 'static,
+{
+    let mut buf = Vec::new();
+    let mut state = ReaderState { last_started: None };
+    let max = shared.config.max_frame;
+    loop {
+        let read = tokio::select! {
+            r = read_frame(&mut src, max, &mut buf) => r,
+            _ = closed.wait_for(|c| *c) => return,
+        };
+        match read {
+            Ok(true) => {}
+            Ok(false) => {
+                shared.teardown("the peer closed the connection".into());
+                return;
+            }
+            Err(Error::Protocol(m)) => {
+                shared.close(format!("protocol error: {m}"));
+                return;
+            }
+            Err(e) => {
+                shared.teardown(format!("read failed: {e}"));
+                return;
+            }
+        }
+        Counters::add(&shared.counters.bytes_received, buf.len() as u64 + 4);
+        Counters::add(&shared.counters.messages_received, 1);
+        let msg = match shared.codec.decode(&buf) {
+            Ok(m) => m,
+            Err(e) => {
+                shared.close(e.to_string());
+                return;
+            }
+        };
+        tracing::trace!(msg = msg.name(), bytes = buf.len() + 4, "recv");
+        match msg {
+            Message::Call(c) => handle_call(&shared, &mut state, c),
+            Message::Return { id, result } => handle_return(&shared, id, result),
+            Message::Release(items) => handle_release(&shared, items),
+            Message::Cancel(id) => handle_cancel(&shared, id),
+            Message::Finish(id) => handle_finish(&shared, id),
+            Message::Ping(n) => handle_ping(&shared, n),
+            Message::Pong(_) => {}
+            Message::Goodbye(reason) => {
+                shared.teardown(format!("the peer said goodbye: {}", reason.0));
+                return;
+            }
+        }
+    }
+}
+
+/// Where an incoming call starts.
+enum Start {
+    Object(Proxy),
+    Answer(AnswerSlot),
+}
+
+fn handle_call(shared: &Arc<Shared>, state: &mut ReaderState, c: CallMsg) {
+    Counters::add(&shared.counters.calls_received, 1);
+    let Some(link) = shared.link() else {
+        return; // closing: nothing can be imported or answered any more
+    };
+    let mut arg_err = None;
+    let op = shared.import_op(&link, c.op, &mut arg_err);
+    drop(link);
+    let path: Arc<[String]> = c.path.into_iter().map(|s| s.0).collect::<Vec<_>>().into();
+    let start = match c.target {
+        Target::Answer(q) => shared
+            .answers
+            .lock()
+            .get(&q)
+            .cloned()
+            .map(Start::Answer)
+            .ok_or_else(|| {
+                Error::remote(
+                    ErrorKind::NoSuchObject,
+                    format!("no kept answer of call {q}"),
+                )
+            }),
+        t => shared.resolve_target(t).map(Start::Object),
+    };
+    let answer_tx = (c.flags & FLAG_KEEP_ANSWER != 0).then(|| {
+        let (tx, rx) = watch::channel(None);
+        shared.answers.lock().insert(c.id, rx);
+        tx
+    });
+    let one_way = c.flags & FLAG_ONE_WAY != 0;
+    let (cancel_tx, cancel_rx) = oneshot::channel::<()>();
+    shared.running.lock().insert(c.id, cancel_tx);
+    let (start_tx, start_rx) = oneshot::channel();
+    let prev = state.last_started.replace(start_rx);
+    let timeout = (c.timeout_ms > 0).then(|| Duration::from_millis(u64::from(c.timeout_ms)));
+    let hop = describe(&shared.label, c.target, &path);
+    let id = c.id;
+    let task_shared = shared.clone();
+    shared.spawn_task(async move {
+        let shared = task_shared;
+        if let Some(prev) = prev {
+            // An error only means the previous call was cancelled before it started.
+            let _ = prev.await;
+        }
+        let work = async move {
+            if let Some(e) = arg_err {
+                return Err(e);
+            }
+            let base = match start? {
+                Start::Object(p) => p,
+                Start::Answer(slot) => match wait_answer(slot).await? {
+                    Value::Ref(p) => p,
+                    v if path.is_empty() && matches!(op, Op::Get) => return Ok(v),
+                    v => {
+                        return Err(Error::remote(
+                            ErrorKind::WrongOperation,
+                            format!("the pipelined answer is a {}, not an object", v.type_name()),
+                        ))
+                    }
+                },
+            };
+            base.path_to(path.iter().cloned()).run(op, None).await
+        };
+        let work = AssertUnwindSafe(work)
+            .catch_unwind()
+            .map(|r| r.unwrap_or_else(|payload| Err(panicked(payload))));
+        let work = StartSignal {
+            fut: Box::pin(work),
+            started: Some(start_tx),
+        };
+        let result = tokio::select! {
+            r = with_timeout(work, timeout) => Some(r),
+            _ = cancel_rx => None,
+        };
+        shared.running.lock().remove(&id);
+        let Some(result) = result else {
+            return; // cancelled: the caller no longer waits
+        };
+        let result = result.map_err(|e| add_hop(e, &hop));
+        if let Some(tx) = answer_tx {
+            let _ = tx.send(Some(result.map_err(Error::into_remote)));
+        } else if !one_way {
+            send_return(&shared, id, result).await;
+        }
+    });
+}
+
+async fn wait_answer(mut slot: AnswerSlot) -> Result<Value> {
+    match slot.wait_for(|v| v.is_some()).await {
+        Ok(v) => match v.clone() {
+            Some(Ok(v)) => Ok(v),
+            Some(Err(e)) => Err(Error::Remote(e)),
+            None => Err(cancelled()),
+        },
+        Err(_) => Err(cancelled()),
+    }
+}
+
+fn cancelled() -> Error {
+    Error::remote(
+        ErrorKind::Cancelled,
+        "the pipelined call this call depends on was cancelled",
+    )
+}
+
+async fn with_timeout<F: Future<Output = Result<Value>>>(
+    fut: F,
+    timeout: Option<Duration>,
+) -> Result<Value> {
+    match timeout {
+        None => fut.await,
+        Some(d) => tokio::time::timeout(d, fut).await.unwrap_or_else(|_| {
+            Err(Error::remote(
+                ErrorKind::TimedOut,
+                format!("deadline of {d:?} passed"),
+            ))
+        }),
+    }
+}
+
+/// Sends the reply of call `id`; a reply that cannot be sent (over a limit, say) becomes an
+/// error reply.
+async fn send_return(shared: &Shared, id: u64, result: Result<Value>) {
+    let mut ctx = SendCtx::default();
+    let wire: std::result::Result<WireValue, WireError> = match result {
+        Ok(v) => match shared.export_value(v, &mut ctx, 1) {
+            Ok(w) => Ok(w),
+            Err(e) => {
+                shared.unsend(std::mem::take(&mut ctx));
+                Err(e.into_remote().into())
+            }
+        },
+        Err(e) => Err(e.into_remote().into()),
+    };
+    let msg = Message::Return { id, result: wire };
+    if let Err(e) = shared.send(&msg, ctx).await {
+        if !shared.is_closed() {
+            let msg = Message::Return {
+                id,
+                result: Err(e.into_remote().into()),
+            };
+            let _ = shared.send(&msg, SendCtx::default()).await;
+        }
+    }
+}
+
+fn handle_return(shared: &Shared, id: u64, result: std::result::Result<WireValue, WireError>) {
+    let tx = shared.pending.lock().remove(&id);
+    let result = match result {
+        Ok(w) => match shared.link() {
+            Some(link) => {
+                // Imported even when nobody waits any more, so the counts stay exact.
+                let mut err = None;
+                let v = shared.import_value(&link, w, &mut err);
+                match err {
+                    Some(e) => Err(e),
+                    None => Ok(v),
+                }
+            }
+            None => Err(Error::disconnected()),
+        },
+        Err(e) => Err(Error::Remote(e.into())),
+    };
+    if let Some(tx) = tx {
+        let _ = tx.send(result);
+    }
+}
+
+fn handle_release(shared: &Shared, items: Vec<(u64, u64)>) {
+    let mut freed = Vec::new();
+    {
+        let mut exports = shared.exports.lock();
+        for (id, count) in items {
+            freed.extend(exports.release(id, count));
+        }
+    }
+    // Objects are dropped here, outside the lock.
+    drop(freed);
+}
+
+fn handle_cancel(shared: &Shared, id: u64) {
+    let cancel = shared.running.lock().remove(&id);
+    drop(cancel);
+}
+
+fn handle_finish(shared: &Shared, id: u64) {
+    let answer = shared.answers.lock().remove(&id);
+    drop(answer);
+}
+
+fn handle_ping(shared: &Shared, n: u64) {
+    shared.control.lock().pongs.push(n);
+    shared.control_notify.notify_one();
+}
+
+/// Polls the inner future and reports, once, that it has been polled.
+struct StartSignal<F> {
+    fut: Pin<Box<F>>,
+    started: Option<oneshot::Sender<()>>,
+}
+
+impl<F: Future> Future for StartSignal<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let this = self.get_mut();
+        let r = this.fut.as_mut().poll(cx);
+        if let Some(tx) = this.started.take() {
+            let _ = tx.send(());
+        }
+        r
+    }
+}
+
+fn panicked(payload: Box<dyn Any + Send>) -> Error {
+    let message = if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "handler panicked".to_owned()
+    };
+    Error::remote(ErrorKind::Panicked, message)
+}
+
+fn describe(label: &str, target: Target, path: &[String]) -> String {
+    let mut s = format!("{label}: ");
+    match target {
+        Target::Root => s.push_str("root"),
+        Target::Object(id) => s.push_str(&format!("#{id:x}")),
+        Target::Answer(q) => s.push_str(&format!("answer({q})")),
+    }
+    for seg in path {
+        s.push('.');
+        s.push_str(seg);
+    }
+    s
+}
+
+fn add_hop(e: Error, hop: &str) -> Error {
+    let mut r = e.into_remote();
+    r.chain.push(hop.to_owned());
+    Error::Remote(r)
+}

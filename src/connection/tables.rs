@@ -1,0 +1,178 @@
+//! The two object tables: what this side lends (exports) and what it holds (imports).
+//!
+//! Counting follows DESIGN §1: the owner adds one to an export's count each time it sends the
+//! id; the holder adds one to an import's count each time it receives it; when the holder's
+//! last proxy goes, it sends `Release(id, count)` and the owner subtracts. Both sides count the
+//! same events, so the algebra stays exact while messages cross in flight.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+
+use slotmap::{DefaultKey, Key, KeyData, SlotMap};
+
+use super::Link;
+use crate::proxy::Proxy;
+
+/// One lent object.
+struct ExportEntry {
+    /// What the id stands for: a local object, or a proxy forwarded for a third party.
+    proxy: Proxy,
+    /// Sends not yet released by the peer.
+    count: u64,
+    /// Identity key while lent, so one object has one id.
+    identity: Option<usize>,
+}
+
+/// The owner's table: generational ids (slotmap keys) to lent objects.
+#[derive(Default)]
+pub(crate) struct Exports {
+    slots: SlotMap<DefaultKey, ExportEntry>,
+    by_identity: HashMap<usize, DefaultKey>,
+}
+
+fn key_of(id: u64) -> DefaultKey {
+    DefaultKey::from(KeyData::from_ffi(id))
+}
+
+impl Exports {
+    /// Counts one send of `proxy` and returns its id (the same id while it stays lent).
+    pub(crate) fn export(&mut self, proxy: &Proxy) -> u64 {
+        // A proxy with a path is a different thing from its object: no shared identity.
+        let identity = proxy.path.is_empty().then(|| proxy.identity());
+        if let Some(key) = identity.and_then(|i| self.by_identity.get(&i).copied()) {
+            if let Some(entry) = self.slots.get_mut(key) {
+                entry.count += 1;
+                return key.data().as_ffi();
+            }
+        }
+        let key = self.slots.insert(ExportEntry {
+            proxy: proxy.clone(),
+            count: 1,
+            identity,
+        });
+        if let Some(i) = identity {
+            self.by_identity.insert(i, key);
+        }
+        key.data().as_ffi()
+    }
+
+    /// The object behind `id`, if it is live (a stale generation finds nothing).
+    pub(crate) fn get(&self, id: u64) -> Option<Proxy> {
+        self.slots.get(key_of(id)).map(|e| e.proxy.clone())
+    }
+
+    /// Subtracts `count` sends; returns the object when it is freed, so the caller can drop
+    /// it outside the lock.
+    pub(crate) fn release(&mut self, id: u64, count: u64) -> Option<Proxy> {
+        let key = key_of(id);
+        let entry = self.slots.get_mut(key)?;
+        entry.count = entry.count.saturating_sub(count);
+        if entry.count > 0 {
+            return None;
+        }
+        let entry = self.slots.remove(key)?;
+        if let Some(i) = entry.identity {
+            self.by_identity.remove(&i);
+        }
+        Some(entry.proxy)
+    }
+
+    /// Number of live exports.
+    pub(crate) fn len(&self) -> usize {
+        self.slots.len()
+    }
+
+    /// Empties the table, returning the objects to drop outside the lock.
+    pub(crate) fn take_all(&mut self) -> Vec<Proxy> {
+        self.by_identity.clear();
+        self.slots.drain().map(|(_, e)| e.proxy).collect()
+    }
+}
+
+/// A holder's entry for one remote object.
+pub(crate) struct ImportEntry {
+    /// The live handle, if any proxy of it exists.
+    pub(crate) handle: Weak<Import>,
+    /// Receipts not yet released.
+    pub(crate) count: u64,
+}
+
+/// The holder's table: remote id to the one live handle of it.
+#[derive(Default)]
+pub(crate) struct Imports {
+    pub(crate) map: HashMap<u64, ImportEntry>,
+}
+
+impl Imports {
+    /// Counts one receipt of `id` and returns its handle (the existing one when alive).
+    pub(crate) fn receive(&mut self, link: &Arc<Link>, id: u64) -> Arc<Import> {
+        let entry = self.map.entry(id).or_insert_with(|| ImportEntry {
+            handle: Weak::new(),
+            count: 0,
+        });
+        entry.count += 1;
+        if let Some(h) = entry.handle.upgrade() {
+            return h;
+        }
+        // New, or the old handle is being dropped right now: its count carries over to
+        // this one and the dying handle will find it is no longer the entry's.
+        let h = Arc::new(Import {
+            link: link.clone(),
+            id,
+        });
+        entry.handle = Arc::downgrade(&h);
+        h
+    }
+
+    /// The live handle of `id`, or a new one counting no receipt (see
+    /// `Connection::remote_object`).
+    pub(crate) fn lookup_raw(&mut self, link: &Arc<Link>, id: u64) -> Arc<Import> {
+        let entry = self.map.entry(id).or_insert_with(|| ImportEntry {
+            handle: Weak::new(),
+            count: 0,
+        });
+        if let Some(h) = entry.handle.upgrade() {
+            return h;
+        }
+        let h = Arc::new(Import {
+            link: link.clone(),
+            id,
+        });
+        entry.handle = Arc::downgrade(&h);
+        h
+    }
+
+    /// Called by a dying handle: removes the entry if it is still that handle's, returning
+    /// the count to release.
+    pub(crate) fn forget(&mut self, id: u64, handle: *const Import) -> Option<u64> {
+        let entry = self.map.get(&id)?;
+        if !std::ptr::eq(entry.handle.as_ptr(), handle) {
+            return None;
+        }
+        self.map.remove(&id).map(|e| e.count).filter(|&c| c > 0)
+    }
+}
+
+/// The one live handle to a remote object; every proxy of it shares this `Arc`.
+pub(crate) struct Import {
+    pub(crate) link: Arc<Link>,
+    pub(crate) id: u64,
+}
+
+impl Drop for Import {
+    fn drop(&mut self) {
+        self.link.shared.drop_import(self.id, self as *const Import);
+    }
+}
+
+/// The handle to the kept answer of a pipelined call.
+pub(crate) struct AnswerHandle {
+    pub(crate) link: Arc<Link>,
+    pub(crate) id: u64,
+}
+
+impl Drop for AnswerHandle {
+    fn drop(&mut self) {
+        self.link.shared.queue_finish(self.id);
+    }
+}

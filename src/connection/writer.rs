@@ -1,0 +1,109 @@
+//! The writer task: batches queued frames and one-way control messages onto the transport.
+
+use std::sync::Arc;
+
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, watch};
+
+use super::{Frame, Shared};
+use crate::protocol::{Message, WStr};
+use crate::stats::Counters;
+
+/// Write at most this much before flushing, so one busy sender cannot starve the socket.
+const BATCH_BYTES: usize = 256 * 1024;
+/// At most this many `(id, count)` pairs per `Release` (at most 20 bytes each encoded).
+const RELEASES_PER_MESSAGE: usize = 4096;
+
+pub(crate) async fn run<W>(
+    shared: Arc<Shared>,
+    mut rx: mpsc::Receiver<Frame>,
+    mut sink: W,
+    mut closed: watch::Receiver<bool>,
+) where
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
+    let mut held: Vec<Frame> = Vec::new();
+    loop {
+        let mut is_closed = *closed.borrow();
+        if !is_closed {
+            tokio::select! {
+                biased;
+                frame = rx.recv() => match frame {
+                    Some(f) => take(&shared, f, &mut buf, &mut held),
+                    None => is_closed = true,
+                },
+                _ = shared.control_notify.notified() => {}
+                _ = closed.changed() => is_closed = true,
+            }
+        }
+        while buf.len() < BATCH_BYTES {
+            match rx.try_recv() {
+                Ok(f) => take(&shared, f, &mut buf, &mut held),
+                Err(_) => break,
+            }
+        }
+        let goodbye = drain_control(&shared, &mut buf, is_closed);
+        if !buf.is_empty() {
+            if let Err(e) = write(&mut sink, &buf).await {
+                shared.teardown(format!("write failed: {e}"));
+                break;
+            }
+            Counters::add(&shared.counters.bytes_sent, buf.len() as u64);
+            buf.clear();
+        }
+        // The frames are on the wire: proxies they named may now be released.
+        held.clear();
+        if is_closed || goodbye {
+            let _ = sink.shutdown().await;
+            break;
+        }
+    }
+    // Whatever is still queued will never be sent; dropping it undoes nothing the peer saw.
+    rx.close();
+}
+
+fn take(shared: &Shared, f: Frame, buf: &mut Vec<u8>, held: &mut Vec<Frame>) {
+    buf.extend_from_slice(&f.bytes);
+    Counters::add(&shared.counters.messages_sent, 1);
+    if !f.hold.is_empty() {
+        held.push(Frame {
+            bytes: Vec::new(),
+            hold: f.hold,
+        });
+    }
+}
+
+async fn write<W: AsyncWrite + Unpin>(sink: &mut W, buf: &[u8]) -> std::io::Result<()> {
+    sink.write_all(buf).await?;
+    sink.flush().await
+}
+
+/// Encodes queued one-way messages. Returns true when a goodbye was written.
+fn drain_control(shared: &Shared, buf: &mut Vec<u8>, closing: bool) -> bool {
+    let c = std::mem::take(&mut *shared.control.lock());
+    let mut msgs = Vec::new();
+    if !closing {
+        // Chunked so one batch always fits the peer's frame limit.
+        for chunk in c.releases.chunks(RELEASES_PER_MESSAGE) {
+            Counters::add(&shared.counters.releases_sent, 1);
+            msgs.push(Message::Release(chunk.to_vec()));
+        }
+    }
+    if !closing {
+        msgs.extend(c.finishes.into_iter().map(Message::Finish));
+        msgs.extend(c.cancels.into_iter().map(Message::Cancel));
+        msgs.extend(c.pongs.into_iter().map(Message::Pong));
+    }
+    let goodbye = c.goodbye.is_some();
+    if let Some(reason) = c.goodbye {
+        msgs.push(Message::Goodbye(WStr(reason)));
+    }
+    for m in &msgs {
+        // These messages are small and fixed in shape; encoding cannot exceed a limit.
+        if shared.codec.encode(m, buf).is_ok() {
+            Counters::add(&shared.counters.messages_sent, 1);
+        }
+    }
+    goodbye
+}

@@ -1,0 +1,210 @@
+//! Errors: the local [`Error`], the serializable [`RemoteError`] that crosses the wire, and
+//! the [`ErrorKind`] that tells a caller how to react.
+//!
+//! # Usage
+//!
+//! Every fallible netref operation returns [`Result<T>`](crate::Result). A failure that
+//! happened on the peer arrives as [`Error::Remote`], carrying a [`RemoteError`] whose
+//! [`kind`](RemoteError::kind) is the thing to match on. Classifiers such as
+//! [`Error::is_disconnected`] and [`Error::kind`] cover the common checks:
+//!
+//! ```
+//! use netref::{Error, ErrorKind};
+//! let e = Error::remote(ErrorKind::NoSuchMember, "no member `secret` on `Vault`");
+//! assert_eq!(e.kind(), ErrorKind::NoSuchMember);
+//! assert!(!e.is_disconnected());
+//! ```
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// What went wrong, in terms a caller can act on.
+///
+/// The kind travels on the wire, so it is stable and `#[non_exhaustive]`: match with a
+/// wildcard arm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum ErrorKind {
+    /// The target id names no live object (never lent, already released, stale or forged).
+    NoSuchObject,
+    /// The member does not exist or is not exposed; the two are deliberately
+    /// indistinguishable so a peer cannot probe for hidden members.
+    NoSuchMember,
+    /// The operation does not fit the member (calling a property, setting a read-only
+    /// property, reading a method).
+    WrongOperation,
+    /// The arguments did not match the member's signature.
+    BadArguments,
+    /// The handler returned an error.
+    Failed,
+    /// The handler panicked; the panic was caught and the connection goes on.
+    Panicked,
+    /// The peer refused the call because it is over a configured limit.
+    Overloaded,
+    /// The call was cancelled.
+    Cancelled,
+    /// The call's deadline passed.
+    TimedOut,
+    /// The connection is closed or was lost.
+    Disconnected,
+    /// The peer broke the protocol (malformed frame, bad message, broken limit).
+    Protocol,
+    /// A value could not be converted to or from its typed form.
+    Value,
+}
+
+impl ErrorKind {
+    /// A short lowercase name for display (`"no such member"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ErrorKind::NoSuchObject => "no such object",
+            ErrorKind::NoSuchMember => "no such member",
+            ErrorKind::WrongOperation => "wrong operation",
+            ErrorKind::BadArguments => "bad arguments",
+            ErrorKind::Failed => "failed",
+            ErrorKind::Panicked => "panicked",
+            ErrorKind::Overloaded => "overloaded",
+            ErrorKind::Cancelled => "cancelled",
+            ErrorKind::TimedOut => "timed out",
+            ErrorKind::Disconnected => "disconnected",
+            ErrorKind::Protocol => "protocol error",
+            ErrorKind::Value => "value error",
+        }
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A failure reported by the peer, in the form that crosses the wire.
+///
+/// `chain` lists the hops the error travelled through, innermost first: each connection
+/// that forwards a call for a third party adds one entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RemoteError {
+    /// What went wrong.
+    pub kind: ErrorKind,
+    /// The Rust type name of the error value the handler returned (empty when none).
+    pub type_name: String,
+    /// The error message.
+    pub message: String,
+    /// The call chain across hops, innermost first (for example `"Lab.files.open"`).
+    pub chain: Vec<String>,
+}
+
+impl RemoteError {
+    /// A remote error of `kind` with `message` and no type name or chain.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        RemoteError {
+            kind,
+            type_name: String::new(),
+            message: message.into(),
+            chain: Vec::new(),
+        }
+    }
+}
+
+impl fmt::Display for RemoteError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.kind, self.message)?;
+        if !self.type_name.is_empty() {
+            write!(f, " ({})", self.type_name)?;
+        }
+        if !self.chain.is_empty() {
+            write!(f, " [at {}]", self.chain.join(" <- "))?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for RemoteError {}
+
+/// The error type of every netref operation.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The operation failed on the peer, or was refused by the exposure gate.
+    #[error("remote {0}")]
+    Remote(RemoteError),
+    /// The connection is closed or was lost.
+    #[error("disconnected: {0}")]
+    Disconnected(String),
+    /// An I/O error on the transport.
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+    /// The peer broke the protocol, or a frame could not be encoded.
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// A value could not be converted to or from its typed form.
+    #[error("value error: {0}")]
+    Value(String),
+}
+
+impl Error {
+    /// A [`Error::Remote`] of `kind` with `message`.
+    pub fn remote(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Error::Remote(RemoteError::new(kind, message))
+    }
+
+    /// The kind of this error, as the peer would see it.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            Error::Remote(r) => r.kind,
+            Error::Disconnected(_) | Error::Io(_) => ErrorKind::Disconnected,
+            Error::Protocol(_) => ErrorKind::Protocol,
+            Error::Value(_) => ErrorKind::Value,
+        }
+    }
+
+    /// True when the connection is closed or lost (locally or as reported by the peer).
+    pub fn is_disconnected(&self) -> bool {
+        self.kind() == ErrorKind::Disconnected
+    }
+
+    /// True when the target object does not exist (stale, released or forged id).
+    pub fn is_no_such_object(&self) -> bool {
+        self.kind() == ErrorKind::NoSuchObject
+    }
+
+    /// True when the member is unknown or not exposed.
+    pub fn is_no_such_member(&self) -> bool {
+        self.kind() == ErrorKind::NoSuchMember
+    }
+
+    /// The remote error, if this error came from the peer or the gate.
+    pub fn as_remote(&self) -> Option<&RemoteError> {
+        match self {
+            Error::Remote(r) => Some(r),
+            _ => None,
+        }
+    }
+
+    /// Converts this error into the form that crosses the wire.
+    pub fn into_remote(self) -> RemoteError {
+        match self {
+            Error::Remote(r) => r,
+            other => RemoteError::new(other.kind(), other.to_string()),
+        }
+    }
+
+    pub(crate) fn disconnected() -> Self {
+        Error::Disconnected("connection closed".into())
+    }
+
+    pub(crate) fn bad_args(message: impl Into<String>) -> Self {
+        Error::remote(ErrorKind::BadArguments, message)
+    }
+}
+
+impl From<RemoteError> for Error {
+    fn from(r: RemoteError) -> Self {
+        Error::Remote(r)
+    }
+}
+
+/// `Result<T, netref::Error>`.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,298 @@
+//! The messages two peers exchange, independent of any codec.
+//!
+//! The engine produces and consumes these types; a codec (`codec::native` today, an RPyC
+//! codec later) turns them into bytes. `docs/protocol.md` is the normative description of
+//! the native encoding.
+
+use std::cell::Cell;
+use std::fmt;
+
+use serde::de::{self, Deserializer, EnumAccess, VariantAccess, Visitor};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ErrorKind, RemoteError};
+use crate::object::Args;
+use crate::value::Value;
+
+/// One operation, in the engine's (decoded) form.
+#[derive(Debug)]
+pub(crate) enum Op {
+    /// Call the member the path ends in (or the object itself).
+    Call(Args),
+    /// Read the property the path ends in.
+    Get,
+    /// Write the settable property the path ends in.
+    Set(Value),
+    /// List the exposed members of the object the path names.
+    Dir,
+    /// Describe the object or member the path names.
+    Help,
+}
+
+/// What a call is addressed to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Target {
+    /// The receiver's root object.
+    Root,
+    /// An object in the receiver's export table.
+    Object(u64),
+    /// The kept answer of an earlier pipelined call made by the sender.
+    Answer(u64),
+}
+
+/// A string on the wire. Decoded by borrowing from the frame, so its declared length is
+/// checked against the bytes actually present before anything is allocated.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub(crate) struct WStr(pub(crate) String);
+
+impl Serialize for WStr {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for WStr {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = WStr;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<WStr, E> {
+                Ok(WStr(v.to_owned()))
+            }
+        }
+        d.deserialize_str(V)
+    }
+}
+
+impl From<&str> for WStr {
+    fn from(s: &str) -> Self {
+        WStr(s.to_owned())
+    }
+}
+
+/// Raw bytes on the wire, decoded by borrowing (see [`WStr`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct WBytes(pub(crate) Vec<u8>);
+
+impl Serialize for WBytes {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_bytes(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for WBytes {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = WBytes;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("bytes")
+            }
+            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<WBytes, E> {
+                Ok(WBytes(v.to_owned()))
+            }
+        }
+        d.deserialize_bytes(V)
+    }
+}
+
+/// A reference inside a wire value, named from the receiver's point of view.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) enum WireRef {
+    /// An object the sender owns: the receiver imports it (or counts one more receipt).
+    Sender(u64),
+    /// An object the receiver owns, coming home (identity round trip), with an optional
+    /// attribute path to apply on it.
+    Receiver { target: Target, path: Vec<WStr> },
+}
+
+/// A value on the wire: [`Value`] with references replaced by ids.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub(crate) enum WireValue {
+    Nil,
+    Bool(bool),
+    Int(i64),
+    UInt(u64),
+    Float(f64),
+    Str(WStr),
+    Bytes(WBytes),
+    List(Vec<WireValue>),
+    Map(Vec<(WireValue, WireValue)>),
+    Ref(WireRef),
+}
+
+thread_local! {
+    /// Remaining nesting depth while a frame is decoded on this thread.
+    static DEPTH_LEFT: Cell<usize> = const { Cell::new(usize::MAX) };
+}
+
+/// Runs `f` with wire-value nesting limited to `max_depth`.
+pub(crate) fn with_depth_limit<R>(max_depth: usize, f: impl FnOnce() -> R) -> R {
+    let old = DEPTH_LEFT.with(|d| d.replace(max_depth));
+    let r = f();
+    DEPTH_LEFT.with(|d| d.set(old));
+    r
+}
+
+struct DepthGuard;
+
+impl DepthGuard {
+    fn enter<E: de::Error>() -> Result<DepthGuard, E> {
+        DEPTH_LEFT.with(|d| {
+            let left = d.get();
+            if left == 0 {
+                Err(E::custom("value nesting depth over the limit"))
+            } else {
+                d.set(left - 1);
+                Ok(DepthGuard)
+            }
+        })
+    }
+}
+
+impl Drop for DepthGuard {
+    fn drop(&mut self) {
+        DEPTH_LEFT.with(|d| d.set(d.get().saturating_add(1)));
+    }
+}
+
+const WIRE_VALUE_VARIANTS: &[&str] = &[
+    "Nil", "Bool", "Int", "UInt", "Float", "Str", "Bytes", "List", "Map", "Ref",
+];
+
+impl<'de> Deserialize<'de> for WireValue {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let _guard = DepthGuard::enter::<D::Error>()?;
+        d.deserialize_enum("WireValue", WIRE_VALUE_VARIANTS, WireValueVisitor)
+    }
+}
+
+struct WireValueVisitor;
+
+impl<'de> Visitor<'de> for WireValueVisitor {
+    type Value = WireValue;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a wire value")
+    }
+
+    fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<WireValue, A::Error> {
+        let (tag, v): (u32, _) = data.variant()?;
+        Ok(match tag {
+            0 => {
+                v.unit_variant()?;
+                WireValue::Nil
+            }
+            1 => WireValue::Bool(v.newtype_variant()?),
+            2 => WireValue::Int(v.newtype_variant()?),
+            3 => WireValue::UInt(v.newtype_variant()?),
+            4 => WireValue::Float(v.newtype_variant()?),
+            5 => WireValue::Str(v.newtype_variant()?),
+            6 => WireValue::Bytes(v.newtype_variant()?),
+            7 => WireValue::List(v.newtype_variant()?),
+            8 => WireValue::Map(v.newtype_variant()?),
+            9 => WireValue::Ref(v.newtype_variant()?),
+            n => {
+                return Err(de::Error::custom(format!("unknown value tag {n}")));
+            }
+        })
+    }
+}
+
+/// One operation on the wire.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) enum WireOp {
+    Call {
+        args: Vec<WireValue>,
+        named: Vec<(WStr, WireValue)>,
+    },
+    Get,
+    Set(WireValue),
+    Dir,
+    Help,
+}
+
+/// A remote error on the wire.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct WireError {
+    pub(crate) kind: ErrorKind,
+    pub(crate) type_name: WStr,
+    pub(crate) message: WStr,
+    pub(crate) chain: Vec<WStr>,
+}
+
+impl From<RemoteError> for WireError {
+    fn from(e: RemoteError) -> Self {
+        WireError {
+            kind: e.kind,
+            type_name: WStr(e.type_name),
+            message: WStr(e.message),
+            chain: e.chain.into_iter().map(WStr).collect(),
+        }
+    }
+}
+
+impl From<WireError> for RemoteError {
+    fn from(e: WireError) -> Self {
+        RemoteError {
+            kind: e.kind,
+            type_name: e.type_name.0,
+            message: e.message.0,
+            chain: e.chain.into_iter().map(|s| s.0).collect(),
+        }
+    }
+}
+
+/// Flag: the sender expects no `Return` for this call.
+pub(crate) const FLAG_ONE_WAY: u8 = 1;
+/// Flag: keep the answer for pipelined calls until `Finish`; send no `Return`.
+pub(crate) const FLAG_KEEP_ANSWER: u8 = 2;
+
+/// A call message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) struct CallMsg {
+    /// The caller's id for this call; unique among the caller's calls in flight.
+    pub(crate) id: u64,
+    pub(crate) target: Target,
+    pub(crate) path: Vec<WStr>,
+    pub(crate) op: WireOp,
+    /// Milliseconds left until the deadline when the call was sent (0: none).
+    pub(crate) timeout_ms: u32,
+    pub(crate) flags: u8,
+}
+
+/// Every message of the native protocol after the hello.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub(crate) enum Message {
+    Call(CallMsg),
+    Return {
+        id: u64,
+        result: Result<WireValue, WireError>,
+    },
+    /// `(id, count)` pairs: the sender received `id` `count` times and holds it no more.
+    Release(Vec<(u64, u64)>),
+    Cancel(u64),
+    Finish(u64),
+    Ping(u64),
+    Pong(u64),
+    Goodbye(WStr),
+}
+
+impl Message {
+    /// A short name for traces.
+    pub(crate) fn name(&self) -> &'static str {
+        match self {
+            Message::Call(_) => "Call",
+            Message::Return { .. } => "Return",
+            Message::Release(_) => "Release",
+            Message::Cancel(_) => "Cancel",
+            Message::Finish(_) => "Finish",
+            Message::Ping(_) => "Ping",
+            Message::Pong(_) => "Pong",
+            Message::Goodbye(_) => "Goodbye",
+        }
+    }
+}

@@ -1,0 +1,428 @@
+//! Proxies: handles to objects, local or remote, that build attribute paths lazily.
+//!
+//! # Usage
+//!
+//! A [`Proxy`] names an object plus a path of attribute names. [`Proxy::attr`] only extends
+//! the path locally; nothing is sent until an operation runs: [`Proxy::call`],
+//! [`Proxy::call_method`], [`Proxy::get`], [`Proxy::set`], [`Proxy::dir`] or
+//! [`Proxy::help`]. The whole path travels in **one** message and the owner checks every
+//! segment against the exposure rules.
+//!
+//! A proxy of a local object ([`Proxy::local`]) runs the very same gate in-process, so a
+//! test body can run against a local object and a remote one alike.
+//!
+//! # Pipelining
+//!
+//! [`Call::pipeline`] sends a call and returns at once with a proxy of its *answer*; calls
+//! on that proxy travel immediately and the owner applies them to the answer when it is
+//! ready, so a chain of dependent calls costs one round trip.
+//!
+//! # Object lifetimes
+//!
+//! Dropping the last proxy of a remote object queues a batched `Release` for it; dropping a
+//! pipelined answer's last proxy queues a `Finish`.
+//!
+//! # Example
+//!
+//! ```
+//! use netref::{expose, Obj, Proxy};
+//! struct Greeter;
+//! #[expose]
+//! impl Greeter {
+//!     /// Says hello.
+//!     #[exposed]
+//!     fn hello(&self, name: String) -> String { format!("hello, {name}") }
+//! }
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let p = Proxy::local(Obj::new(Greeter).erase());
+//! let s = p.attr("hello").call(("ada",)).await.unwrap();
+//! assert_eq!(s.as_str(), Some("hello, ada"));
+//! assert_eq!(p.dir().await.unwrap(), vec!["hello".to_string()]);
+//! # });
+//! ```
+
+use std::fmt;
+use std::future::Future;
+use std::hash::{Hash, Hasher};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::connection::{AnswerHandle, Import, Link};
+use crate::error::Result;
+use crate::gate;
+use crate::object::{object_key, Args, IntoArgs, Object};
+use crate::protocol::Op;
+use crate::value::{from_value, Value};
+
+/// A handle to an object (local or remote) plus a lazily built attribute path.
+///
+/// Cloning is cheap. Two proxies are equal when they name the same object and path.
+#[derive(Clone)]
+pub struct Proxy {
+    pub(crate) target: Target,
+    pub(crate) path: Arc<[String]>,
+}
+
+/// What a proxy points at.
+#[derive(Clone)]
+pub(crate) enum Target {
+    /// An object in this process.
+    Local(Arc<dyn Object>),
+    /// An object the peer lent us.
+    Remote(Arc<Import>),
+    /// The peer's root object.
+    Root(Arc<Link>),
+    /// The kept answer of a pipelined call.
+    Answer(Arc<AnswerHandle>),
+}
+
+impl Proxy {
+    /// A proxy of a local object; operations run the exposure gate in-process.
+    pub fn local(obj: impl Into<Arc<dyn Object>>) -> Proxy {
+        Proxy {
+            target: Target::Local(obj.into()),
+            path: Arc::from(Vec::new()),
+        }
+    }
+
+    pub(crate) fn with_target(target: Target) -> Proxy {
+        Proxy {
+            target,
+            path: Arc::from(Vec::new()),
+        }
+    }
+
+    /// The proxy of attribute `name` of this one (nothing is sent).
+    pub fn attr(&self, name: impl Into<String>) -> Proxy {
+        let mut path = self.path.to_vec();
+        path.push(name.into());
+        Proxy {
+            target: self.target.clone(),
+            path: path.into(),
+        }
+    }
+
+    /// This proxy with `segments` appended to its path (nothing is sent).
+    pub fn path_to<I, S>(&self, segments: I) -> Proxy
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let mut path = self.path.to_vec();
+        path.extend(segments.into_iter().map(Into::into));
+        Proxy {
+            target: self.target.clone(),
+            path: path.into(),
+        }
+    }
+
+    /// The attribute path this proxy adds to its object.
+    pub fn path(&self) -> &[String] {
+        &self.path
+    }
+
+    /// The peer's id of the object, when this proxy names a remote object (not its root or a
+    /// pipelined answer).
+    pub fn remote_id(&self) -> Option<u64> {
+        match &self.target {
+            Target::Remote(i) => Some(i.id),
+            _ => None,
+        }
+    }
+
+    /// True when the object lives in this process.
+    pub fn is_local(&self) -> bool {
+        matches!(self.target, Target::Local(_))
+    }
+
+    /// The local object, when this proxy is a plain (path-less) proxy of one.
+    pub fn local_object(&self) -> Option<&Arc<dyn Object>> {
+        match &self.target {
+            Target::Local(obj) if self.path.is_empty() => Some(obj),
+            _ => None,
+        }
+    }
+
+    /// Calls the object this proxy names (a method when the path ends in one, or a callable
+    /// object such as a callback).
+    pub fn call(&self, args: impl IntoArgs) -> Call {
+        let op = args.into_args().map(Op::Call);
+        Call::new(self.clone(), op)
+    }
+
+    /// Calls method `name` of this object: `attr(name).call(args)`.
+    pub fn call_method(&self, name: &str, args: impl IntoArgs) -> Call {
+        self.attr(name).call(args)
+    }
+
+    /// Reads the property this proxy's path names (or returns this object as a value when
+    /// the path is empty).
+    pub async fn get(&self) -> Result<Value> {
+        self.run(Op::Get, None).await
+    }
+
+    /// Reads the property and decodes it into `T`.
+    pub async fn get_as<T: serde::de::DeserializeOwned + 'static>(&self) -> Result<T> {
+        from_value(self.get().await?)
+    }
+
+    /// Sets the settable property this proxy's path names.
+    pub async fn set(&self, value: impl serde::Serialize) -> Result<()> {
+        let v = crate::value::to_value(&value)?;
+        self.run(Op::Set(v), None).await.map(|_| ())
+    }
+
+    /// Lists the exposed members of the object this proxy names.
+    pub async fn dir(&self) -> Result<Vec<String>> {
+        from_value(self.run(Op::Dir, None).await?)
+    }
+
+    /// Describes the object (or the member the path ends in): signatures and doc text of
+    /// exposed members only.
+    pub async fn help(&self) -> Result<String> {
+        from_value(self.run(Op::Help, None).await?)
+    }
+
+    /// Iterates the object this proxy names: calls its `iter()` (or uses the object itself
+    /// when it is an iterator) and pulls items in batches of `batch`.
+    pub async fn iter(&self, batch: u32) -> Result<RemoteIter> {
+        let it = match self.call_method("iter", ()).await {
+            Ok(v) => v.into_proxy()?,
+            Err(e) if e.is_no_such_member() => self.clone(),
+            Err(e) => return Err(e),
+        };
+        Ok(RemoteIter {
+            it,
+            buf: std::collections::VecDeque::new(),
+            done: false,
+            batch: batch.max(1),
+        })
+    }
+
+    /// Runs one operation through the path. Shared by every public operation.
+    pub(crate) async fn run(&self, op: Op, timeout: Option<Duration>) -> Result<Value> {
+        match &self.target {
+            Target::Local(obj) => gate::perform(obj.clone(), &self.path, op).await,
+            Target::Remote(import) => {
+                import
+                    .link
+                    .shared
+                    .call(self.wire_target(), self.path.clone(), op, timeout)
+                    .await
+            }
+            Target::Root(link) => {
+                link.shared
+                    .call(self.wire_target(), self.path.clone(), op, timeout)
+                    .await
+            }
+            Target::Answer(answer) => {
+                answer
+                    .link
+                    .shared
+                    .call(self.wire_target(), self.path.clone(), op, timeout)
+                    .await
+            }
+        }
+    }
+
+    /// Sends a call whose answer the peer keeps, returning a proxy of that answer.
+    async fn pipeline(&self, op: Op) -> Result<Proxy> {
+        let link = match &self.target {
+            Target::Local(obj) => {
+                // Nothing to pipeline in-process: run it and wrap the result.
+                let v = gate::perform(obj.clone(), &self.path, op).await?;
+                return v.into_proxy();
+            }
+            Target::Remote(i) => &i.link,
+            Target::Root(l) => l,
+            Target::Answer(a) => &a.link,
+        };
+        let answer = link
+            .shared
+            .call_pipelined(link, self.wire_target(), self.path.clone(), op)
+            .await?;
+        Ok(Proxy::with_target(Target::Answer(answer)))
+    }
+
+    /// The wire form of this proxy's target (remote targets only).
+    pub(crate) fn wire_target(&self) -> crate::protocol::Target {
+        match &self.target {
+            Target::Remote(i) => crate::protocol::Target::Object(i.id),
+            Target::Root(_) => crate::protocol::Target::Root,
+            Target::Answer(a) => crate::protocol::Target::Answer(a.id),
+            Target::Local(_) => crate::protocol::Target::Root,
+        }
+    }
+
+    /// The identity of the target object (used by equality and the export table).
+    pub(crate) fn identity(&self) -> usize {
+        match &self.target {
+            Target::Local(o) => object_key(o),
+            Target::Remote(i) => Arc::as_ptr(i) as *const () as usize,
+            Target::Root(l) => Arc::as_ptr(l) as *const () as usize,
+            Target::Answer(a) => Arc::as_ptr(a) as *const () as usize,
+        }
+    }
+}
+
+impl PartialEq for Proxy {
+    fn eq(&self, other: &Self) -> bool {
+        self.identity() == other.identity() && self.path == other.path
+    }
+}
+impl Eq for Proxy {}
+impl Hash for Proxy {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.identity().hash(state);
+        self.path.hash(state);
+    }
+}
+
+impl fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl fmt::Display for Proxy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.target {
+            Target::Local(o) => write!(f, "<local {}>", o.type_info().name)?,
+            Target::Remote(i) => write!(f, "<ref #{:x}>", i.id)?,
+            Target::Root(_) => f.write_str("<root>")?,
+            Target::Answer(a) => write!(f, "<answer of call {}>", a.id)?,
+        }
+        for seg in self.path.iter() {
+            write!(f, ".{seg}")?;
+        }
+        Ok(())
+    }
+}
+
+/// A call not yet sent: await it for the result, or [`pipeline`](Call::pipeline) it.
+///
+/// Nothing is sent until the call is first polled (awaited) or pipelined; calls polled in
+/// order are sent in order. Dropping a call before it completes asks the peer to cancel it.
+#[must_use = "a call does nothing until awaited or pipelined"]
+pub struct Call {
+    state: CallState,
+}
+
+enum CallState {
+    Unsent {
+        proxy: Proxy,
+        op: Result<Op>,
+        timeout: Option<Duration>,
+    },
+    Sent(Pin<Box<dyn Future<Output = Result<Value>> + Send>>),
+    Done,
+}
+
+impl Call {
+    fn new(proxy: Proxy, op: Result<Op>) -> Call {
+        Call {
+            state: CallState::Unsent {
+                proxy,
+                op,
+                timeout: None,
+            },
+        }
+    }
+
+    /// Overrides the connection's default deadline for this call (before it is sent).
+    pub fn timeout(mut self, d: Duration) -> Call {
+        if let CallState::Unsent { timeout, .. } = &mut self.state {
+            *timeout = Some(d);
+        }
+        self
+    }
+
+    /// Sends the call now and returns a proxy of its answer without waiting for it.
+    ///
+    /// Calls made on the returned proxy are sent at once and applied by the peer to the
+    /// answer when it is ready; an error in this call becomes the error of those calls.
+    pub async fn pipeline(self) -> Result<Proxy> {
+        match self.state {
+            CallState::Unsent { proxy, op, .. } => proxy.pipeline(op?).await,
+            _ => Err(crate::error::Error::Value(
+                "a call already awaited cannot be pipelined".into(),
+            )),
+        }
+    }
+
+    /// Awaits the result and decodes it into `T`.
+    pub async fn decode<T: serde::de::DeserializeOwned + 'static>(self) -> Result<T> {
+        from_value(self.await?)
+    }
+}
+
+impl Future for Call {
+    type Output = Result<Value>;
+
+    fn poll(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        if let CallState::Unsent { .. } = self.state {
+            let CallState::Unsent { proxy, op, timeout } =
+                std::mem::replace(&mut self.state, CallState::Done)
+            else {
+                unreachable!("checked just above")
+            };
+            self.state = CallState::Sent(Box::pin(async move { proxy.run(op?, timeout).await }));
+        }
+        match &mut self.state {
+            CallState::Sent(fut) => {
+                let r = fut.as_mut().poll(cx);
+                if r.is_ready() {
+                    self.state = CallState::Done;
+                }
+                r
+            }
+            _ => std::task::Poll::Ready(Err(crate::error::Error::Value(
+                "call polled after completion".into(),
+            ))),
+        }
+    }
+}
+
+impl From<Args> for Op {
+    fn from(a: Args) -> Self {
+        Op::Call(a)
+    }
+}
+
+/// Items of a remote iterator, pulled in batches (see [`Proxy::iter`]).
+#[derive(Debug)]
+pub struct RemoteIter {
+    it: Proxy,
+    buf: std::collections::VecDeque<Value>,
+    done: bool,
+    batch: u32,
+}
+
+impl RemoteIter {
+    /// The next item, or `None` at the end.
+    pub async fn next(&mut self) -> Result<Option<Value>> {
+        if self.buf.is_empty() && !self.done {
+            let items: Vec<Value> = self
+                .it
+                .call_method("next_batch", (self.batch,))
+                .decode()
+                .await?;
+            self.done = items.is_empty();
+            self.buf.extend(items);
+        }
+        Ok(self.buf.pop_front())
+    }
+
+    /// Every remaining item.
+    pub async fn collect(mut self) -> Result<Vec<Value>> {
+        let mut out = Vec::new();
+        while let Some(v) = self.next().await? {
+            out.push(v);
+        }
+        Ok(out)
+    }
+}

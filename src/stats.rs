@@ -1,0 +1,66 @@
+//! Connection statistics, for tests, the REPL and the tutorial.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A snapshot of one connection's counters.
+///
+/// `round_trips` counts calls whose caller waited for a `Return`; pipelined calls and
+/// one-way messages do not add to it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Stats {
+    /// Messages written to the peer (calls, returns, releases, …).
+    pub messages_sent: u64,
+    /// Messages read from the peer.
+    pub messages_received: u64,
+    /// `Call` messages written.
+    pub calls_sent: u64,
+    /// `Call` messages read.
+    pub calls_received: u64,
+    /// Calls whose caller waited for the reply.
+    pub round_trips: u64,
+    /// `Release` messages written (each may carry many ids).
+    pub releases_sent: u64,
+    /// Bytes written, frames included.
+    pub bytes_sent: u64,
+    /// Bytes read, frames included.
+    pub bytes_received: u64,
+    /// Objects this side currently lends to the peer (its export table).
+    pub live_exports: u64,
+    /// Remote objects this side currently holds proxies of (its import table).
+    pub live_imports: u64,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) messages_sent: AtomicU64,
+    pub(crate) messages_received: AtomicU64,
+    pub(crate) calls_sent: AtomicU64,
+    pub(crate) calls_received: AtomicU64,
+    pub(crate) round_trips: AtomicU64,
+    pub(crate) releases_sent: AtomicU64,
+    pub(crate) bytes_sent: AtomicU64,
+    pub(crate) bytes_received: AtomicU64,
+}
+
+impl Counters {
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn snapshot(&self, live_exports: u64, live_imports: u64) -> Stats {
+        let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        Stats {
+            messages_sent: g(&self.messages_sent),
+            messages_received: g(&self.messages_received),
+            calls_sent: g(&self.calls_sent),
+            calls_received: g(&self.calls_received),
+            round_trips: g(&self.round_trips),
+            releases_sent: g(&self.releases_sent),
+            bytes_sent: g(&self.bytes_sent),
+            bytes_received: g(&self.bytes_received),
+            live_exports,
+            live_imports,
+        }
+    }
+}
