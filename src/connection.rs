@@ -56,6 +56,7 @@ use crate::object::Object;
 use crate::protocol::{CallMsg, Message, Op, Target, WStr, FLAG_KEEP_ANSWER};
 use crate::proxy::{self, Proxy};
 use crate::stats::{Counters, Stats};
+use crate::trace::{Direction, TraceEvent, Tracer};
 use crate::value::Value;
 use tables::{Exports, Imports};
 
@@ -109,6 +110,8 @@ pub(crate) struct Shared {
     /// Tasks of this connection still running (reader, writer, handlers).
     pub(crate) tasks: AtomicU64,
     tasks_done: Notify,
+    tracing_on: AtomicBool,
+    tracer: parking_lot::RwLock<Option<Tracer>>,
 }
 
 /// What user-facing handles hold: dropping the last one closes the connection.
@@ -181,6 +184,8 @@ impl Connection {
             link: Mutex::new(Weak::new()),
             tasks: AtomicU64::new(0),
             tasks_done: Notify::new(),
+            tracing_on: AtomicBool::new(false),
+            tracer: parking_lot::RwLock::new(None),
         });
         let link = Arc::new(Link {
             shared: shared.clone(),
@@ -254,6 +259,14 @@ impl Connection {
         }
     }
 
+    /// Installs (or removes) a function that sees every message this connection sends or
+    /// receives, in readable form (see [`crate::trace`]).
+    pub fn set_tracer(&self, tracer: Option<Tracer>) {
+        let shared = &self.link.shared;
+        shared.tracing_on.store(tracer.is_some(), Ordering::Release);
+        *shared.tracer.write() = tracer;
+    }
+
     /// Tasks of this connection still running (reader, writer and handlers).
     pub fn task_count(&self) -> u64 {
         self.link.shared.tasks.load(Ordering::Acquire)
@@ -263,6 +276,23 @@ impl Connection {
 impl Shared {
     pub(crate) fn is(&self, link: &Arc<Link>) -> bool {
         std::ptr::eq(Arc::as_ptr(&link.shared), self)
+    }
+
+    /// Reports `msg` to the tracer, if one is installed.
+    pub(crate) fn trace(&self, direction: Direction, msg: &Message, bytes: usize) {
+        if !self.tracing_on.load(Ordering::Acquire) {
+            return;
+        }
+        let tracer = self.tracer.read().clone();
+        if let Some(tracer) = tracer {
+            tracer(&TraceEvent {
+                direction,
+                kind: msg.name(),
+                text: msg.to_string(),
+                bytes,
+                connection: self.label.clone(),
+            });
+        }
     }
 
     pub(crate) fn is_closed(&self) -> bool {
@@ -312,6 +342,7 @@ impl Shared {
             return Err(self.disconnected());
         }
         tracing::trace!(msg = msg.name(), bytes = bytes.len(), "send");
+        self.trace(Direction::Sent, msg, bytes.len());
         let frame = Frame {
             bytes,
             hold: ctx.hold,

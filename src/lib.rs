@@ -67,6 +67,8 @@ mod stats;
 mod transport;
 mod value;
 
+pub mod trace;
+
 pub mod adapters;
 
 #[doc(hidden)]

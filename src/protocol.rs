@@ -296,3 +296,125 @@ impl Message {
         }
     }
 }
+
+/// Renders an object id the way traces show it: slot and generation (`#3v1`).
+pub(crate) fn fmt_id(id: u64) -> String {
+    format!("#{}v{}", id & 0xffff_ffff, id >> 32)
+}
+
+impl fmt::Display for Target {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Target::Root => f.write_str("root"),
+            Target::Object(id) => f.write_str(&fmt_id(*id)),
+            Target::Answer(q) => write!(f, "answer(call {q})"),
+        }
+    }
+}
+
+fn fmt_path(f: &mut fmt::Formatter<'_>, path: &[WStr]) -> fmt::Result {
+    for seg in path {
+        write!(f, ".{}", seg.0)?;
+    }
+    Ok(())
+}
+
+impl fmt::Display for WireValue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            WireValue::Nil => f.write_str("nil"),
+            WireValue::Bool(b) => write!(f, "{b}"),
+            WireValue::Int(i) => write!(f, "{i}"),
+            WireValue::UInt(u) => write!(f, "{u}"),
+            WireValue::Float(x) => write!(f, "{x:?}"),
+            WireValue::Str(s) => write!(f, "{:?}", s.0),
+            WireValue::Bytes(b) if b.0.len() > 16 => write!(f, "<{} bytes>", b.0.len()),
+            WireValue::Bytes(b) => write!(f, "b{:?}", String::from_utf8_lossy(&b.0)),
+            WireValue::List(items) => {
+                f.write_str("[")?;
+                for (i, v) in items.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{v}")?;
+                }
+                f.write_str("]")
+            }
+            WireValue::Map(entries) => {
+                f.write_str("{")?;
+                for (i, (k, v)) in entries.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{k}: {v}")?;
+                }
+                f.write_str("}")
+            }
+            WireValue::Ref(WireRef::Sender(id)) => write!(f, "ref {}", fmt_id(*id)),
+            WireValue::Ref(WireRef::Receiver { target, path }) => {
+                write!(f, "your {target}")?;
+                fmt_path(f, path)
+            }
+        }
+    }
+}
+
+impl fmt::Display for Message {
+    /// One readable line per message, for traces and teaching.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Message::Call(c) => {
+                write!(f, "Call {} {}", c.id, c.target)?;
+                fmt_path(f, &c.path)?;
+                match &c.op {
+                    WireOp::Call { args, named } => {
+                        f.write_str("(")?;
+                        let mut first = true;
+                        for a in args {
+                            if !first {
+                                f.write_str(", ")?;
+                            }
+                            first = false;
+                            write!(f, "{a}")?;
+                        }
+                        for (k, v) in named {
+                            if !first {
+                                f.write_str(", ")?;
+                            }
+                            first = false;
+                            write!(f, "{}={v}", k.0)?;
+                        }
+                        f.write_str(")")?;
+                    }
+                    WireOp::Get => f.write_str(" get")?,
+                    WireOp::Set(v) => write!(f, " = {v}")?,
+                    WireOp::Dir => f.write_str(" dir")?,
+                    WireOp::Help => f.write_str(" help")?,
+                }
+                if c.flags & FLAG_KEEP_ANSWER != 0 {
+                    f.write_str(" [pipelined]")?;
+                }
+                if c.flags & FLAG_ONE_WAY != 0 {
+                    f.write_str(" [one-way]")?;
+                }
+                Ok(())
+            }
+            Message::Return { id, result: Ok(v) } => write!(f, "Return {id} = {v}"),
+            Message::Return { id, result: Err(e) } => {
+                write!(f, "Return {id} error {}: {}", e.kind, e.message.0)
+            }
+            Message::Release(items) => {
+                f.write_str("Release")?;
+                for (id, n) in items {
+                    write!(f, " {}x{n}", fmt_id(*id))?;
+                }
+                Ok(())
+            }
+            Message::Cancel(id) => write!(f, "Cancel {id}"),
+            Message::Finish(id) => write!(f, "Finish {id}"),
+            Message::Ping(n) => write!(f, "Ping {n}"),
+            Message::Pong(n) => write!(f, "Pong {n}"),
+            Message::Goodbye(r) => write!(f, "Goodbye {:?}", r.0),
+        }
+    }
+}

@@ -23,6 +23,7 @@ use crate::protocol::{
 };
 use crate::proxy::Proxy;
 use crate::stats::Counters;
+use crate::trace::Direction;
 use crate::value::Value;
 
 /// Per-reader state that only the reader touches.
@@ -69,6 +70,7 @@ where
             }
         };
         tracing::trace!(msg = msg.name(), bytes = buf.len() + 4, "recv");
+        shared.trace(Direction::Received, &msg, buf.len() + 4);
         match msg {
             Message::Call(c) => handle_call(&shared, &mut state, c),
             Message::Return { id, result } => handle_return(&shared, id, result),

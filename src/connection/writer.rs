@@ -5,9 +5,10 @@ use std::sync::Arc;
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, watch};
 
-use super::{Frame, Shared};
+use super::{Control, Frame, Shared};
 use crate::protocol::{Message, WStr};
 use crate::stats::Counters;
+use crate::trace::Direction;
 
 /// Write at most this much before flushing, so one busy sender cannot starve the socket.
 const BATCH_BYTES: usize = 256 * 1024;
@@ -37,13 +38,35 @@ pub(crate) async fn run<W>(
                 _ = closed.changed() => is_closed = true,
             }
         }
-        while buf.len() < BATCH_BYTES {
-            match rx.try_recv() {
-                Ok(f) => take(&shared, f, &mut buf, &mut held),
-                Err(_) => break,
+        // Take the control queue *before* draining frames: a `Cancel` or `Finish` is only
+        // queued after its call's frame was, so that frame is then already in `buf` and the
+        // control message cannot overtake it.
+        let control = std::mem::take(&mut *shared.control.lock());
+        let mut failed = false;
+        loop {
+            while buf.len() < BATCH_BYTES {
+                match rx.try_recv() {
+                    Ok(f) => take(&shared, f, &mut buf, &mut held),
+                    Err(_) => break,
+                }
             }
+            if buf.len() < BATCH_BYTES {
+                break;
+            }
+            // A full batch: write it and keep draining before the control messages.
+            if let Err(e) = write(&mut sink, &buf).await {
+                shared.teardown(format!("write failed: {e}"));
+                failed = true;
+                break;
+            }
+            Counters::add(&shared.counters.bytes_sent, buf.len() as u64);
+            buf.clear();
+            held.clear();
         }
-        let goodbye = drain_control(&shared, &mut buf, is_closed);
+        if failed {
+            break;
+        }
+        let goodbye = encode_control(&shared, control, &mut buf, is_closed);
         if !buf.is_empty() {
             if let Err(e) = write(&mut sink, &buf).await {
                 shared.teardown(format!("write failed: {e}"));
@@ -80,8 +103,7 @@ async fn write<W: AsyncWrite + Unpin>(sink: &mut W, buf: &[u8]) -> std::io::Resu
 }
 
 /// Encodes queued one-way messages. Returns true when a goodbye was written.
-fn drain_control(shared: &Shared, buf: &mut Vec<u8>, closing: bool) -> bool {
-    let c = std::mem::take(&mut *shared.control.lock());
+fn encode_control(shared: &Shared, c: Control, buf: &mut Vec<u8>, closing: bool) -> bool {
     let mut msgs = Vec::new();
     if !closing {
         // Chunked so one batch always fits the peer's frame limit.
@@ -101,8 +123,10 @@ fn drain_control(shared: &Shared, buf: &mut Vec<u8>, closing: bool) -> bool {
     }
     for m in &msgs {
         // These messages are small and fixed in shape; encoding cannot exceed a limit.
+        let before = buf.len();
         if shared.codec.encode(m, buf).is_ok() {
             Counters::add(&shared.counters.messages_sent, 1);
+            shared.trace(Direction::Sent, m, buf.len() - before);
         }
     }
     goodbye
