@@ -469,3 +469,105 @@ async fn a_type_named_by_a_path_uses_its_last_segment() {
     assert_eq!(Obj::new(nested::Outer).type_info().name, "Outer");
     assert_eq!(Obj::new(nested::Outer).type_info().members[0].doc, "");
 }
+
+#[derive(Default)]
+struct Conditional {
+    len: AtomicI64,
+}
+
+#[expose]
+impl Conditional {
+    #[exposed]
+    fn first(&self) -> i64 {
+        1
+    }
+
+    #[cfg(not(test))]
+    #[exposed]
+    fn gone(&self) -> i64 {
+        0
+    }
+
+    #[cfg(test)]
+    #[exposed]
+    fn kept(&self) -> i64 {
+        2
+    }
+
+    #[cfg(not(test))]
+    #[exposed(name = "platform")]
+    fn platform_a(&self) -> &'static str {
+        "a"
+    }
+
+    #[cfg(test)]
+    #[exposed(name = "platform")]
+    fn platform_b(&self) -> &'static str {
+        "b"
+    }
+
+    /// Read-only: its setter is compiled out.
+    #[exposed(property)]
+    fn level(&self) -> i64 {
+        7
+    }
+
+    #[cfg(not(test))]
+    #[exposed(setter)]
+    fn set_level(&self, _level: i64) {}
+
+    /// Renamed; the setter finds it by the getter's Rust name.
+    #[exposed(property, name = "size")]
+    fn len(&self) -> i64 {
+        self.len.load(Ordering::SeqCst)
+    }
+
+    #[exposed(setter)]
+    fn set_len(&self, len: i64) {
+        self.len.store(len, Ordering::SeqCst);
+    }
+
+    #[exposed]
+    fn last(&self) -> i64 {
+        3
+    }
+}
+
+#[tokio::test]
+async fn cfg_on_members_is_honoured() {
+    let p = Proxy::local(Obj::new(Conditional::default()).erase());
+    assert_eq!(
+        p.dir().await.unwrap(),
+        ["first", "kept", "platform", "level", "size", "last"]
+    );
+    assert_eq!(p.call_method("first", ()).await.unwrap(), Value::Int(1));
+    assert_eq!(p.call_method("kept", ()).await.unwrap(), Value::Int(2));
+    assert_eq!(
+        p.call_method("platform", ()).await.unwrap().as_str(),
+        Some("b")
+    );
+    assert_eq!(p.call_method("last", ()).await.unwrap(), Value::Int(3));
+    let e = p.call_method("gone", ()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NoSuchMember, "{e}");
+
+    assert_eq!(p.attr("level").get().await.unwrap(), Value::Int(7));
+    let e = p.attr("level").set(1).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::WrongOperation, "{e}");
+
+    p.attr("size").set(12).await.unwrap();
+    assert_eq!(p.attr("size").get().await.unwrap(), Value::Int(12));
+
+    let info = Obj::new(Conditional::default()).type_info();
+    assert_eq!(
+        info.members[info.find("level").unwrap()].kind,
+        MemberKind::Property { settable: false }
+    );
+    assert_eq!(
+        info.members[info.find("size").unwrap()].kind,
+        MemberKind::Property { settable: true }
+    );
+    assert_eq!(
+        info.members[info.find("size").unwrap()].signature,
+        "size: i64"
+    );
+}

@@ -5,7 +5,7 @@
 
 use std::collections::HashMap;
 
-use proc_macro2::Ident;
+use proc_macro2::{Ident, TokenStream};
 use syn::ext::IdentExt;
 use syn::spanned::Spanned;
 use syn::{FnArg, GenericArgument, GenericParam, Pat, PathArguments, ReturnType, Signature, Type};
@@ -36,6 +36,16 @@ pub(crate) struct Member {
     pub(crate) kind: Kind,
 }
 
+impl Member {
+    /// The function that defines the member: the method, or the property's getter.
+    pub(crate) fn handler(&self) -> &Handler {
+        match &self.kind {
+            Kind::Method(handler) => handler,
+            Kind::Property { getter, .. } => getter,
+        }
+    }
+}
+
 /// What sort of member, and the functions behind it.
 pub(crate) enum Kind {
     /// A method.
@@ -57,6 +67,8 @@ pub(crate) struct Handler {
     pub(crate) params: Vec<Param>,
     /// The return type, classified.
     pub(crate) output: Output,
+    /// The predicates of the function's `#[cfg(...)]` attributes.
+    pub(crate) cfgs: Vec<TokenStream>,
 }
 
 /// One parameter.
@@ -126,10 +138,10 @@ pub(crate) fn check(parsed: &Parsed, errors: &mut Vec<syn::Error>) -> Model {
 
     let mut members: Vec<Member> = Vec::new();
     let mut setters: Vec<(&Marked, Handler)> = Vec::new();
-    let mut names: HashMap<String, Ident> = HashMap::new();
+    let mut names: HashMap<String, (Ident, bool)> = HashMap::new();
     for marked in &parsed.marked {
         let sig = &marked.func.sig;
-        let handler = handler(sig, errors);
+        let handler = handler(sig, marked.cfgs.clone(), errors);
         let (explicit, is_property) = match &marked.marker {
             Marker::Setter { .. } => {
                 if handler.params.len() != 1 {
@@ -155,13 +167,20 @@ pub(crate) fn check(parsed: &Parsed, errors: &mut Vec<syn::Error>) -> Model {
         if name.is_empty() {
             errors.push(syn::Error::new(name_span, "exposed names cannot be empty"));
         }
-        if let Some(first) = names.get(&name) {
-            errors.push(syn::Error::new(
-                name_span,
-                format!("duplicate exposed name `{name}`: `fn {first}` already uses it"),
-            ));
-        } else {
-            names.insert(name.clone(), sig.ident.clone());
+        // Two conditional members may share a name: their `cfg`s are presumably exclusive
+        // (`#[cfg(unix)]` and `#[cfg(windows)]` versions of one method).
+        let conditional = !handler.cfgs.is_empty();
+        match names.get(&name) {
+            Some((first, first_conditional)) if !(conditional && *first_conditional) => {
+                errors.push(syn::Error::new(
+                    name_span,
+                    format!("duplicate exposed name `{name}`: `fn {first}` already uses it"),
+                ));
+            }
+            Some(_) => {}
+            None => {
+                names.insert(name.clone(), (sig.ident.clone(), conditional));
+            }
         }
         let kind = if is_property {
             Kind::Property {
@@ -190,11 +209,17 @@ pub(crate) fn check(parsed: &Parsed, errors: &mut Vec<syn::Error>) -> Model {
 }
 
 /// Checks what every exposed function shares (receiver, generics, parameters) and reads it.
-fn handler(sig: &Signature, errors: &mut Vec<syn::Error>) -> Handler {
+fn handler(sig: &Signature, cfgs: Vec<TokenStream>, errors: &mut Vec<syn::Error>) -> Handler {
     if let Some(unsafety) = &sig.unsafety {
         errors.push(syn::Error::new_spanned(
             unsafety,
             "exposed methods cannot be `unsafe`",
+        ));
+    }
+    if let Some(variadic) = &sig.variadic {
+        errors.push(syn::Error::new_spanned(
+            variadic,
+            "exposed methods cannot be variadic",
         ));
     }
     if sig
@@ -266,6 +291,7 @@ fn handler(sig: &Signature, errors: &mut Vec<syn::Error>) -> Handler {
         is_async: sig.asyncness.is_some(),
         params,
         output,
+        cfgs,
     }
 }
 

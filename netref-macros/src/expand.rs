@@ -6,7 +6,7 @@
 //! method of the same name.
 
 use proc_macro2::{Ident, Literal, TokenStream};
-use quote::{format_ident, quote, quote_spanned};
+use quote::{format_ident, quote, quote_spanned, ToTokens};
 use syn::spanned::Spanned;
 use syn::ItemImpl;
 
@@ -19,11 +19,12 @@ pub(crate) fn expand(item: &ItemImpl, model: &Model) -> TokenStream {
     let type_name = &model.type_name;
     let type_doc = &model.doc;
     let infos = model.members.iter().map(member_info);
+    let (index_consts, indices) = indices(&model.members);
     let arms = model
         .members
         .iter()
-        .enumerate()
-        .map(|(index, member)| member_arms(Literal::usize_unsuffixed(index), member));
+        .zip(indices)
+        .map(|(member, index)| member_arms(index, member));
 
     quote! {
         #item
@@ -44,6 +45,7 @@ pub(crate) fn expand(item: &ItemImpl, model: &Model) -> TokenStream {
                 member: usize,
                 inv: ::netref::__private::Invocation,
             ) -> ::netref::__private::BoxFuture<'static, ::netref::Result<::netref::Value>> {
+                #(#index_consts)*
                 match (member, inv) {
                     #(#arms)*
                     (member, _) => ::netref::__private::boxed(async move {
@@ -65,17 +67,69 @@ pub(crate) fn expand(item: &ItemImpl, model: &Model) -> TokenStream {
     }
 }
 
+/// `#[cfg(...)]` attributes for `predicates`.
+fn cfg_attrs<'a>(predicates: impl IntoIterator<Item = &'a TokenStream>) -> TokenStream {
+    let predicates = predicates.into_iter();
+    quote!(#(#[cfg(#predicates)])*)
+}
+
+/// True when all `predicates` hold, as a constant expression.
+fn cfg_holds(predicates: &[TokenStream]) -> TokenStream {
+    if predicates.is_empty() {
+        quote!(true)
+    } else {
+        quote!(::core::cfg!(all(#(#predicates),*)))
+    }
+}
+
+/// The `match` pattern for each member's index, and the constants some of them need.
+///
+/// A member's index is its position in the `members` array *as compiled*: when an earlier
+/// member has `#[cfg(...)]`, the index depends on the configuration and becomes a constant
+/// (itself present only when its member is) that counts the earlier members compiled in.
+fn indices(members: &[Member]) -> (Vec<TokenStream>, Vec<TokenStream>) {
+    let mut consts = Vec::new();
+    let mut patterns = Vec::new();
+    for (i, member) in members.iter().enumerate() {
+        let earlier = &members[..i];
+        if earlier.iter().all(|m| m.handler().cfgs.is_empty()) {
+            patterns.push(Literal::usize_unsuffixed(i).to_token_stream());
+            continue;
+        }
+        let name = format_ident!("__NETREF_MEMBER_{}", i);
+        let counts = earlier.iter().map(|m| {
+            let cfgs = &m.handler().cfgs;
+            if cfgs.is_empty() {
+                quote!(1)
+            } else {
+                quote!((::core::cfg!(all(#(#cfgs),*)) as usize))
+            }
+        });
+        let cfgs = cfg_attrs(&member.handler().cfgs);
+        consts.push(quote! {
+            #cfgs
+            const #name: usize = 0 #(+ #counts)*;
+        });
+        patterns.push(name.to_token_stream());
+    }
+    (consts, patterns)
+}
+
 /// The static `MemberInfo` of one member.
 fn member_info(member: &Member) -> TokenStream {
     let name = &member.name;
     let doc = &member.doc;
+    let cfgs = cfg_attrs(&member.handler().cfgs);
     let (kind, signature) = match &member.kind {
         Kind::Method(handler) => (
             quote!(::netref::__private::MemberKind::Method),
             method_signature(name, handler),
         ),
         Kind::Property { getter, setter } => {
-            let settable = setter.is_some();
+            let settable = match setter {
+                Some(setter) => cfg_holds(&setter.cfgs),
+                None => quote!(false),
+            };
             let ty = getter.output.ty().map(type_text).unwrap_or_default();
             (
                 quote!(::netref::__private::MemberKind::Property { settable: #settable }),
@@ -84,6 +138,7 @@ fn member_info(member: &Member) -> TokenStream {
         }
     };
     quote! {
+        #cfgs
         ::netref::__private::MemberInfo {
             name: #name,
             kind: #kind,
@@ -109,7 +164,8 @@ fn method_signature(name: &str, handler: &Handler) -> String {
 }
 
 /// The `match` arms that serve one member.
-fn member_arms(index: Literal, member: &Member) -> TokenStream {
+fn member_arms(index: TokenStream, member: &Member) -> TokenStream {
+    let cfgs = cfg_attrs(&member.handler().cfgs);
     match &member.kind {
         Kind::Method(handler) => {
             let vars: Vec<_> = (0..handler.params.len())
@@ -135,6 +191,7 @@ fn member_arms(index: Literal, member: &Member) -> TokenStream {
             };
             let reply = call_and_reply(handler, &vars);
             quote! {
+                #cfgs
                 (#index, ::netref::__private::Invocation::Call(#args_binding)) => {
                     ::netref::__private::boxed(async move {
                         #(#takes)*
@@ -149,12 +206,20 @@ fn member_arms(index: Literal, member: &Member) -> TokenStream {
             let set = setter.as_ref().map(|setter| {
                 let var = format_ident!("__arg0");
                 let ty = setter.params.first().map(|p| &p.ty);
+                let decode = match ty {
+                    Some(ty) => {
+                        quote_spanned!(ty.span()=> ::netref::__private::from_value(__value))
+                    }
+                    None => quote!(::netref::__private::from_value(__value)),
+                };
                 let message = format!("property `{}`: ", member.name);
                 let reply = call_and_reply(setter, std::slice::from_ref(&var));
+                let cfgs = cfg_attrs(getter.cfgs.iter().chain(&setter.cfgs));
                 quote! {
+                    #cfgs
                     (#index, ::netref::__private::Invocation::Set(__value)) => {
                         ::netref::__private::boxed(async move {
-                            let #var: #ty = ::netref::__private::from_value(__value).map_err(|e| {
+                            let #var: #ty = #decode.map_err(|e| {
                                 let detail = match e {
                                     ::netref::Error::Value(detail) => detail,
                                     other => ::std::string::ToString::to_string(&other),
@@ -170,6 +235,7 @@ fn member_arms(index: Literal, member: &Member) -> TokenStream {
                 }
             });
             quote! {
+                #cfgs
                 (#index, ::netref::__private::Invocation::Get) => {
                     ::netref::__private::boxed(async move { #get })
                 }

@@ -58,6 +58,11 @@ use proc_macro::TokenStream;
 /// `name = "..."` combines with `property`: `#[exposed(property, name = "size")]`. A setter
 /// may return `()` or a `Result<(), E>`; it is not a member of its own.
 ///
+/// `#[cfg(...)]` on a marked function makes the member conditional: when the function is
+/// compiled out, so is the member (two conditional members may share a name). A marker
+/// inside `#[cfg_attr(...)]` is not supported: rustc evaluates `cfg_attr` after this macro
+/// runs.
+///
 /// # Rules
 ///
 /// The macro reports every broken rule at once, each at the offending code:
@@ -128,5 +133,58 @@ fn report(errors: Vec<syn::Error>, item: proc_macro2::TokenStream) -> proc_macro
     quote::quote! {
         #(#errors)*
         #item
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use quote::quote;
+
+    #[test]
+    fn the_expansion_parses_as_items() {
+        let out = super::run(
+            quote!(),
+            quote! {
+                /// Doc.
+                impl Lab {
+                    #[exposed]
+                    fn add(&self, a: i64, b: i64) -> i64 { a + b }
+                    #[cfg(feature = "x")]
+                    #[exposed(property)]
+                    fn value(&self) -> i64 { 1 }
+                    #[exposed(setter)]
+                    async fn set_value(&self, v: i64) -> Result<(), E> { Ok(()) }
+                    #[exposed]
+                    fn last(&self) {}
+                }
+            },
+        );
+        let file: syn::File = syn::parse2(out.clone()).expect("items");
+        assert_eq!(file.items.len(), 2, "{out}");
+        let text = out.to_string();
+        assert!(text.contains("__NETREF_MEMBER_2"), "{text}");
+        assert!(!text.contains("exposed"), "{text}");
+    }
+
+    #[test]
+    fn errors_come_with_the_item_and_never_panic() {
+        for input in [
+            quote!(),
+            quote!(
+                fn f() {}
+            ),
+            quote!(impl),
+            quote!(impl X { #[exposed(name =)] fn f(&self) {} }),
+            quote!(impl X { #[exposed(setter = 1)] fn f(&self) {} }),
+            quote!(impl X { #[exposed(setter)] fn set_(&self) {} }),
+            quote!(impl X { #[exposed] fn f(&self, ...) {} }),
+            quote!(impl dyn X { #[exposed] fn f(&self) {} }),
+            quote!(
+                impl<T> X<T> where T: Send {}
+            ),
+        ] {
+            let out = super::run(quote!(), input.clone()).to_string();
+            assert!(out.contains("compile_error"), "{input} -> {out}");
+        }
     }
 }

@@ -28,6 +28,9 @@ pub(crate) struct Marked {
     pub(crate) func: ImplItemFn,
     /// What the marker asks for.
     pub(crate) marker: Marker,
+    /// The predicates of the function's `#[cfg(...)]` attributes: the member exists only
+    /// when they all hold.
+    pub(crate) cfgs: Vec<TokenStream>,
 }
 
 /// What a marker asks for.
@@ -72,8 +75,10 @@ pub(crate) fn parse(
     for impl_item in &mut item.items {
         match impl_item {
             ImplItem::Fn(func) => {
+                reject_cfg_attr_marker(&mut func.attrs, errors);
                 if let Some(marker) = take_marker(&mut func.attrs, errors) {
                     marked.push(Marked {
+                        cfgs: cfg_predicates(&func.attrs),
                         func: func.clone(),
                         marker,
                     });
@@ -112,6 +117,46 @@ fn reject_marker(attrs: &mut Vec<Attribute>, errors: &mut Vec<syn::Error>) {
             "#[exposed] goes on methods (`fn`) only",
         ));
     }
+}
+
+/// The predicates of the `#[cfg(...)]` attributes in `attrs`.
+///
+/// rustc does not evaluate `cfg` on the items inside the block before running the macro, so
+/// the expansion carries them over to everything it generates for the member.
+fn cfg_predicates(attrs: &[Attribute]) -> Vec<TokenStream> {
+    attrs
+        .iter()
+        .filter(|a| a.path().is_ident("cfg"))
+        .filter_map(|a| match &a.meta {
+            Meta::List(list) => Some(list.tokens.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Reports and removes `#[cfg_attr(..., exposed...)]`: a conditional marker on an
+/// unconditional function cannot be seen before `cfg_attr` is evaluated, which happens after
+/// this macro runs.
+fn reject_cfg_attr_marker(attrs: &mut Vec<Attribute>, errors: &mut Vec<syn::Error>) {
+    attrs.retain(|attr| {
+        if !attr.path().is_ident("cfg_attr") {
+            return true;
+        }
+        let Ok(parts) = attr
+            .parse_args_with(syn::punctuated::Punctuated::<Meta, syn::Token![,]>::parse_terminated)
+        else {
+            return true;
+        };
+        let Some(marker) = parts.iter().skip(1).find(|m| m.path().is_ident(MARKER)) else {
+            return true;
+        };
+        errors.push(syn::Error::new_spanned(
+            marker,
+            "#[exposed] cannot be applied through #[cfg_attr]; put #[cfg(...)] on the \
+             function to make the member conditional",
+        ));
+        false
+    });
 }
 
 fn take_marker_attrs(attrs: &mut Vec<Attribute>) -> Vec<Attribute> {

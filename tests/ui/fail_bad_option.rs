@@ -45,6 +45,11 @@ impl Thing {
     fn i(&self) -> i64 {
         9
     }
+
+    #[cfg_attr(all(), exposed)]
+    fn j(&self) -> i64 {
+        10
+    }
 }
 
 fn main() {}
