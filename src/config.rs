@@ -24,6 +24,19 @@ pub struct Config {
     pub send_queue: usize,
     /// A label for traces and errors (default: the peer address, or `"memory"`).
     pub label: Option<String>,
+    /// Most objects this side lends at once on one connection; a value that would lend more
+    /// fails with [`ErrorKind::Overloaded`](crate::ErrorKind::Overloaded). Default 1,000,000.
+    pub max_exports: usize,
+    /// Most incoming calls running at once; the excess is refused at once with
+    /// [`ErrorKind::Overloaded`](crate::ErrorKind::Overloaded) (the reader never stalls).
+    /// Default 1024.
+    pub max_in_flight: usize,
+    /// Send a `Ping` after this long without receiving anything. `None` disables
+    /// keepalive. Default 15 s.
+    pub keepalive_interval: Option<Duration>,
+    /// Close the connection (failing its calls with `Disconnected`) after this long without
+    /// receiving anything while keepalive is on. Default 45 s.
+    pub keepalive_timeout: Duration,
 }
 
 impl Default for Config {
@@ -35,6 +48,10 @@ impl Default for Config {
             call_timeout: Duration::from_secs(30),
             send_queue: 1024,
             label: None,
+            max_exports: 1_000_000,
+            max_in_flight: 1024,
+            keepalive_interval: Some(Duration::from_secs(15)),
+            keepalive_timeout: Duration::from_secs(45),
         }
     }
 }
@@ -55,6 +72,32 @@ impl Config {
     /// Sets [`Config::max_frame`].
     pub fn with_max_frame(mut self, bytes: usize) -> Self {
         self.max_frame = bytes;
+        self
+    }
+
+    /// Sets [`Config::keepalive_interval`] and [`Config::keepalive_timeout`]; `None`
+    /// disables keepalive.
+    pub fn with_keepalive(mut self, interval: Option<Duration>, timeout: Duration) -> Self {
+        self.keepalive_interval = interval;
+        self.keepalive_timeout = timeout;
+        self
+    }
+
+    /// Sets [`Config::max_in_flight`].
+    pub fn with_max_in_flight(mut self, calls: usize) -> Self {
+        self.max_in_flight = calls;
+        self
+    }
+
+    /// Sets [`Config::max_exports`].
+    pub fn with_max_exports(mut self, objects: usize) -> Self {
+        self.max_exports = objects;
+        self
+    }
+
+    /// Sets [`Config::handshake_timeout`].
+    pub fn with_handshake_timeout(mut self, d: Duration) -> Self {
+        self.handshake_timeout = d;
         self
     }
 

@@ -78,6 +78,7 @@ pub(crate) struct Control {
     pub(crate) finishes: Vec<u64>,
     pub(crate) cancels: Vec<u64>,
     pub(crate) pongs: Vec<u64>,
+    pub(crate) pings: Vec<u64>,
     pub(crate) goodbye: Option<String>,
 }
 
@@ -112,6 +113,11 @@ pub(crate) struct Shared {
     tasks_done: Notify,
     tracing_on: AtomicBool,
     tracer: parking_lot::RwLock<Option<Tracer>>,
+    /// When the connection started; `last_received` counts milliseconds from here.
+    started: tokio::time::Instant,
+    last_received: AtomicU64,
+    /// Set by graceful shutdown: new incoming calls are refused.
+    pub(crate) draining: AtomicBool,
 }
 
 /// What user-facing handles hold: dropping the last one closes the connection.
@@ -162,6 +168,7 @@ impl Connection {
         let (closed_tx, closed_rx) = watch::channel(false);
         let n = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
         let label = config.label.clone().unwrap_or_else(|| format!("conn{n}"));
+        let max_exports = config.max_exports;
         let shared = Arc::new(Shared {
             label: label.clone(),
             peer_max_depth: peer.max_depth as usize,
@@ -170,7 +177,7 @@ impl Connection {
             out: out_tx,
             control: Mutex::new(Control::default()),
             control_notify: Notify::new(),
-            exports: Mutex::new(Exports::default()),
+            exports: Mutex::new(Exports::new(max_exports)),
             imports: Mutex::new(Imports::default()),
             pending: Mutex::new(HashMap::new()),
             answers: Mutex::new(HashMap::new()),
@@ -186,6 +193,9 @@ impl Connection {
             tasks_done: Notify::new(),
             tracing_on: AtomicBool::new(false),
             tracer: parking_lot::RwLock::new(None),
+            started: tokio::time::Instant::now(),
+            last_received: AtomicU64::new(0),
+            draining: AtomicBool::new(false),
         });
         let link = Arc::new(Link {
             shared: shared.clone(),
@@ -195,7 +205,12 @@ impl Connection {
         shared.spawn_task(
             writer::run(shared.clone(), out_rx, writer, closed_rx.clone()).instrument(span.clone()),
         );
-        shared.spawn_task(reader::run(shared.clone(), reader, closed_rx).instrument(span));
+        shared.spawn_task(
+            reader::run(shared.clone(), reader, closed_rx.clone()).instrument(span.clone()),
+        );
+        if let Some(interval) = shared.config.keepalive_interval {
+            shared.spawn_task(keepalive(shared.clone(), interval, closed_rx).instrument(span));
+        }
         Ok(Connection { link })
     }
 
@@ -246,6 +261,29 @@ impl Connection {
         self.closed().await;
     }
 
+    /// Like [`Connection::close`], with `reason` in the goodbye the peer receives.
+    pub async fn close_with(&self, reason: String) {
+        self.link.shared.close(reason);
+        self.closed().await;
+    }
+
+    /// Refuses new incoming calls (with [`ErrorKind::Overloaded`]) and waits until the calls
+    /// already running finish or `deadline` passes. Used by graceful shutdown.
+    pub async fn drain(&self, deadline: tokio::time::Instant) {
+        let shared = &self.link.shared;
+        shared.draining.store(true, Ordering::Release);
+        loop {
+            let done = shared.tasks_done.notified();
+            if shared.running.lock().is_empty() || shared.is_closed() {
+                return;
+            }
+            tokio::select! {
+                _ = done => {}
+                _ = tokio::time::sleep_until(deadline) => return,
+            }
+        }
+    }
+
     /// Waits until the connection is closed and all its tasks are gone.
     pub async fn closed(&self) {
         let shared = &self.link.shared;
@@ -276,6 +314,17 @@ impl Connection {
 impl Shared {
     pub(crate) fn is(&self, link: &Arc<Link>) -> bool {
         std::ptr::eq(Arc::as_ptr(&link.shared), self)
+    }
+
+    /// Notes that something arrived from the peer (for keepalive).
+    pub(crate) fn mark_received(&self) {
+        let ms = self.started.elapsed().as_millis() as u64;
+        self.last_received.store(ms, Ordering::Relaxed);
+    }
+
+    fn idle(&self) -> Duration {
+        let last = Duration::from_millis(self.last_received.load(Ordering::Relaxed));
+        self.started.elapsed().saturating_sub(last)
     }
 
     /// Reports `msg` to the tracer, if one is installed.
@@ -512,6 +561,31 @@ impl Shared {
         drop(imports);
         let root = self.root.lock().take();
         drop(root);
+    }
+}
+
+/// Pings a quiet peer and closes the connection when it stays silent past the timeout, so a
+/// half-open link fails its calls instead of hanging them.
+async fn keepalive(shared: Arc<Shared>, interval: Duration, mut closed: watch::Receiver<bool>) {
+    let timeout = shared.config.keepalive_timeout;
+    let mut ping = 0u64;
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(interval) => {}
+            _ = closed.wait_for(|c| *c) => return,
+        }
+        let idle = shared.idle();
+        if idle >= timeout {
+            shared.teardown(format!(
+                "no message from the peer for {idle:?} (keepalive timeout {timeout:?})"
+            ));
+            return;
+        }
+        if idle >= interval {
+            ping += 1;
+            shared.control.lock().pings.push(ping);
+            shared.control_notify.notify_one();
+        }
     }
 }
 

@@ -70,6 +70,7 @@ mod value;
 pub mod trace;
 
 pub mod adapters;
+pub mod context;
 
 #[doc(hidden)]
 #[path = "private.rs"]
@@ -84,7 +85,7 @@ pub use connection::Connection;
 pub use error::{Error, ErrorKind, RemoteError, Result};
 pub use object::{Args, IntoArgs, Invocation, MemberInfo, MemberKind, Obj, Object, TypeInfo};
 pub use proxy::{Call, Proxy, RemoteIter};
-pub use server::{ConnectionInfo, Server, ServerHandle};
+pub use server::{ConnectionInfo, ListenAddr, Server, ServerHandle, DEFAULT_MAX_CONNECTIONS};
 pub use stats::Stats;
 pub use transport::{connect, connect_with, pair, pair_with};
 pub use value::{from_value, to_value, Value};

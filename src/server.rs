@@ -30,6 +30,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use tokio::net::{TcpListener, ToSocketAddrs};
@@ -62,12 +63,14 @@ pub struct Server {
     factory: Option<Factory>,
     on_connect: Option<Hook>,
     on_disconnect: Option<Hook>,
+    max_connections: usize,
 }
 
 impl fmt::Debug for Server {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Server")
             .field("config", &self.config)
+            .field("max_connections", &self.max_connections)
             .finish_non_exhaustive()
     }
 }
@@ -89,12 +92,21 @@ impl Server {
             factory: Some(Arc::new(factory)),
             on_connect: None,
             on_disconnect: None,
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 
     /// Sets the configuration of every accepted connection.
     pub fn config(mut self, config: Config) -> Server {
         self.config = config;
+        self
+    }
+
+    /// Caps the connections open at once (default 1024). A client over the cap completes
+    /// the hello, then receives `Goodbye` with the reason and is closed; it sees
+    /// "connection limit … reached" as its disconnect reason.
+    pub fn max_connections(mut self, n: usize) -> Server {
+        self.max_connections = n;
         self
     }
 
@@ -122,18 +134,73 @@ impl Server {
         self.serve(listener)
     }
 
-    /// Starts accepting on an existing listener.
+    /// Starts accepting on an existing TCP listener.
     pub fn serve(self, listener: TcpListener) -> Result<ServerHandle> {
-        let local_addr = listener.local_addr()?;
+        let local_addr = ListenAddr::Tcp(listener.local_addr()?);
+        Ok(self.start(Listener::Tcp(listener), local_addr))
+    }
+
+    /// Binds a Unix socket at `path` (which must not exist) and starts accepting.
+    #[cfg(unix)]
+    pub fn bind_unix(self, path: impl AsRef<std::path::Path>) -> Result<ServerHandle> {
+        let path = path.as_ref().to_path_buf();
+        let listener = tokio::net::UnixListener::bind(&path)?;
+        Ok(self.start(Listener::Unix(listener), ListenAddr::Unix(path)))
+    }
+
+    fn start(self, listener: Listener, local: ListenAddr) -> ServerHandle {
         let (stop_tx, stop_rx) = watch::channel(false);
         let live: Live = Arc::new(Mutex::new(HashMap::new()));
         let task = tokio::spawn(accept_loop(self, listener, stop_rx, live.clone()));
-        Ok(ServerHandle {
-            local_addr,
+        ServerHandle {
+            local,
             stop: stop_tx,
             live,
             task: Mutex::new(Some(task)),
-        })
+        }
+    }
+}
+
+/// The default of [`Server::max_connections`].
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+
+enum Listener {
+    Tcp(TcpListener),
+    #[cfg(unix)]
+    Unix(tokio::net::UnixListener),
+}
+
+enum Accepted {
+    Tcp(tokio::net::TcpStream, SocketAddr),
+    #[cfg(unix)]
+    Unix(tokio::net::UnixStream),
+}
+
+impl Listener {
+    async fn accept(&self) -> std::io::Result<Accepted> {
+        match self {
+            Listener::Tcp(l) => l.accept().await.map(|(s, a)| Accepted::Tcp(s, a)),
+            #[cfg(unix)]
+            Listener::Unix(l) => l.accept().await.map(|(s, _)| Accepted::Unix(s)),
+        }
+    }
+}
+
+/// Where a server listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenAddr {
+    /// A TCP address.
+    Tcp(SocketAddr),
+    /// A Unix socket path.
+    Unix(std::path::PathBuf),
+}
+
+impl fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ListenAddr::Tcp(a) => write!(f, "{a}"),
+            ListenAddr::Unix(p) => write!(f, "unix:{}", p.display()),
+        }
     }
 }
 
@@ -141,7 +208,7 @@ type Live = Arc<Mutex<HashMap<u64, Connection>>>;
 
 async fn accept_loop(
     server: Server,
-    listener: TcpListener,
+    listener: Listener,
     mut stop: watch::Receiver<bool>,
     live: Live,
 ) {
@@ -151,35 +218,62 @@ async fn accept_loop(
             a = listener.accept() => a,
             _ = stop.wait_for(|s| *s) => return,
         };
-        let (stream, peer) = match accepted {
+        let accepted = match accepted {
             Ok(x) => x,
             Err(e) => {
+                // Out of file descriptors and the like: back off instead of spinning.
                 tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                 continue;
             }
         };
+        let peer = match &accepted {
+            Accepted::Tcp(_, a) => Some(*a),
+            #[cfg(unix)]
+            Accepted::Unix(_) => None,
+        };
         let info = ConnectionInfo {
             id: next.fetch_add(1, Ordering::Relaxed),
-            peer: Some(peer),
+            peer,
         };
-        tokio::spawn(serve_one(server.clone(), stream, info, live.clone()));
+        tokio::spawn(serve_one(server.clone(), accepted, info, live.clone()));
     }
 }
 
-async fn serve_one(
-    server: Server,
-    stream: tokio::net::TcpStream,
-    info: ConnectionInfo,
-    live: Live,
-) {
-    let root = server.factory.as_ref().map(|f| f(&info));
-    let conn = match from_tcp(stream, server.config.clone(), root).await {
+async fn serve_one(server: Server, accepted: Accepted, info: ConnectionInfo, live: Live) {
+    let full = live.lock().len() >= server.max_connections;
+    let root = if full {
+        None
+    } else {
+        server.factory.as_ref().map(|f| f(&info))
+    };
+    let mut config = server.config.clone();
+    let made = match accepted {
+        Accepted::Tcp(stream, _) => from_tcp(stream, config, root).await,
+        #[cfg(unix)]
+        Accepted::Unix(stream) => {
+            config
+                .label
+                .get_or_insert_with(|| format!("unix#{}", info.id));
+            let (r, w) = stream.into_split();
+            Connection::from_io(r, w, config, root).await
+        }
+    };
+    let conn = match made {
         Ok(c) => c,
         Err(e) => {
             tracing::debug!(peer = ?info.peer, error = %e, "handshake failed");
             return;
         }
     };
+    if full {
+        conn.close_with(format!(
+            "refused: the server's connection limit of {} is reached",
+            server.max_connections
+        ))
+        .await;
+        return;
+    }
     live.lock().insert(info.id, conn.clone());
     if let Some(hook) = &server.on_connect {
         hook(&info, &conn);
@@ -191,9 +285,9 @@ async fn serve_one(
     }
 }
 
-/// A running server.
+/// A running server. Dropping it stops accepting; open connections go on until closed.
 pub struct ServerHandle {
-    local_addr: SocketAddr,
+    local: ListenAddr,
     stop: watch::Sender<bool>,
     live: Live,
     task: Mutex<Option<JoinHandle<()>>>,
@@ -202,16 +296,26 @@ pub struct ServerHandle {
 impl fmt::Debug for ServerHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ServerHandle")
-            .field("local_addr", &self.local_addr)
+            .field("local", &self.local)
             .field("connections", &self.connection_count())
             .finish()
     }
 }
 
 impl ServerHandle {
-    /// The address the server listens on (useful after binding port 0).
+    /// The TCP address the server listens on (useful after binding port 0).
+    ///
+    /// For a Unix-socket server this is `0.0.0.0:0`; use [`ServerHandle::listen_addr`].
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        match &self.local {
+            ListenAddr::Tcp(a) => *a,
+            ListenAddr::Unix(_) => SocketAddr::from(([0, 0, 0, 0], 0)),
+        }
+    }
+
+    /// Where the server listens.
+    pub fn listen_addr(&self) -> &ListenAddr {
+        &self.local
     }
 
     /// Connections currently open.
@@ -224,17 +328,48 @@ impl ServerHandle {
         self.live.lock().values().cloned().collect()
     }
 
-    /// Stops accepting, closes every connection and waits until they are gone.
-    pub async fn shutdown(&self) {
+    /// Stops accepting new connections (open ones go on).
+    pub async fn stop_accepting(&self) {
         let _ = self.stop.send(true);
         let task = self.task.lock().take();
         if let Some(task) = task {
             let _ = task.await;
         }
+    }
+
+    /// Stops accepting, closes every connection at once and waits until they are gone.
+    pub async fn shutdown(&self) {
+        self.shutdown_graceful(Duration::ZERO).await;
+    }
+
+    /// Stops accepting, refuses new calls on open connections, lets the calls in flight
+    /// finish for up to `grace`, then closes every connection with a `Goodbye` saying the
+    /// server is shutting down, and waits until they are gone.
+    pub async fn shutdown_graceful(&self, grace: Duration) {
+        self.stop_accepting().await;
         let conns = self.connections();
-        for c in &conns {
-            c.close().await;
-        }
+        let deadline = tokio::time::Instant::now() + grace;
+        let drains = conns.iter().map(|c| c.drain(deadline));
+        futures_util::future::join_all(drains).await;
+        let closes = conns
+            .iter()
+            .map(|c| c.close_with("the server is shutting down".into()));
+        futures_util::future::join_all(closes).await;
+        self.live.lock().clear();
+    }
+
+    /// Runs [`ServerHandle::shutdown_graceful`] when `signal` completes (a Ctrl-C future, a
+    /// cancellation token's `cancelled()` …), returning at once; await the returned task to
+    /// know when the server is gone.
+    pub fn shutdown_on<F>(self: &Arc<Self>, signal: F, grace: Duration) -> JoinHandle<()>
+    where
+        F: std::future::Future + Send + 'static,
+    {
+        let this = self.clone();
+        tokio::spawn(async move {
+            signal.await;
+            this.shutdown_graceful(grace).await;
+        })
     }
 }
 

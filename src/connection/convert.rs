@@ -85,7 +85,7 @@ impl Shared {
             return Ok(WireRef::Receiver { target, path });
         }
         // A local object, or a third party's object forwarded through us.
-        let id = self.exports.lock().export(&p);
+        let id = self.exports.lock().export(&p)?;
         ctx.exported.push(id);
         Ok(WireRef::Sender(id))
     }

@@ -17,6 +17,7 @@ use tokio::sync::{oneshot, watch};
 
 use super::{AnswerSlot, SendCtx, Shared};
 use crate::codec::native::read_frame;
+use crate::context::{CallContext, CALL};
 use crate::error::{Error, ErrorKind, Result};
 use crate::protocol::{
     CallMsg, Message, Op, Target, WireError, WireValue, FLAG_KEEP_ANSWER, FLAG_ONE_WAY,
@@ -60,6 +61,7 @@ where
                 return;
             }
         }
+        shared.mark_received();
         Counters::add(&shared.counters.bytes_received, buf.len() as u64 + 4);
         Counters::add(&shared.counters.messages_received, 1);
         let msg = match shared.codec.decode(&buf) {
@@ -123,11 +125,36 @@ fn handle_call(shared: &Arc<Shared>, state: &mut ReaderState, c: CallMsg) {
         tx
     });
     let one_way = c.flags & FLAG_ONE_WAY != 0;
+    let max = shared.config.max_in_flight;
+    let refusal = if shared.draining.load(std::sync::atomic::Ordering::Acquire) {
+        Some("the server is shutting down".to_owned())
+    } else if shared.running.lock().len() >= max {
+        Some(format!(
+            "{max} calls are already running on this connection (the limit)"
+        ))
+    } else {
+        None
+    };
+    if let Some(why) = refusal {
+        // Refused at once: the reader never waits for room.
+        drop(op); // releases whatever the call lent us
+        let err = Error::remote(ErrorKind::Overloaded, why);
+        if let Some(tx) = answer_tx {
+            let _ = tx.send(Some(Err(err.into_remote())));
+        } else if !one_way {
+            let task_shared = shared.clone();
+            shared.spawn_task(async move { send_return(&task_shared, c.id, Err(err)).await });
+        }
+        return;
+    }
     let (cancel_tx, cancel_rx) = oneshot::channel::<()>();
     shared.running.lock().insert(c.id, cancel_tx);
     let (start_tx, start_rx) = oneshot::channel();
     let prev = state.last_started.replace(start_rx);
     let timeout = (c.timeout_ms > 0).then(|| Duration::from_millis(u64::from(c.timeout_ms)));
+    let ctx = CallContext {
+        deadline: timeout.map(|d| tokio::time::Instant::now() + d),
+    };
     let hop = describe(&shared.label, c.target, &path);
     let id = c.id;
     let task_shared = shared.clone();
@@ -164,7 +191,7 @@ fn handle_call(shared: &Arc<Shared>, state: &mut ReaderState, c: CallMsg) {
             started: Some(start_tx),
         };
         let result = tokio::select! {
-            r = with_timeout(work, timeout) => Some(r),
+            r = CALL.scope(ctx, with_timeout(work, timeout)) => Some(r),
             _ = cancel_rx => None,
         };
         shared.running.lock().remove(&id);

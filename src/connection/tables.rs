@@ -11,6 +11,7 @@ use std::sync::{Arc, Weak};
 use slotmap::{DefaultKey, Key, KeyData, SlotMap};
 
 use super::Link;
+use crate::error::{Error, ErrorKind, Result};
 use crate::proxy::Proxy;
 
 /// One lent object.
@@ -24,10 +25,10 @@ struct ExportEntry {
 }
 
 /// The owner's table: generational ids (slotmap keys) to lent objects.
-#[derive(Default)]
 pub(crate) struct Exports {
     slots: SlotMap<DefaultKey, ExportEntry>,
     by_identity: HashMap<usize, DefaultKey>,
+    max: usize,
 }
 
 fn key_of(id: u64) -> DefaultKey {
@@ -35,15 +36,33 @@ fn key_of(id: u64) -> DefaultKey {
 }
 
 impl Exports {
+    /// An empty table that lends at most `max` objects at once.
+    pub(crate) fn new(max: usize) -> Exports {
+        Exports {
+            slots: SlotMap::new(),
+            by_identity: HashMap::new(),
+            max,
+        }
+    }
+
     /// Counts one send of `proxy` and returns its id (the same id while it stays lent).
-    pub(crate) fn export(&mut self, proxy: &Proxy) -> u64 {
+    pub(crate) fn export(&mut self, proxy: &Proxy) -> Result<u64> {
         // A proxy with a path is a different thing from its object: no shared identity.
         let identity = proxy.path.is_empty().then(|| proxy.identity());
         if let Some(key) = identity.and_then(|i| self.by_identity.get(&i).copied()) {
             if let Some(entry) = self.slots.get_mut(key) {
                 entry.count += 1;
-                return key.data().as_ffi();
+                return Ok(key.data().as_ffi());
             }
+        }
+        if self.slots.len() >= self.max {
+            return Err(Error::remote(
+                ErrorKind::Overloaded,
+                format!(
+                    "cannot lend another object: {} are lent on this connection (the limit)",
+                    self.max
+                ),
+            ));
         }
         let key = self.slots.insert(ExportEntry {
             proxy: proxy.clone(),
@@ -53,7 +72,7 @@ impl Exports {
         if let Some(i) = identity {
             self.by_identity.insert(i, key);
         }
-        key.data().as_ffi()
+        Ok(key.data().as_ffi())
     }
 
     /// The object behind `id`, if it is live (a stale generation finds nothing).

@@ -116,6 +116,7 @@ fn encode_control(shared: &Shared, c: Control, buf: &mut Vec<u8>, closing: bool)
         msgs.extend(c.finishes.into_iter().map(Message::Finish));
         msgs.extend(c.cancels.into_iter().map(Message::Cancel));
         msgs.extend(c.pongs.into_iter().map(Message::Pong));
+        msgs.extend(c.pings.into_iter().map(Message::Ping));
     }
     let goodbye = c.goodbye.is_some();
     if let Some(reason) = c.goodbye {

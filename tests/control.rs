@@ -1,0 +1,291 @@
+//! Deadlines, cancellation, dead peers, graceful shutdown and the connection cap.
+//!
+//! Time-dependent tests run over in-memory pairs with paused tokio time (real sockets and a
+//! paused clock do not mix: the clock would jump while the kernel holds data).
+mod common;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+use netref::{expose, Config, ErrorKind, Obj, Proxy, Result, Server};
+use tokio::sync::Semaphore;
+
+/// Counts ticks while its handlers run.
+struct Ticker {
+    ticks: Arc<AtomicU64>,
+    gate: Arc<Semaphore>,
+}
+
+impl Default for Ticker {
+    fn default() -> Self {
+        Ticker {
+            ticks: Arc::default(),
+            gate: Arc::new(Semaphore::new(0)),
+        }
+    }
+}
+
+/// Long-running handlers.
+#[expose]
+impl Ticker {
+    /// Ticks every 100 ms, forever.
+    #[exposed]
+    async fn tick_forever(&self) -> u64 {
+        loop {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            self.ticks.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// Calls `cb()` (which ticks on the other side) and returns its result.
+    #[exposed]
+    async fn relay(&self, cb: Proxy) -> Result<u64> {
+        cb.call(()).decode().await
+    }
+
+    /// The time left, in milliseconds, as the handler sees it.
+    #[exposed]
+    fn time_left_ms(&self) -> Option<u64> {
+        netref::context::time_left().map(|d| d.as_millis() as u64)
+    }
+
+    /// Waits until the test opens the gate.
+    #[exposed]
+    async fn wait_gate(&self) -> u64 {
+        let _permit = self.gate.acquire().await;
+        7
+    }
+}
+
+async fn ticker_pair(config: Config) -> (netref::Connection, netref::Connection, Arc<AtomicU64>) {
+    let ticks = Arc::new(AtomicU64::new(0));
+    let ticker = Ticker {
+        ticks: ticks.clone(),
+        ..Ticker::default()
+    };
+    let (server, client) = netref::pair_with(config, Some(Obj::new(ticker).erase()), None)
+        .await
+        .unwrap();
+    (server, client, ticks)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_call_past_its_deadline_times_out_and_the_handler_is_dropped() {
+    let (_server, client, ticks) = ticker_pair(Config::default()).await;
+    let e = client
+        .root()
+        .call_method("tick_forever", ())
+        .timeout(Duration::from_secs(1))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::TimedOut, "{e}");
+    // Give the cancellation a moment (it shares its instant with a tick), then watch.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let at_timeout = ticks.load(Ordering::SeqCst);
+    assert!(
+        (9..=10).contains(&at_timeout),
+        "ticked {at_timeout} times in 1 s"
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        ticks.load(Ordering::SeqCst),
+        at_timeout,
+        "the handler kept running"
+    );
+    // The connection is fine.
+    let left: Option<u64> = client
+        .root()
+        .call_method("time_left_ms", ())
+        .timeout(Duration::from_secs(3))
+        .decode()
+        .await
+        .unwrap();
+    assert_eq!(
+        left,
+        Some(3000),
+        "the handler sees the deadline the caller set"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_default_deadline_is_the_connections() {
+    let config = Config::default().with_call_timeout(Duration::from_secs(2));
+    let (_server, client, ticks) = ticker_pair(config).await;
+    let e = client
+        .root()
+        .call_method("tick_forever", ())
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::TimedOut);
+    assert!(ticks.load(Ordering::SeqCst) >= 19);
+}
+
+#[tokio::test(start_paused = true)]
+async fn dropping_a_call_cancels_the_handler_and_its_nested_callbacks() {
+    let (server, client, server_ticks) = ticker_pair(Config::default()).await;
+    let client_ticks = Arc::new(AtomicU64::new(0));
+    let ct = client_ticks.clone();
+    // The server's handler calls back into this callback, which ticks forever.
+    let cb = netref::callback_async(move || {
+        let ct = ct.clone();
+        async move {
+            loop {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                ct.fetch_add(1, Ordering::SeqCst);
+            }
+            #[allow(unreachable_code)]
+            0u64
+        }
+    });
+    let call = client.root().call_method("relay", (cb,));
+    // Let it run a while, then drop the call's future.
+    let r = tokio::time::timeout(Duration::from_secs(1), call).await;
+    assert!(r.is_err(), "the relay cannot finish");
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let at_drop = client_ticks.load(Ordering::SeqCst);
+    assert!(at_drop >= 8, "the nested callback ran ({at_drop} ticks)");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        client_ticks.load(Ordering::SeqCst),
+        at_drop,
+        "the nested callback was not cancelled"
+    );
+    assert_eq!(
+        server.stats().live_imports,
+        0,
+        "the server let go of the callback"
+    );
+
+    // Same for a plain handler: dropping the call stops it.
+    let call = client.root().call_method("tick_forever", ());
+    let _ = tokio::time::timeout(Duration::from_secs(1), call).await;
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let at_drop = server_ticks.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(server_ticks.load(Ordering::SeqCst), at_drop);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_silent_half_open_peer_is_detected_by_keepalive() {
+    // A peer that completes the hello and then never says anything again.
+    let (ours, theirs) = tokio::io::duplex(64 * 1024);
+    let (tr, mut tw) = tokio::io::split(theirs);
+    let silent = tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut tr = tr;
+        let mut hello = [0u8; 16];
+        tr.read_exact(&mut hello).await.unwrap();
+        tw.write_all(&hello).await.unwrap(); // echo a valid hello back
+                                             // Keep both halves open without reading or writing.
+        tokio::time::sleep(Duration::from_secs(3600)).await;
+        drop((tr, tw));
+    });
+    let config = Config::default()
+        .with_keepalive(Some(Duration::from_secs(5)), Duration::from_secs(15))
+        .with_call_timeout(Duration::from_secs(600));
+    let (r, w) = tokio::io::split(ours);
+    let conn = netref::Connection::from_io(r, w, config, None)
+        .await
+        .unwrap();
+    let start = tokio::time::Instant::now();
+    let e = conn.root().call_method("anything", ()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Disconnected, "{e}");
+    assert!(e.to_string().contains("keepalive"), "{e}");
+    let waited = start.elapsed();
+    assert!(
+        waited >= Duration::from_secs(15) && waited <= Duration::from_secs(25),
+        "detected after {waited:?}"
+    );
+    let e = conn.root().call_method("anything", ()).await.unwrap_err();
+    assert!(e.is_disconnected());
+    silent.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_quiet_but_live_peer_is_kept() {
+    let config =
+        Config::default().with_keepalive(Some(Duration::from_secs(5)), Duration::from_secs(15));
+    let (server, client, _) = ticker_pair(config).await;
+    tokio::time::sleep(Duration::from_secs(120)).await;
+    assert!(!client.is_closed() && !server.is_closed());
+    assert!(client.stats().messages_sent > 0, "pings went out");
+    let left: Option<u64> = client
+        .root()
+        .call_method("time_left_ms", ())
+        .decode()
+        .await
+        .unwrap();
+    assert!(left.is_some());
+}
+
+#[tokio::test]
+async fn graceful_shutdown_finishes_calls_in_flight_and_refuses_new_connections() {
+    init_tracing();
+    let gate = Arc::new(Semaphore::new(0));
+    let g = gate.clone();
+    let server = Server::with_factory(move |_| {
+        Obj::new(Ticker {
+            gate: g.clone(),
+            ..Ticker::default()
+        })
+        .erase()
+    })
+    .bind("127.0.0.1:0")
+    .await
+    .unwrap();
+    let addr = server.local_addr();
+    let conn = netref::connect(addr).await.unwrap();
+    let root = conn.root();
+    let in_flight = tokio::spawn({
+        let root = root.clone();
+        async move { root.call_method("wait_gate", ()).await }
+    });
+    let server_conn = server_side(&server).await;
+    eventually("the call is running", || async {
+        server_conn.stats().calls_received == 1
+    })
+    .await;
+    let server = Arc::new(server);
+    let shutdown = tokio::spawn({
+        let server = server.clone();
+        async move { server.shutdown_graceful(Duration::from_secs(60)).await }
+    });
+    // New connections are refused once the listener stops.
+    eventually("the listener is closed", || async {
+        netref::connect(addr).await.is_err()
+    })
+    .await;
+    // New calls on the open connection are refused while draining.
+    let e = root.call_method("time_left_ms", ()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Overloaded, "{e}");
+    assert!(!shutdown.is_finished());
+    // The call in flight finishes.
+    gate.add_permits(1);
+    assert_eq!(in_flight.await.unwrap().unwrap().as_i64(), Some(7));
+    shutdown.await.unwrap();
+    conn.closed().await;
+    let reason = conn.close_reason().unwrap();
+    assert!(reason.contains("shutting down"), "{reason}");
+}
+
+#[tokio::test]
+async fn the_connection_cap_refuses_the_extra_client_with_a_reason() {
+    init_tracing();
+    let server = Server::with_factory(|_| Obj::new(Ticker::default()).erase())
+        .max_connections(1)
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let first = netref::connect(server.local_addr()).await.unwrap();
+    assert!(first.root().dir().await.is_ok());
+    let second = netref::connect(server.local_addr()).await.unwrap();
+    let e = second.root().dir().await.unwrap_err();
+    assert!(e.is_disconnected(), "{e}");
+    second.closed().await;
+    let reason = second.close_reason().unwrap();
+    assert!(reason.contains("connection limit of 1"), "{reason}");
+    // The first client is unaffected.
+    assert!(first.root().dir().await.is_ok());
+}
