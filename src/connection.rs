@@ -62,6 +62,17 @@ use tables::{Exports, Imports};
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
+/// Bytes read from the transport at a time.
+const READ_BUFFER: usize = 64 * 1024;
+
+/// The transport's write half, shared by the writer task and senders that write directly.
+pub(crate) struct Sink {
+    pub(crate) io: Box<dyn AsyncWrite + Send + Unpin>,
+    /// The unwritten tail of a frame a direct sender could not finish without waiting; the
+    /// writer task writes it before anything else.
+    pub(crate) partial: Vec<u8>,
+}
+
 /// An encoded frame on its way to the writer.
 pub(crate) struct Frame {
     pub(crate) bytes: Vec<u8>,
@@ -87,6 +98,7 @@ pub(crate) type AnswerSlot = watch::Receiver<Option<std::result::Result<Value, R
 
 /// The state both tasks and every handle share.
 pub(crate) struct Shared {
+    pub(crate) sink: tokio::sync::Mutex<Sink>,
     pub(crate) label: String,
     pub(crate) config: Config,
     pub(crate) codec: Box<dyn Codec>,
@@ -160,6 +172,8 @@ impl Connection {
         W: AsyncWrite + Unpin + Send + 'static,
     {
         let peer = handshake(&mut reader, &mut writer, &config).await?;
+        // Frames are read a few bytes at a time (length, then body): buffer the reads.
+        let reader = tokio::io::BufReader::with_capacity(READ_BUFFER, reader);
         let codec = NativeCodec {
             max_frame_out: peer.max_frame as usize,
             max_depth: config.max_depth,
@@ -170,6 +184,10 @@ impl Connection {
         let label = config.label.clone().unwrap_or_else(|| format!("conn{n}"));
         let max_exports = config.max_exports;
         let shared = Arc::new(Shared {
+            sink: tokio::sync::Mutex::new(Sink {
+                io: Box::new(writer),
+                partial: Vec::new(),
+            }),
             label: label.clone(),
             peer_max_depth: peer.max_depth as usize,
             codec: Box::new(codec),
@@ -203,7 +221,7 @@ impl Connection {
         *shared.link.lock() = Arc::downgrade(&link);
         let span = tracing::info_span!("netref.conn", conn = %label);
         shared.spawn_task(
-            writer::run(shared.clone(), out_rx, writer, closed_rx.clone()).instrument(span.clone()),
+            writer::run(shared.clone(), out_rx, closed_rx.clone()).instrument(span.clone()),
         );
         shared.spawn_task(
             reader::run(shared.clone(), reader, closed_rx.clone()).instrument(span.clone()),
@@ -392,6 +410,11 @@ impl Shared {
         }
         tracing::trace!(msg = msg.name(), bytes = bytes.len(), "send");
         self.trace(Direction::Sent, msg, bytes.len());
+        if self.write_now(&bytes) {
+            // On the wire (or first in line for it): held proxies may go.
+            drop(ctx.hold);
+            return Ok(());
+        }
         let frame = Frame {
             bytes,
             hold: ctx.hold,
@@ -399,15 +422,104 @@ impl Shared {
         // `try_send` first: it neither yields to the scheduler's budget nor overtakes
         // senders already waiting for room, so calls polled in order are queued in order.
         let frame = match self.out.try_send(frame) {
-            Ok(()) => return Ok(()),
+            Ok(()) => {
+                self.control_notify.notify_one();
+                return Ok(());
+            }
             Err(mpsc::error::TrySendError::Full(frame)) => frame,
             Err(mpsc::error::TrySendError::Closed(_)) => return Err(self.disconnected()),
         };
+        self.control_notify.notify_one();
         if self.out.send(frame).await.is_err() {
             // The writer is gone: the connection is closing and the tables are cleared.
             return Err(self.disconnected());
         }
+        self.control_notify.notify_one();
         Ok(())
+    }
+
+    /// Like [`Shared::send`] for the reader, which must never wait for the writer: when the
+    /// queue is full, a task finishes the send.
+    pub(crate) fn send_nowait(self: &Arc<Self>, msg: &Message, ctx: SendCtx) {
+        let mut bytes = Vec::new();
+        if let Err(e) = self.codec.encode(msg, &mut bytes) {
+            self.unsend(ctx);
+            tracing::debug!(error = %e, "reply could not be encoded");
+            return;
+        }
+        if self.is_closed() {
+            self.unsend(ctx);
+            return;
+        }
+        self.trace(Direction::Sent, msg, bytes.len());
+        if self.write_now(&bytes) {
+            drop(ctx.hold);
+            return;
+        }
+        let frame = Frame {
+            bytes,
+            hold: ctx.hold,
+        };
+        match self.out.try_send(frame) {
+            Ok(()) => self.control_notify.notify_one(),
+            Err(mpsc::error::TrySendError::Full(frame)) => {
+                let shared = self.clone();
+                self.spawn_task(async move {
+                    if shared.out.send(frame).await.is_ok() {
+                        shared.control_notify.notify_one();
+                    }
+                });
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
+    }
+
+    /// Writes a frame straight to the transport when nothing is queued ahead of it and the
+    /// transport takes it without waiting. Returns false when the frame must be queued.
+    ///
+    /// Never waits: a frame the transport only partly takes leaves its tail in
+    /// [`Sink::partial`] for the writer task, which writes it before anything else.
+    fn write_now(&self, bytes: &[u8]) -> bool {
+        if self.out.capacity() != self.out.max_capacity() {
+            return false; // frames are queued: keep their order
+        }
+        let Ok(mut sink) = self.sink.try_lock() else {
+            return false; // the writer is busy
+        };
+        if !sink.partial.is_empty() || self.out.capacity() != self.out.max_capacity() {
+            return false;
+        }
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        let mut written = 0;
+        while written < bytes.len() {
+            match std::pin::Pin::new(&mut sink.io).poll_write(&mut cx, &bytes[written..]) {
+                std::task::Poll::Ready(Ok(0)) => {
+                    self.teardown("write failed: the transport accepts no more bytes".into());
+                    return true;
+                }
+                std::task::Poll::Ready(Ok(n)) => written += n,
+                std::task::Poll::Ready(Err(e)) => {
+                    self.teardown(format!("write failed: {e}"));
+                    return true;
+                }
+                std::task::Poll::Pending => break,
+            }
+        }
+        Counters::add(&self.counters.messages_sent, 1);
+        Counters::add(&self.counters.bytes_sent, written as u64);
+        if written < bytes.len() {
+            sink.partial.extend_from_slice(&bytes[written..]);
+            self.control_notify.notify_one();
+            return true;
+        }
+        match std::pin::Pin::new(&mut sink.io).poll_flush(&mut cx) {
+            std::task::Poll::Ready(Ok(())) => {}
+            std::task::Poll::Ready(Err(e)) => self.teardown(format!("flush failed: {e}")),
+            // Buffered in the transport (TLS, say): the writer task finishes the flush.
+            std::task::Poll::Pending => self.control_notify.notify_one(),
+        }
+        true
     }
 
     /// Sends a call and waits for its result.

@@ -27,19 +27,11 @@ use crate::stats::Counters;
 use crate::trace::Direction;
 use crate::value::Value;
 
-/// Per-reader state that only the reader touches.
-struct ReaderState {
-    /// Fires when the previous incoming call has started (been polled once); the next call
-    /// waits for it, so calls start in the order they were sent.
-    last_started: Option<oneshot::Receiver<()>>,
-}
-
 pub(crate) async fn run<R>(shared: Arc<Shared>, mut src: R, mut closed: watch::Receiver<bool>)
 where
     R: AsyncRead + Unpin + Send + 'static,
 {
     let mut buf = Vec::new();
-    let mut state = ReaderState { last_started: None };
     let max = shared.config.max_frame;
     loop {
         let read = tokio::select! {
@@ -74,7 +66,7 @@ where
         tracing::trace!(msg = msg.name(), bytes = buf.len() + 4, "recv");
         shared.trace(Direction::Received, &msg, buf.len() + 4);
         match msg {
-            Message::Call(c) => handle_call(&shared, &mut state, c),
+            Message::Call(c) => handle_call(&shared, c),
             Message::Return { id, result } => handle_return(&shared, id, result),
             Message::Release(items) => handle_release(&shared, items),
             Message::Cancel(id) => handle_cancel(&shared, id),
@@ -95,7 +87,7 @@ enum Start {
     Answer(AnswerSlot),
 }
 
-fn handle_call(shared: &Arc<Shared>, state: &mut ReaderState, c: CallMsg) {
+fn handle_call(shared: &Arc<Shared>, c: CallMsg) {
     Counters::add(&shared.counters.calls_received, 1);
     let Some(link) = shared.link() else {
         return; // closing: nothing can be imported or answered any more
@@ -147,64 +139,82 @@ fn handle_call(shared: &Arc<Shared>, state: &mut ReaderState, c: CallMsg) {
         }
         return;
     }
-    let (cancel_tx, cancel_rx) = oneshot::channel::<()>();
-    shared.running.lock().insert(c.id, cancel_tx);
-    let (start_tx, start_rx) = oneshot::channel();
-    let prev = state.last_started.replace(start_rx);
-    let timeout = (c.timeout_ms > 0).then(|| Duration::from_millis(u64::from(c.timeout_ms)));
-    let ctx = CallContext {
-        deadline: timeout.map(|d| tokio::time::Instant::now() + d),
-    };
-    let hop = describe(&shared.label, c.target, &path);
+    let deadline = (c.timeout_ms > 0)
+        .then(|| tokio::time::Instant::now() + Duration::from_millis(u64::from(c.timeout_ms)));
+    let ctx = CallContext { deadline };
+    let target = c.target;
     let id = c.id;
+    let label = shared.label.clone();
+    let work = async move {
+        if let Some(e) = arg_err {
+            return Err(e);
+        }
+        let base = match start? {
+            Start::Object(p) => p,
+            Start::Answer(slot) => match wait_answer(slot).await? {
+                Value::Ref(p) => p,
+                v if path.is_empty() && matches!(op, Op::Get) => return Ok(v),
+                v => {
+                    return Err(Error::remote(
+                        ErrorKind::WrongOperation,
+                        format!("the pipelined answer is a {}, not an object", v.type_name()),
+                    ))
+                }
+            },
+        };
+        let result = base.path_to(path.iter().cloned()).run(op, None).await;
+        result.map_err(|e| add_hop(e, &describe(&label, target, &path)))
+    };
+    let mut work: Pin<Box<dyn Future<Output = Result<Value>> + Send>> = Box::pin(CALL.scope(
+        ctx,
+        AssertUnwindSafe(work)
+            .catch_unwind()
+            .map(|r| r.unwrap_or_else(|payload| Err(panicked(payload)))),
+    ));
+    // The first poll runs right here, in arrival order: calls start in the order they were
+    // sent, and a handler that finishes at once (every sync method) costs no task.
+    let waker = std::task::Waker::noop();
+    let first = work.as_mut().poll(&mut Context::from_waker(waker));
+    if let Poll::Ready(result) = first {
+        finish_nowait(shared, id, result, answer_tx, one_way);
+        return;
+    }
+    // Still running: give it a task, registered for `Cancel` and bounded by its deadline.
+    let (cancel_tx, cancel_rx) = oneshot::channel::<()>();
+    shared.running.lock().insert(id, cancel_tx);
     let task_shared = shared.clone();
     shared.spawn_task(async move {
         let shared = task_shared;
-        if let Some(prev) = prev {
-            // An error only means the previous call was cancelled before it started.
-            let _ = prev.await;
-        }
-        let work = async move {
-            if let Some(e) = arg_err {
-                return Err(e);
-            }
-            let base = match start? {
-                Start::Object(p) => p,
-                Start::Answer(slot) => match wait_answer(slot).await? {
-                    Value::Ref(p) => p,
-                    v if path.is_empty() && matches!(op, Op::Get) => return Ok(v),
-                    v => {
-                        return Err(Error::remote(
-                            ErrorKind::WrongOperation,
-                            format!("the pipelined answer is a {}, not an object", v.type_name()),
-                        ))
-                    }
-                },
-            };
-            base.path_to(path.iter().cloned()).run(op, None).await
-        };
-        let work = AssertUnwindSafe(work)
-            .catch_unwind()
-            .map(|r| r.unwrap_or_else(|payload| Err(panicked(payload))));
-        let work = StartSignal {
-            fut: Box::pin(work),
-            started: Some(start_tx),
-        };
         let result = tokio::select! {
-            r = CALL.scope(ctx, with_timeout(work, timeout)) => Some(r),
+            r = with_deadline(work, deadline) => Some(r),
             _ = cancel_rx => None,
         };
         shared.running.lock().remove(&id);
         let Some(result) = result else {
             return; // cancelled: the caller no longer waits
         };
-        let result = result.map_err(|e| add_hop(e, &hop));
         if let Some(tx) = answer_tx {
             let _ = tx.send(Some(result.map_err(Error::into_remote)));
         } else if !one_way {
             send_return(&shared, id, result).await;
         }
     });
+}
+
+/// Delivers the result of a call that finished on its first poll, without waiting.
+fn finish_nowait(
+    shared: &Arc<Shared>,
+    id: u64,
+    result: Result<Value>,
+    answer_tx: Option<watch::Sender<Option<std::result::Result<Value, crate::RemoteError>>>>,
+    one_way: bool,
+) {
+    if let Some(tx) = answer_tx {
+        let _ = tx.send(Some(result.map_err(Error::into_remote)));
+    } else if !one_way {
+        let (msg, ctx) = return_message(shared, id, result);
+        shared.send_nowait(&msg, ctx);
+    }
 }
 
 async fn wait_answer(mut slot: AnswerSlot) -> Result<Value> {
@@ -225,24 +235,21 @@ fn cancelled() -> Error {
     )
 }
 
-async fn with_timeout<F: Future<Output = Result<Value>>>(
+async fn with_deadline<F: Future<Output = Result<Value>>>(
     fut: F,
-    timeout: Option<Duration>,
+    deadline: Option<tokio::time::Instant>,
 ) -> Result<Value> {
-    match timeout {
+    match deadline {
         None => fut.await,
-        Some(d) => tokio::time::timeout(d, fut).await.unwrap_or_else(|_| {
-            Err(Error::remote(
-                ErrorKind::TimedOut,
-                format!("deadline of {d:?} passed"),
-            ))
+        Some(d) => tokio::time::timeout_at(d, fut).await.unwrap_or_else(|_| {
+            Err(Error::remote(ErrorKind::TimedOut, "the call's deadline passed"))
         }),
     }
 }
 
-/// Sends the reply of call `id`; a reply that cannot be sent (over a limit, say) becomes an
-/// error reply.
-async fn send_return(shared: &Shared, id: u64, result: Result<Value>) {
+/// The `Return` message of call `id`, with the counting it did. A result that cannot be
+/// sent (over a limit, say) becomes an error reply.
+fn return_message(shared: &Shared, id: u64, result: Result<Value>) -> (Message, SendCtx) {
     let mut ctx = SendCtx::default();
     let wire: std::result::Result<WireValue, WireError> = match result {
         Ok(v) => match shared.export_value(v, &mut ctx, 1) {
@@ -254,7 +261,12 @@ async fn send_return(shared: &Shared, id: u64, result: Result<Value>) {
         },
         Err(e) => Err(e.into_remote().into()),
     };
-    let msg = Message::Return { id, result: wire };
+    (Message::Return { id, result: wire }, ctx)
+}
+
+/// Sends the reply of call `id`; a reply that cannot be encoded becomes an error reply.
+async fn send_return(shared: &Shared, id: u64, result: Result<Value>) {
+    let (msg, ctx) = return_message(shared, id, result);
     if let Err(e) = shared.send(&msg, ctx).await {
         if !shared.is_closed() {
             let msg = Message::Return {
@@ -313,25 +325,6 @@ fn handle_finish(shared: &Shared, id: u64) {
 fn handle_ping(shared: &Shared, n: u64) {
     shared.control.lock().pongs.push(n);
     shared.control_notify.notify_one();
-}
-
-/// Polls the inner future and reports, once, that it has been polled.
-struct StartSignal<F> {
-    fut: Pin<Box<F>>,
-    started: Option<oneshot::Sender<()>>,
-}
-
-impl<F: Future> Future for StartSignal<F> {
-    type Output = F::Output;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
-        let this = self.get_mut();
-        let r = this.fut.as_mut().poll(cx);
-        if let Some(tx) = this.started.take() {
-            let _ = tx.send(());
-        }
-        r
-    }
 }
 
 fn panicked(payload: Box<dyn Any + Send>) -> Error {

@@ -1,8 +1,13 @@
-//! The writer task: batches queued frames and one-way control messages onto the transport.
+//! The writer task: writes queued frames and one-way control messages onto the transport.
+//!
+//! Senders write a frame directly when nothing is queued ahead of it and the transport takes
+//! it at once (see `Shared::write_now`); everything else comes through here. The writer
+//! holds the sink's lock from before it takes queued frames until they are written, so a
+//! direct write can never overtake a queued frame.
 
 use std::sync::Arc;
 
-use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, watch};
 
 use super::{Control, Frame, Shared};
@@ -10,37 +15,35 @@ use crate::protocol::{Message, WStr};
 use crate::stats::Counters;
 use crate::trace::Direction;
 
-/// Write at most this much before flushing, so one busy sender cannot starve the socket.
+/// Write at most this much at a time, so one busy sender cannot starve the socket.
 const BATCH_BYTES: usize = 256 * 1024;
 /// At most this many `(id, count)` pairs per `Release` (at most 20 bytes each encoded).
 const RELEASES_PER_MESSAGE: usize = 4096;
 
-pub(crate) async fn run<W>(
+pub(crate) async fn run(
     shared: Arc<Shared>,
     mut rx: mpsc::Receiver<Frame>,
-    mut sink: W,
     mut closed: watch::Receiver<bool>,
-) where
-    W: AsyncWrite + Unpin + Send + 'static,
-{
+) {
     let mut buf: Vec<u8> = Vec::with_capacity(16 * 1024);
     let mut held: Vec<Frame> = Vec::new();
     loop {
         let mut is_closed = *closed.borrow();
         if !is_closed {
+            // Senders notify after queueing a frame, `Drop` impls after queueing a control
+            // message, direct writers after leaving a partial frame.
             tokio::select! {
                 biased;
-                frame = rx.recv() => match frame {
-                    Some(f) => take(&shared, f, &mut buf, &mut held),
-                    None => is_closed = true,
-                },
                 _ = shared.control_notify.notified() => {}
                 _ = closed.changed() => is_closed = true,
             }
         }
+        let mut sink = shared.sink.lock().await;
+        // A direct sender's unfinished frame goes first.
+        buf.append(&mut sink.partial);
         // Take the control queue *before* draining frames: a `Cancel` or `Finish` is only
-        // queued after its call's frame was, so that frame is then already in `buf` and the
-        // control message cannot overtake it.
+        // queued after its call's frame was, so that frame is then already in `buf` (or on
+        // the wire) and the control message cannot overtake it.
         let control = std::mem::take(&mut *shared.control.lock());
         let mut failed = false;
         loop {
@@ -54,7 +57,7 @@ pub(crate) async fn run<W>(
                 break;
             }
             // A full batch: write it and keep draining before the control messages.
-            if let Err(e) = write(&mut sink, &buf).await {
+            if let Err(e) = write(&mut sink.io, &buf).await {
                 shared.teardown(format!("write failed: {e}"));
                 failed = true;
                 break;
@@ -67,18 +70,17 @@ pub(crate) async fn run<W>(
             break;
         }
         let goodbye = encode_control(&shared, control, &mut buf, is_closed);
-        if !buf.is_empty() {
-            if let Err(e) = write(&mut sink, &buf).await {
-                shared.teardown(format!("write failed: {e}"));
-                break;
-            }
-            Counters::add(&shared.counters.bytes_sent, buf.len() as u64);
-            buf.clear();
+        // Write (or, with nothing to write, just flush what a direct writer left buffered).
+        if let Err(e) = write(&mut sink.io, &buf).await {
+            shared.teardown(format!("write failed: {e}"));
+            break;
         }
+        Counters::add(&shared.counters.bytes_sent, buf.len() as u64);
+        buf.clear();
         // The frames are on the wire: proxies they named may now be released.
         held.clear();
         if is_closed || goodbye {
-            let _ = sink.shutdown().await;
+            let _ = sink.io.shutdown().await;
             break;
         }
     }
@@ -97,8 +99,13 @@ fn take(shared: &Shared, f: Frame, buf: &mut Vec<u8>, held: &mut Vec<Frame>) {
     }
 }
 
-async fn write<W: AsyncWrite + Unpin>(sink: &mut W, buf: &[u8]) -> std::io::Result<()> {
-    sink.write_all(buf).await?;
+async fn write(
+    sink: &mut (dyn tokio::io::AsyncWrite + Send + Unpin),
+    buf: &[u8],
+) -> std::io::Result<()> {
+    if !buf.is_empty() {
+        sink.write_all(buf).await?;
+    }
     sink.flush().await
 }
 

@@ -187,7 +187,7 @@ impl Lab {
         let mut n = 0;
         loop {
             let line = file.call_method("readline", ()).await?;
-            if line.as_str().map_or(true, str::is_empty) {
+            if line.as_str().is_none_or(str::is_empty) {
                 return Ok(n);
             }
             on_line.call((line,)).await?;
