@@ -165,12 +165,14 @@ fn handle_call(shared: &Arc<Shared>, c: CallMsg) {
         let result = base.path_to(path.iter().cloned()).run(op, None).await;
         result.map_err(|e| add_hop(e, &describe(&label, target, &path)))
     };
-    let mut work: Pin<Box<dyn Future<Output = Result<Value>> + Send>> = Box::pin(CALL.scope(
-        ctx,
-        AssertUnwindSafe(work)
-            .catch_unwind()
-            .map(|r| r.unwrap_or_else(|payload| Err(panicked(payload)))),
-    ));
+    let mut work: Pin<Box<dyn Future<Output = Result<Value>> + Send>> = Box::pin(
+        CALL.scope(
+            ctx,
+            AssertUnwindSafe(work)
+                .catch_unwind()
+                .map(|r| r.unwrap_or_else(|payload| Err(panicked(payload)))),
+        ),
+    );
     // The first poll runs right here, in arrival order: calls start in the order they were
     // sent, and a handler that finishes at once (every sync method) costs no task.
     let waker = std::task::Waker::noop();
@@ -242,7 +244,10 @@ async fn with_deadline<F: Future<Output = Result<Value>>>(
     match deadline {
         None => fut.await,
         Some(d) => tokio::time::timeout_at(d, fut).await.unwrap_or_else(|_| {
-            Err(Error::remote(ErrorKind::TimedOut, "the call's deadline passed"))
+            Err(Error::remote(
+                ErrorKind::TimedOut,
+                "the call's deadline passed",
+            ))
         }),
     }
 }
