@@ -195,6 +195,18 @@ impl Error {
         Error::Disconnected("connection closed".into())
     }
 
+    /// The error for a caught panic, with the panic's message when it has one.
+    pub(crate) fn panicked(payload: Box<dyn std::any::Any + Send>) -> Self {
+        let message = if let Some(s) = payload.downcast_ref::<&str>() {
+            (*s).to_owned()
+        } else if let Some(s) = payload.downcast_ref::<String>() {
+            s.clone()
+        } else {
+            "handler panicked".to_owned()
+        };
+        Error::remote(ErrorKind::Panicked, message)
+    }
+
     pub(crate) fn bad_args(message: impl Into<String>) -> Self {
         Error::remote(ErrorKind::BadArguments, message)
     }

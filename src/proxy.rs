@@ -42,6 +42,9 @@
 //! ```
 
 use std::fmt;
+use std::panic::AssertUnwindSafe;
+
+use futures_util::FutureExt;
 use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::pin::Pin;
@@ -203,7 +206,14 @@ impl Proxy {
     /// Runs one operation through the path. Shared by every public operation.
     pub(crate) async fn run(&self, op: Op, timeout: Option<Duration>) -> Result<Value> {
         match &self.target {
-            Target::Local(obj) => gate::perform(obj.clone(), &self.path, op).await,
+            Target::Local(obj) => {
+                // A panicking handler becomes an error here too, as it would remotely.
+                let fut = gate::perform(obj.clone(), &self.path, op);
+                match AssertUnwindSafe(fut).catch_unwind().await {
+                    Ok(r) => r,
+                    Err(payload) => Err(crate::error::Error::panicked(payload)),
+                }
+            }
             Target::Remote(import) => {
                 import
                     .link

@@ -60,3 +60,11 @@ async fn errors_through_a_callback_chain_list_every_hop() {
     assert_eq!(r.chain.len(), 2, "{:?}", r.chain);
     assert!(r.chain[1].ends_with("root.sum_callbacks"), "{:?}", r.chain);
 }
+
+#[tokio::test]
+async fn a_local_proxy_reports_a_panic_like_a_remote_one() {
+    let lab = netref::Proxy::local(netref::Obj::new(Lab::default()));
+    let e = lab.call_method("boom", ()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Panicked);
+    assert_eq!(lab.call_method("add", (1, 2)).await.unwrap(), Value::Int(3));
+}

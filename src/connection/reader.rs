@@ -3,7 +3,6 @@
 //! The reader never waits on a handler or on the writer's queue, so callbacks can nest to any
 //! depth in both directions without deadlock.
 
-use std::any::Any;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
@@ -170,7 +169,7 @@ fn handle_call(shared: &Arc<Shared>, c: CallMsg) {
             ctx,
             AssertUnwindSafe(work)
                 .catch_unwind()
-                .map(|r| r.unwrap_or_else(|payload| Err(panicked(payload)))),
+                .map(|r| r.unwrap_or_else(|payload| Err(Error::panicked(payload)))),
         ),
     );
     // The first poll runs right here, in arrival order: calls start in the order they were
@@ -330,17 +329,6 @@ fn handle_finish(shared: &Shared, id: u64) {
 fn handle_ping(shared: &Shared, n: u64) {
     shared.control.lock().pongs.push(n);
     shared.control_notify.notify_one();
-}
-
-fn panicked(payload: Box<dyn Any + Send>) -> Error {
-    let message = if let Some(s) = payload.downcast_ref::<&str>() {
-        (*s).to_owned()
-    } else if let Some(s) = payload.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "handler panicked".to_owned()
-    };
-    Error::remote(ErrorKind::Panicked, message)
 }
 
 fn describe(label: &str, target: Target, path: &[String]) -> String {
