@@ -70,6 +70,7 @@ mod value;
 pub mod trace;
 
 pub mod adapters;
+pub mod blocking;
 pub mod context;
 
 #[doc(hidden)]
@@ -87,7 +88,12 @@ pub use object::{Args, IntoArgs, Invocation, MemberInfo, MemberKind, Obj, Object
 pub use proxy::{Call, Proxy, RemoteIter};
 pub use server::{ConnectionInfo, ListenAddr, Server, ServerHandle, DEFAULT_MAX_CONNECTIONS};
 pub use stats::Stats;
-pub use transport::{connect, connect_with, pair, pair_with};
+pub use transport::{
+    connect, connect_command, connect_command_with, connect_with, pair, pair_with, serve_stdio,
+    ChildConnection,
+};
+#[cfg(unix)]
+pub use transport::{connect_unix, connect_unix_with};
 pub use value::{from_value, to_value, Value};
 
 /// The README's examples, compiled and run as doctests.

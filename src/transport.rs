@@ -1,7 +1,45 @@
-//! Transports: TCP (with `TCP_NODELAY`) and an in-memory pair.
+//! Transports: TCP, Unix sockets, this process's stdio, a child process's stdio, and an
+//! in-memory pair.
+//!
+//! # Usage
+//!
+//! | transport | client side | serving side |
+//! |---|---|---|
+//! | TCP (with `TCP_NODELAY`) | [`connect`], [`connect_with`] | [`Server::bind`](crate::Server::bind) |
+//! | Unix socket (Unix only) | `connect_unix`, `connect_unix_with` | a `UnixListener` + [`Connection::from_io`] |
+//! | a child's stdin/stdout | [`connect_command`], [`connect_command_with`] | [`serve_stdio`] in the child |
+//! | in-memory pipe | [`pair`], [`pair_with`] | (both ends) |
 //!
 //! Any `AsyncRead + AsyncWrite` pair works through [`Connection::from_io`]; these functions
-//! cover the common cases.
+//! cover the common cases. The connection is symmetric whatever the transport: either side
+//! may lend a root and call the other's.
+//!
+//! # Object lifetimes
+//!
+//! A transport only carries bytes: everything said in [`Connection`]'s docs holds for each of
+//! them. When the byte stream ends (the socket closes, the child process exits), the
+//! connection closes and everything lent through it is freed.
+//!
+//! # Errors
+//!
+//! Connecting fails with [`Error::Io`](crate::Error::Io) when the transport cannot be opened
+//! (no listener, no such program) and with a protocol error when the peer does not speak
+//! netref's hello within [`Config::handshake_timeout`](crate::Config::handshake_timeout).
+//!
+//! # Example
+//!
+//! ```
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let (first, second) = netref::pair(None, None).await?;
+//! assert_eq!(first.label(), "memory/first");
+//! assert_eq!(second.label(), "memory/second");
+//! # Ok::<(), netref::Error>(()) }).unwrap();
+//! ```
+
+mod command;
+mod stdio;
+#[cfg(unix)]
+mod unix;
 
 use std::sync::Arc;
 
@@ -11,6 +49,11 @@ use crate::config::Config;
 use crate::connection::Connection;
 use crate::error::Result;
 use crate::object::Object;
+
+pub use command::{connect_command, connect_command_with, ChildConnection};
+pub use stdio::serve_stdio;
+#[cfg(unix)]
+pub use unix::{connect_unix, connect_unix_with};
 
 /// Connects to a netref server over TCP with the default [`Config`], lending no root.
 ///

@@ -275,3 +275,165 @@ pub async fn server_side(server: &ServerHandle) -> Connection {
     .await;
     server.connections().into_iter().next().unwrap()
 }
+
+// ---- Transports and the blocking API (tests/transports.rs, tests/blocking.rs) ----
+
+/// A fresh, empty directory under the system temp dir, removed with its contents on drop.
+/// Short paths, so Unix socket paths inside stay under the platform's limit.
+pub struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "netref-{tag}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::SeqCst)
+        ));
+        let _ = std::fs::remove_dir_all(&path);
+        std::fs::create_dir_all(&path).expect("create a temp dir");
+        TempDir(path)
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The executable of example `name` of this package, up to date.
+///
+/// Integration tests may run before (or without) the examples being built (`cargo test
+/// --test x` builds no example), so the first call in a test process runs `cargo build
+/// --example NAME` with the cargo and profile that built the test, and takes the path from
+/// cargo's JSON output. If cargo cannot be run, the sibling `target/<profile>/examples/NAME`
+/// is used when it exists.
+pub fn example_bin(name: &str) -> std::path::PathBuf {
+    static BUILT: std::sync::Mutex<Vec<(String, std::path::PathBuf)>> =
+        std::sync::Mutex::new(Vec::new());
+    let mut built = BUILT.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some((_, path)) = built.iter().find(|(n, _)| n == name) {
+        return path.clone();
+    }
+    let path = build_example(name);
+    built.push((name.to_string(), path.clone()));
+    path
+}
+
+fn build_example(name: &str) -> std::path::PathBuf {
+    use std::path::Path;
+    let exe = std::env::current_exe().expect("the test executable's path");
+    // The test runs as target/<profile dir>/deps/<test>-<hash>.
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("the test runs from target/<profile>/deps");
+    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") | None => "dev".to_string(),
+        Some(other) => other.to_string(),
+    };
+    let sibling = profile_dir
+        .join("examples")
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| env!("CARGO").into());
+    let output = std::process::Command::new(cargo)
+        .args(["build", "--quiet", "--example", name, "--profile", &profile])
+        .args([
+            "--message-format",
+            "json-render-diagnostics",
+            "--manifest-path",
+        ])
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"))
+        .stdin(std::process::Stdio::null())
+        .output();
+    let output = match output {
+        Ok(output) => output,
+        Err(e) if sibling.exists() => {
+            eprintln!("cannot run cargo ({e}); using {}", sibling.display());
+            return sibling;
+        }
+        Err(e) => panic!("cannot run cargo to build example `{name}`: {e}"),
+    };
+    assert!(
+        output.status.success(),
+        "cargo build --example {name} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let Ok(msg) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if msg["reason"] == "compiler-artifact" && msg["target"]["name"] == name {
+            if let Some(path) = msg["executable"].as_str() {
+                return path.into();
+            }
+        }
+    }
+    panic!("cargo built example `{name}` but reported no executable");
+}
+
+/// A netref server on 127.0.0.1:0 running on its own thread and tokio runtime, for tests
+/// that are plain synchronous programs (the blocking API). Stopped and joined on drop.
+pub struct ServerThread {
+    addr: std::net::SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ServerThread {
+    /// Serves `server` (bound to 127.0.0.1:0).
+    pub fn start(server: Server) -> ServerThread {
+        init_tracing();
+        let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(2)
+                .enable_all()
+                .build()
+                .expect("start the server runtime");
+            rt.block_on(async move {
+                let handle = server
+                    .bind("127.0.0.1:0")
+                    .await
+                    .expect("bind a loopback port");
+                let _ = addr_tx.send(handle.local_addr());
+                let _ = stop_rx.await;
+                handle.shutdown().await;
+            });
+        });
+        let addr = addr_rx
+            .recv()
+            .expect("the server thread reports its address");
+        ServerThread {
+            addr,
+            stop: Some(stop_tx),
+            thread: Some(thread),
+        }
+    }
+
+    /// A server lending a fresh `Lab` per connection.
+    pub fn lab() -> ServerThread {
+        ServerThread::start(Server::with_factory(|_| Obj::new(Lab::default()).erase()))
+    }
+
+    pub fn addr(&self) -> std::net::SocketAddr {
+        self.addr
+    }
+}
+
+impl Drop for ServerThread {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
