@@ -62,6 +62,16 @@ use tables::{Exports, Imports};
 
 static NEXT_CONN: AtomicU64 = AtomicU64::new(1);
 
+/// Tasks of every connection in this process (see [`live_tasks`]).
+static LIVE_TASKS: AtomicU64 = AtomicU64::new(0);
+
+/// The number of tasks netref runs right now in this process, across all connections
+/// (readers, writers, keepalives, handlers still running). After every connection has
+/// closed (see [`Connection::closed`]) it is back to zero: nothing is left behind.
+pub fn live_tasks() -> u64 {
+    LIVE_TASKS.load(Ordering::Acquire)
+}
+
 /// Bytes read from the transport at a time.
 const READ_BUFFER: usize = 64 * 1024;
 
@@ -389,11 +399,12 @@ impl Shared {
         F: std::future::Future<Output = ()> + Send + 'static,
     {
         self.tasks.fetch_add(1, Ordering::AcqRel);
+        LIVE_TASKS.fetch_add(1, Ordering::AcqRel);
         let shared = self.clone();
         tokio::spawn(async move {
+            // Counted down even if the runtime drops the task before it finishes.
+            let _count = TaskCount(shared);
             fut.await;
-            shared.tasks.fetch_sub(1, Ordering::AcqRel);
-            shared.tasks_done.notify_waiters();
         });
     }
 
@@ -673,6 +684,17 @@ impl Shared {
         drop(imports);
         let root = self.root.lock().take();
         drop(root);
+    }
+}
+
+/// Counts one task of a connection for as long as it lives.
+struct TaskCount(Arc<Shared>);
+
+impl Drop for TaskCount {
+    fn drop(&mut self) {
+        self.0.tasks.fetch_sub(1, Ordering::AcqRel);
+        LIVE_TASKS.fetch_sub(1, Ordering::AcqRel);
+        self.0.tasks_done.notify_waiters();
     }
 }
 

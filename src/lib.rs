@@ -82,7 +82,7 @@ pub use callback::{
     SyncHandler,
 };
 pub use config::Config;
-pub use connection::Connection;
+pub use connection::{live_tasks, Connection};
 pub use error::{Error, ErrorKind, RemoteError, Result};
 pub use object::{Args, IntoArgs, Invocation, MemberInfo, MemberKind, Obj, Object, TypeInfo};
 pub use proxy::{Call, Proxy, RemoteIter};
