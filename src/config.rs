@@ -37,6 +37,10 @@ pub struct Config {
     /// Close the connection (failing its calls with `Disconnected`) after this long without
     /// receiving anything while keepalive is on. Default 45 s.
     pub keepalive_timeout: Duration,
+    /// Close the connection when a write to the peer makes no progress for this long (the
+    /// peer stopped reading): the send queue stays bounded and a stuck peer is dropped
+    /// instead of holding memory and tasks. Default 30 s.
+    pub write_stall_timeout: Duration,
 }
 
 impl Default for Config {
@@ -52,6 +56,7 @@ impl Default for Config {
             max_in_flight: 1024,
             keepalive_interval: Some(Duration::from_secs(15)),
             keepalive_timeout: Duration::from_secs(45),
+            write_stall_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -80,6 +85,12 @@ impl Config {
     pub fn with_keepalive(mut self, interval: Option<Duration>, timeout: Duration) -> Self {
         self.keepalive_interval = interval;
         self.keepalive_timeout = timeout;
+        self
+    }
+
+    /// Sets [`Config::write_stall_timeout`].
+    pub fn with_write_stall_timeout(mut self, d: Duration) -> Self {
+        self.write_stall_timeout = d;
         self
     }
 

@@ -140,6 +140,8 @@ pub(crate) struct Shared {
     last_received: AtomicU64,
     /// Set by graceful shutdown: new incoming calls are refused.
     pub(crate) draining: AtomicBool,
+    /// Replies waiting for room in a full send queue.
+    overflow: std::sync::atomic::AtomicUsize,
 }
 
 /// What user-facing handles hold: dropping the last one closes the connection.
@@ -224,6 +226,7 @@ impl Connection {
             started: tokio::time::Instant::now(),
             last_received: AtomicU64::new(0),
             draining: AtomicBool::new(false),
+            overflow: std::sync::atomic::AtomicUsize::new(0),
         });
         let link = Arc::new(Link {
             shared: shared.clone(),
@@ -474,11 +477,22 @@ impl Shared {
         match self.out.try_send(frame) {
             Ok(()) => self.control_notify.notify_one(),
             Err(mpsc::error::TrySendError::Full(frame)) => {
+                // The queue is full: the peer is slow to read. Replies waiting for room are
+                // bounded like calls in flight; past that the peer is not reading at all.
+                let waiting = self.overflow.fetch_add(1, Ordering::AcqRel) + 1;
+                if waiting > self.config.max_in_flight {
+                    self.overflow.fetch_sub(1, Ordering::AcqRel);
+                    self.teardown(format!(
+                        "the peer does not read its replies ({waiting} waiting for room)"
+                    ));
+                    return;
+                }
                 let shared = self.clone();
                 self.spawn_task(async move {
                     if shared.out.send(frame).await.is_ok() {
                         shared.control_notify.notify_one();
                     }
+                    shared.overflow.fetch_sub(1, Ordering::AcqRel);
                 });
             }
             Err(mpsc::error::TrySendError::Closed(_)) => {}

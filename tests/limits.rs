@@ -171,3 +171,55 @@ async fn lending_over_the_export_limit_is_refused_as_overloaded() {
     .await;
     well_behaved_client_works(&server).await;
 }
+
+#[tokio::test]
+async fn a_peer_that_stops_reading_is_dropped_after_the_write_stall_timeout() {
+    let server = server(
+        Config::default()
+            .with_write_stall_timeout(Duration::from_millis(500))
+            .with_keepalive(None, Duration::from_secs(45)),
+    )
+    .await;
+    let bystander = netref::connect(server.local_addr()).await.unwrap();
+    // A raw client that asks for large replies and never reads them.
+    let mut s = TcpStream::connect(server.local_addr()).await.unwrap();
+    s.write_all(&HELLO).await.unwrap();
+    let mut hello = [0u8; 16];
+    s.read_exact(&mut hello).await.unwrap();
+    // Call { id, Root, ["echo"], Call { [Str(64 KiB)] }, no timeout, no flags }.
+    let payload = vec![b'x'; 64 * 1024];
+    let mut sent = 0;
+    let mut closed_by_server = false;
+    for id in 1..=2000u32 {
+        let mut body = vec![0u8, 0xfc];
+        body.extend_from_slice(&id.to_le_bytes());
+        body.extend_from_slice(&[0, 1, 4, b'e', b'c', b'h', b'o', 0, 1, 5, 0xfc]);
+        body.extend_from_slice(&(payload.len() as u32).to_le_bytes());
+        body.extend_from_slice(&payload);
+        body.extend_from_slice(&[0, 0, 0]);
+        let mut frame = (body.len() as u32).to_be_bytes().to_vec();
+        frame.extend_from_slice(&body);
+        match tokio::time::timeout(Duration::from_secs(5), s.write_all(&frame)).await {
+            Ok(Ok(())) => sent += 1,
+            _ => {
+                closed_by_server = true;
+                break;
+            }
+        }
+    }
+    assert!(sent > 10, "sent {sent} calls");
+    if !closed_by_server {
+        // Everything fit in the buffers: the server still stalls on its replies and drops us.
+        let mut sink = [0u8; 1];
+        let _ = tokio::time::timeout(Duration::from_secs(20), s.read(&mut sink)).await;
+    }
+    eventually("the server drops the stuck connection", || async {
+        server.connection_count() == 1
+    })
+    .await;
+    // The bystander is unaffected.
+    assert_eq!(
+        bystander.root().call_method("add", (1, 2)).await.unwrap(),
+        Value::Int(3)
+    );
+}

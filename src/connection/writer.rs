@@ -57,8 +57,8 @@ pub(crate) async fn run(
                 break;
             }
             // A full batch: write it and keep draining before the control messages.
-            if let Err(e) = write(&mut sink.io, &buf).await {
-                shared.teardown(format!("write failed: {e}"));
+            if let Err(e) = write(&shared, &mut sink.io, &buf).await {
+                shared.teardown(e);
                 failed = true;
                 break;
             }
@@ -71,8 +71,8 @@ pub(crate) async fn run(
         }
         let goodbye = encode_control(&shared, control, &mut buf, is_closed);
         // Write (or, with nothing to write, just flush what a direct writer left buffered).
-        if let Err(e) = write(&mut sink.io, &buf).await {
-            shared.teardown(format!("write failed: {e}"));
+        if let Err(e) = write(&shared, &mut sink.io, &buf).await {
+            shared.teardown(e);
             break;
         }
         Counters::add(&shared.counters.bytes_sent, buf.len() as u64);
@@ -99,14 +99,32 @@ fn take(shared: &Shared, f: Frame, buf: &mut Vec<u8>, held: &mut Vec<Frame>) {
     }
 }
 
+/// Writes and flushes `buf`; fails with the reason to close when the transport fails or
+/// makes no progress for `write_stall_timeout` (the peer stopped reading).
 async fn write(
+    shared: &Shared,
     sink: &mut (dyn tokio::io::AsyncWrite + Send + Unpin),
     buf: &[u8],
-) -> std::io::Result<()> {
-    if !buf.is_empty() {
-        sink.write_all(buf).await?;
+) -> Result<(), String> {
+    let stall = shared.config.write_stall_timeout;
+    let mut rest = buf;
+    while !rest.is_empty() {
+        match tokio::time::timeout(stall, sink.write(rest)).await {
+            Ok(Ok(0)) => return Err("write failed: the transport accepts no more bytes".into()),
+            Ok(Ok(n)) => rest = &rest[n..],
+            Ok(Err(e)) => return Err(format!("write failed: {e}")),
+            Err(_) => return Err(stalled(stall)),
+        }
     }
-    sink.flush().await
+    match tokio::time::timeout(stall, sink.flush()).await {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(e)) => Err(format!("flush failed: {e}")),
+        Err(_) => Err(stalled(stall)),
+    }
+}
+
+fn stalled(stall: std::time::Duration) -> String {
+    format!("the peer stopped reading: no write progress for {stall:?}")
 }
 
 /// Encodes queued one-way messages. Returns true when a goodbye was written.
