@@ -2,6 +2,8 @@
 
 use std::time::Duration;
 
+use crate::auth::{Role, Secret};
+
 /// Settings and limits of one connection. Every limit has a documented default.
 ///
 /// ```
@@ -41,6 +43,14 @@ pub struct Config {
     /// peer stopped reading): the send queue stays bounded and a stuck peer is dropped
     /// instead of holding memory and tasks. Default 30 s.
     pub write_stall_timeout: Duration,
+    /// A shared secret both peers must know: the hello then runs a challenge–response
+    /// exchange and the connection is refused unless the peer proves it holds the same
+    /// secret (see [`crate::auth`]). Both sides must agree: a secret on one side only is
+    /// refused too. Default `None` (no authentication).
+    pub secret: Option<Secret>,
+    /// Which end of the transport this side is, when the transport knows (TCP or TLS
+    /// connect, a server's accept); it labels this side's authentication proof.
+    pub(crate) role: Role,
 }
 
 impl Default for Config {
@@ -57,6 +67,8 @@ impl Default for Config {
             keepalive_interval: Some(Duration::from_secs(15)),
             keepalive_timeout: Duration::from_secs(45),
             write_stall_timeout: Duration::from_secs(30),
+            secret: None,
+            role: Role::Unknown,
         }
     }
 }
@@ -115,6 +127,25 @@ impl Config {
     /// Sets [`Config::max_depth`].
     pub fn with_max_depth(mut self, depth: usize) -> Self {
         self.max_depth = depth;
+        self
+    }
+
+    /// Sets [`Config::secret`]: the peer must prove it knows the same secret.
+    ///
+    /// ```
+    /// let cfg = netref::Config::default().with_secret(netref::Secret::new("s3cret"));
+    /// assert!(cfg.secret.is_some());
+    /// ```
+    pub fn with_secret(mut self, secret: Secret) -> Self {
+        self.secret = Some(secret);
+        self
+    }
+
+    /// Marks this side as the one that opened (or accepted) the transport, for the
+    /// direction label of the authentication proof.
+    #[cfg_attr(not(feature = "tls"), allow(dead_code))]
+    pub(crate) fn with_role(mut self, role: Role) -> Self {
+        self.role = role;
         self
     }
 }

@@ -69,7 +69,11 @@ mod value;
 
 pub mod trace;
 
+#[cfg(feature = "tls")]
+pub mod tls;
+
 pub mod adapters;
+pub mod auth;
 pub mod blocking;
 pub mod context;
 
@@ -77,6 +81,7 @@ pub mod context;
 #[path = "private.rs"]
 pub mod __private;
 
+pub use auth::Secret;
 pub use callback::{
     callback, callback_async, AsyncHandler, Callback, CallbackOutput, FallibleOutput, PlainOutput,
     SyncHandler,

@@ -64,6 +64,8 @@ pub struct Server {
     on_connect: Option<Hook>,
     on_disconnect: Option<Hook>,
     max_connections: usize,
+    #[cfg(feature = "tls")]
+    tls: Option<crate::tls::TlsAcceptor>,
 }
 
 impl fmt::Debug for Server {
@@ -93,7 +95,17 @@ impl Server {
             on_connect: None,
             on_disconnect: None,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            #[cfg(feature = "tls")]
+            tls: None,
         }
+    }
+
+    /// Serves TLS on the TCP listener: every accepted connection runs the TLS handshake with
+    /// `acceptor` (and its client-certificate policy) before the netref hello.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, acceptor: crate::tls::TlsAcceptor) -> Server {
+        self.tls = Some(acceptor);
+        self
     }
 
     /// Sets the configuration of every accepted connection.
@@ -240,6 +252,22 @@ async fn accept_loop(
     }
 }
 
+/// Runs TLS (when the server has an acceptor) and the hello on an accepted TCP stream.
+async fn tcp_connection(
+    server: &Server,
+    stream: tokio::net::TcpStream,
+    config: Config,
+    root: Option<Arc<dyn Object>>,
+) -> Result<Connection> {
+    #[cfg(feature = "tls")]
+    if let Some(acceptor) = &server.tls {
+        return crate::tls::accept(stream, acceptor, config, root).await;
+    }
+    #[cfg(not(feature = "tls"))]
+    let _ = server;
+    from_tcp(stream, config, root).await
+}
+
 async fn serve_one(server: Server, accepted: Accepted, info: ConnectionInfo, live: Live) {
     let full = live.lock().len() >= server.max_connections;
     let root = if full {
@@ -247,9 +275,9 @@ async fn serve_one(server: Server, accepted: Accepted, info: ConnectionInfo, liv
     } else {
         server.factory.as_ref().map(|f| f(&info))
     };
-    let mut config = server.config.clone();
+    let mut config = server.config.clone().with_role(crate::auth::Role::Acceptor);
     let made = match accepted {
-        Accepted::Tcp(stream, _) => from_tcp(stream, config, root).await,
+        Accepted::Tcp(stream, _) => tcp_connection(&server, stream, config, root).await,
         #[cfg(unix)]
         Accepted::Unix(stream) => {
             config

@@ -74,7 +74,7 @@ pub async fn connect_with(
     root: Option<Arc<dyn Object>>,
 ) -> Result<Connection> {
     let stream = TcpStream::connect(addr).await?;
-    from_tcp(stream, config, root).await
+    from_tcp(stream, config.with_role(crate::auth::Role::Initiator), root).await
 }
 
 pub(crate) async fn from_tcp(

@@ -1,11 +1,13 @@
-//! The native codec: a fixed 16-byte hello, then frames of a 4-byte big-endian length
-//! followed by a bincode (standard configuration: little-endian, varint integers) message.
+//! The native codec: a fixed 16-byte hello (followed, when a shared secret is configured, by
+//! the authentication exchange), then frames of a 4-byte big-endian length followed by a
+//! bincode (standard configuration: little-endian, varint integers) message.
 //! `docs/protocol.md` is the normative description.
 
 use bincode::config::{self, Configuration};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::Codec;
+use crate::auth::{self, AuthFailure, Challenge, CHALLENGE_LEN, PROOF_LEN};
 use crate::config::Config;
 use crate::error::{Error, Result};
 use crate::protocol::{with_depth_limit, Message};
@@ -18,10 +20,15 @@ pub(crate) const VERSION: u16 = 1;
 pub(crate) const FEATURE_PIPELINING: u32 = 1;
 /// Feature bit: the peer understands `Cancel`.
 pub(crate) const FEATURE_CANCEL: u32 = 2;
-/// The features this build speaks.
+/// Feature bit: the sender holds a shared secret; a challenge follows its hello and the
+/// authentication exchange runs before the first frame.
+pub(crate) const FEATURE_AUTH: u32 = 4;
+/// The features this build speaks (authentication is added when a secret is configured).
 pub(crate) const FEATURES: u32 = FEATURE_PIPELINING | FEATURE_CANCEL;
 /// Size of the hello in bytes.
 pub(crate) const HELLO_LEN: usize = 16;
+/// Size of a side's opening when it authenticates: its hello, then its challenge.
+const OPENING_LEN: usize = HELLO_LEN + CHALLENGE_LEN;
 
 fn bincode_config() -> Configuration {
     config::standard()
@@ -34,19 +41,26 @@ pub(crate) struct Hello {
     pub(crate) features: u32,
     pub(crate) max_frame: u32,
     pub(crate) max_depth: u16,
-    /// Reserved for authentication; 0 in version 1.
-    pub(crate) auth: u16,
 }
 
 impl Hello {
     pub(crate) fn from_config(config: &Config) -> Hello {
+        let auth = if config.secret.is_some() {
+            FEATURE_AUTH
+        } else {
+            0
+        };
         Hello {
             version: VERSION,
-            features: FEATURES,
+            features: FEATURES | auth,
             max_frame: u32::try_from(config.max_frame).unwrap_or(u32::MAX),
             max_depth: u16::try_from(config.max_depth).unwrap_or(u16::MAX),
-            auth: 0,
         }
+    }
+
+    /// True when the sender authenticates: a challenge follows this hello.
+    pub(crate) fn wants_auth(&self) -> bool {
+        self.features & FEATURE_AUTH != 0
     }
 
     pub(crate) fn to_bytes(self) -> [u8; HELLO_LEN] {
@@ -77,12 +91,13 @@ impl Hello {
             features: u32::from_be_bytes([b[6], b[7], b[8], b[9]]),
             max_frame: u32::from_be_bytes([b[10], b[11], b[12], b[13]]),
             max_depth: u16::from_be_bytes([b[14], b[15]]),
-            auth: 0,
         })
     }
 }
 
-/// Sends our hello and reads the peer's, within the configured handshake time.
+/// Sends our hello and reads the peer's, then, when either side authenticates, runs the
+/// challenge–response exchange; all within the configured handshake time. Returns the peer's
+/// hello once the peer may be talked to.
 pub(crate) async fn handshake<R, W>(
     reader: &mut R,
     writer: &mut W,
@@ -92,18 +107,68 @@ where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
-    let ours = Hello::from_config(config).to_bytes();
+    // Our opening: the hello, and our challenge when we hold a secret.
+    let mut ours = Vec::with_capacity(OPENING_LEN);
+    ours.extend_from_slice(&Hello::from_config(config).to_bytes());
+    let mine = match &config.secret {
+        Some(secret) if secret.is_empty() => return Err(AuthFailure::EmptySecret.into()),
+        Some(secret) => {
+            let c = Challenge::fresh(config.role)?;
+            ours.extend_from_slice(&c.to_bytes());
+            Some((secret, c))
+        }
+        None => None,
+    };
     let exchange = async {
         writer.write_all(&ours).await?;
         writer.flush().await?;
-        let mut theirs = [0u8; HELLO_LEN];
-        reader.read_exact(&mut theirs).await?;
-        Hello::parse(&theirs)
+        let mut theirs = [0u8; OPENING_LEN];
+        reader.read_exact(&mut theirs[..HELLO_LEN]).await?;
+        let mut hello_bytes = [0u8; HELLO_LEN];
+        hello_bytes.copy_from_slice(&theirs[..HELLO_LEN]);
+        let hello = Hello::parse(&hello_bytes)?;
+        // Read the peer's challenge even when we refuse it, so nothing it sent is left
+        // unread (closing on unread bytes could reset the stream before the peer has read
+        // our hello and learnt why it is refused).
+        let their_challenge = if hello.wants_auth() {
+            reader.read_exact(&mut theirs[HELLO_LEN..]).await?;
+            let mut c = [0u8; CHALLENGE_LEN];
+            c.copy_from_slice(&theirs[HELLO_LEN..]);
+            Some(c)
+        } else {
+            None
+        };
+        let ((secret, ours_c), theirs_c) = match (mine, their_challenge) {
+            (None, None) => return Ok(hello),
+            (Some(_), None) => return Err(AuthFailure::PeerHasNoSecret.into()),
+            (None, Some(_)) => return Err(AuthFailure::NoSecretHere.into()),
+            (Some(m), Some(t)) => (m, Challenge::parse(&t)?),
+        };
+        let (our_label, their_label) = auth::labels(&ours_c, &theirs_c)?;
+        let our_proof = auth::proof(secret, our_label, &ours, &theirs);
+        let mut their_proof = [0u8; PROOF_LEN];
+        let proofs = async {
+            writer.write_all(&our_proof).await?;
+            writer.flush().await?;
+            reader.read_exact(&mut their_proof).await
+        };
+        if let Err(e) = proofs.await {
+            // A peer that refused us closes here; say so rather than "early eof".
+            return Err(match e.kind() {
+                std::io::ErrorKind::UnexpectedEof
+                | std::io::ErrorKind::ConnectionReset
+                | std::io::ErrorKind::BrokenPipe => AuthFailure::PeerClosed.into(),
+                _ => e.into(),
+            });
+        }
+        let expected = auth::proof(secret, their_label, &theirs, &ours);
+        auth::verify(&expected, &their_proof)?;
+        Ok(hello)
     };
     match tokio::time::timeout(config.handshake_timeout, exchange).await {
         Ok(r) => r,
         Err(_) => Err(Error::Protocol(format!(
-            "no hello from the peer within {:?}",
+            "the peer did not complete the hello within {:?}",
             config.handshake_timeout
         ))),
     }
@@ -273,6 +338,36 @@ mod tests {
             ),
             ("release", frame(&Message::Release(vec![(cb_id, 1)]))),
         ]
+        .into_iter()
+        .chain(auth_trace())
+        .collect()
+    }
+
+    /// The worked authentication of `docs/protocol.md`: fixed nonces, so fixed proofs.
+    fn auth_trace() -> Vec<(&'static str, Vec<u8>)> {
+        let secret = crate::auth::Secret::new("correct horse battery staple");
+        let config = Config::default().with_secret(secret.clone());
+        let opening = |role, fill| {
+            let mut b = Hello::from_config(&config).to_bytes().to_vec();
+            b.extend_from_slice(
+                &Challenge {
+                    role,
+                    nonce: [fill; crate::auth::NONCE_LEN],
+                }
+                .to_bytes(),
+            );
+            b
+        };
+        let client = opening(crate::auth::Role::Initiator, 0x11);
+        let server = opening(crate::auth::Role::Acceptor, 0x22);
+        let client_proof = auth::proof(&secret, auth::LABEL_INITIATOR, &client, &server);
+        let server_proof = auth::proof(&secret, auth::LABEL_ACCEPTOR, &server, &client);
+        vec![
+            ("auth-client-opening", client.clone()),
+            ("auth-server-opening", server.clone()),
+            ("auth-client-proof", client_proof.to_vec()),
+            ("auth-server-proof", server_proof.to_vec()),
+        ]
     }
 
     /// Hex bytes of each `<!-- frame: NAME -->` block: the part of each line before `|`.
@@ -329,7 +424,7 @@ mod tests {
                 render(bytes),
                 "frame `{name}` in docs/protocol.md differs from the encoder"
             );
-            if *name != "hello" {
+            if *name != "hello" && !name.starts_with("auth-") {
                 // And the documented bytes decode back to the message.
                 let body = &doc_bytes[4..];
                 assert_eq!(
@@ -376,6 +471,67 @@ mod tests {
         codec().encode(&msg, &mut out).unwrap();
         let e = codec().decode(&out[4..]).unwrap_err();
         assert!(e.to_string().contains("depth"), "{e}");
+    }
+
+    /// Runs our handshake (with `config`) against a scripted peer that sends `peer_bytes`.
+    fn handshake_against(config: Config, peer_bytes: Vec<u8>) -> Result<Hello> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (ours, mut theirs) = tokio::io::duplex(4096);
+            let (mut r, mut w) = tokio::io::split(ours);
+            // The peer sends its bytes, reads our opening, and hangs up.
+            let peer = tokio::spawn(async move {
+                let _ = theirs.write_all(&peer_bytes).await;
+                let mut buf = [0u8; OPENING_LEN];
+                let _ = theirs.read(&mut buf).await;
+            });
+            let result = handshake(&mut r, &mut w, &config).await;
+            drop((r, w));
+            peer.await.unwrap();
+            result
+        })
+    }
+
+    fn opening(role: u8) -> Vec<u8> {
+        let secret = crate::auth::Secret::new("k");
+        let mut b = Hello::from_config(&Config::default().with_secret(secret))
+            .to_bytes()
+            .to_vec();
+        b.push(role);
+        b.extend_from_slice(&[0x42; crate::auth::NONCE_LEN]);
+        b
+    }
+
+    #[test]
+    fn handshake_refuses_bad_challenges() {
+        let with_secret = || Config::default().with_secret(crate::auth::Secret::new("k"));
+        let e = handshake_against(with_secret(), opening(9)).unwrap_err();
+        assert!(e.to_string().contains("unknown role 0x09"), "{e}");
+
+        let initiator = with_secret().with_role(crate::auth::Role::Initiator);
+        let e = handshake_against(initiator, opening(1)).unwrap_err();
+        assert!(e.to_string().contains("both peers say they opened"), "{e}");
+
+        // The peer stops after its opening: it refused us.
+        let e = handshake_against(with_secret(), opening(0)).unwrap_err();
+        assert!(e.to_string().contains("peer closed the connection"), "{e}");
+
+        let e = handshake_against(
+            Config::default().with_secret(crate::auth::Secret::new("")),
+            opening(0),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("secret is empty"), "{e}");
+
+        // Without a secret, a peer requiring one is refused whatever its challenge holds.
+        let e = handshake_against(Config::default(), opening(9)).unwrap_err();
+        assert!(
+            e.to_string().contains("none is configured on this side"),
+            "{e}"
+        );
     }
 
     #[test]

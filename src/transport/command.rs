@@ -127,6 +127,7 @@ impl ChildConnection {
                 None => name,
             });
         }
+        let config = config.with_role(crate::auth::Role::Initiator);
         match Connection::from_io(stdout, stdin, config, root).await {
             Ok(conn) => Ok(ChildConnection { conn, child }),
             Err(e) => Err(hello_failed(&program, &mut child, e).await),

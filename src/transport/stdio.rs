@@ -52,5 +52,6 @@ pub async fn serve_stdio(mut config: Config, root: Option<Arc<dyn Object>>) -> R
     if config.label.is_none() {
         config.label = Some("stdio".into());
     }
+    let config = config.with_role(crate::auth::Role::Acceptor);
     Connection::from_io(tokio::io::stdin(), tokio::io::stdout(), config, root).await
 }

@@ -55,7 +55,7 @@ pub async fn connect_unix_with(
     root: Option<Arc<dyn Object>>,
 ) -> Result<Connection> {
     let stream = UnixStream::connect(path.as_ref()).await?;
-    from_unix(stream, config, root).await
+    from_unix(stream, config.with_role(crate::auth::Role::Initiator), root).await
 }
 
 /// Runs the hello on a connected Unix stream. The label defaults to
