@@ -76,6 +76,10 @@ pub mod adapters;
 pub mod auth;
 pub mod blocking;
 pub mod context;
+pub mod debug;
+pub mod lab;
+#[cfg(feature = "cli")]
+pub mod repl;
 
 #[doc(hidden)]
 #[path = "private.rs"]

@@ -1,0 +1,284 @@
+//! `netref repl [TARGET]`: the terminal around [`netref::repl::Session`].
+//!
+//! With a terminal on stdin: rustyline with history, multi-line input and Tab completion;
+//! Ctrl-C cancels the running call (or clears the line at the prompt), Ctrl-D leaves.
+//! Otherwise (a pipe, a file, CI): reads stdin line by line, evaluates each complete input
+//! and prints only results, with no prompt or greeting; exits 0 at the end of the input,
+//! or 1 if any input failed.
+
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use netref::lab::LabOptions;
+use netref::repl::{Outcome, Session};
+use rustyline::completion::Completer;
+use rustyline::error::ReadlineError;
+use rustyline::highlight::Highlighter;
+use rustyline::hint::Hinter;
+use rustyline::history::DefaultHistory;
+use rustyline::validate::{ValidationContext, ValidationResult, Validator};
+use rustyline::{CompletionType, Editor, Helper};
+use tokio::runtime::Runtime;
+
+use crate::target::{self, ConnectOpts};
+
+const PROMPT: &str = "netref> ";
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Where to attach: HOST:PORT, unix:PATH, or a command speaking netref on its stdio
+    /// (`"ssh host netref serve --stdio"`). Default: start the lab in this process.
+    target: Option<String>,
+    #[command(flatten)]
+    connect: ConnectOpts,
+    /// The history file [default: $NETREF_HISTORY, else ~/.netref_history].
+    #[arg(long, value_name = "FILE")]
+    history: Option<PathBuf>,
+    /// Keep no history.
+    #[arg(long, conflicts_with = "history")]
+    no_history: bool,
+    /// In-process lab only: add `exec(command, on_line)`.
+    #[arg(long, conflicts_with = "target")]
+    allow_exec: bool,
+    /// In-process lab only: the directory `files` works in.
+    #[arg(long, value_name = "DIR", conflicts_with = "target")]
+    sandbox: Option<PathBuf>,
+}
+
+pub(crate) fn run(args: Args, runtime: &Runtime) -> ExitCode {
+    let opened = runtime.block_on(open(&args));
+    let (session, _attached) = match opened {
+        Ok(x) => x,
+        Err(message) => {
+            eprintln!("netref repl: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let code = if std::io::stdin().is_terminal() {
+        interactive(&session, runtime, history_path(&args))
+    } else {
+        runtime.block_on(script(&session))
+    };
+    runtime.block_on(session.close());
+    code
+}
+
+/// The session, and what keeps a command target's child process alive.
+async fn open(args: &Args) -> Result<(Session, Option<target::Attached>), String> {
+    match &args.target {
+        None => {
+            if args.connect.secret_file.is_some() || args.connect.tls_ca.is_some() {
+                return Err("--secret-file and --tls-ca need a TARGET".into());
+            }
+            let mut options = LabOptions::default().allow_exec(args.allow_exec);
+            if let Some(dir) = &args.sandbox {
+                options = options.sandbox(dir);
+            }
+            let session = Session::embedded(options)
+                .await
+                .map_err(|e| format!("cannot start the lab: {e}"))?;
+            Ok((session, None))
+        }
+        Some(text) => {
+            let target = target::parse(text)?;
+            let attached = target::connect(&target, &args.connect)
+                .await
+                .map_err(|e| format!("cannot connect to {target}: {e}"))?;
+            let session = Session::new(attached.conn.clone());
+            Ok((session, Some(attached)))
+        }
+    }
+}
+
+/// Non-interactive: evaluate stdin's inputs in order.
+async fn script(session: &Session) -> ExitCode {
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(16);
+    // A plain thread: reading stdin blocks, and must not hold up the runtime's workers
+    // (callbacks print while an input runs).
+    std::thread::spawn(move || {
+        for line in std::io::stdin().lock().lines() {
+            let Ok(line) = line else { break };
+            if tx.blocking_send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut failed = false;
+    let mut buffer = String::new();
+    loop {
+        let line = rx.recv().await;
+        let at_end = line.is_none();
+        if let Some(line) = line {
+            if !buffer.is_empty() {
+                buffer.push('\n');
+            }
+            buffer.push_str(&line);
+            if !Session::is_complete(&buffer) {
+                continue;
+            }
+        }
+        let input = std::mem::take(&mut buffer);
+        if !input.trim().is_empty() {
+            match session.eval(&input).await {
+                Outcome::Quit => break,
+                Outcome::Failed => failed = true,
+                _ => {}
+            }
+            if lost(session) {
+                return ExitCode::from(2);
+            }
+        }
+        if at_end {
+            break;
+        }
+    }
+    if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// True (after saying so) when the connection is gone: every further input would fail.
+fn lost(session: &Session) -> bool {
+    let conn = session.connection();
+    if !conn.is_closed() {
+        return false;
+    }
+    let reason = conn.close_reason().unwrap_or_else(|| "closed".into());
+    eprintln!("netref repl: the connection is closed ({reason})");
+    true
+}
+
+fn history_path(args: &Args) -> Option<PathBuf> {
+    if args.no_history {
+        return None;
+    }
+    if let Some(p) = &args.history {
+        return Some(p.clone());
+    }
+    if let Some(p) = std::env::var_os("NETREF_HISTORY") {
+        return Some(PathBuf::from(p));
+    }
+    let home = std::env::var_os("HOME").or_else(|| std::env::var_os("USERPROFILE"))?;
+    Some(PathBuf::from(home).join(".netref_history"))
+}
+
+/// Interactive: rustyline on this thread, evaluation on the runtime.
+fn interactive(session: &Session, runtime: &Runtime, history: Option<PathBuf>) -> ExitCode {
+    let config = rustyline::Config::builder()
+        .completion_type(CompletionType::List)
+        .auto_add_history(false)
+        .build();
+    let mut editor: Editor<ReplHelper, DefaultHistory> = match Editor::with_config(config) {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("netref repl: cannot use the terminal: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    editor.set_helper(Some(ReplHelper {
+        session: session.clone(),
+        runtime: runtime.handle().clone(),
+    }));
+    if let Some(path) = &history {
+        let _ = editor.load_history(path);
+    }
+    // Lines printed while the prompt is up (a log tap, a late callback): clear the prompt
+    // line, print, and draw the prompt again. (rustyline's external printer would keep the
+    // line intact, but it makes the editor lag behind pasted input.) Press Ctrl-L to see a
+    // line being typed again.
+    let reading = Arc::new(AtomicBool::new(false));
+    let flag = reading.clone();
+    session.set_output(move |line: &str| {
+        let mut out = std::io::stdout().lock();
+        if flag.load(Ordering::Acquire) {
+            let _ = write!(out, "\r\x1b[K{line}\r\n{PROMPT}");
+        } else {
+            let _ = writeln!(out, "{line}");
+        }
+        let _ = out.flush();
+    });
+    println!("{}", session.banner());
+    let mut code = ExitCode::SUCCESS;
+    loop {
+        reading.store(true, Ordering::Release);
+        let read = editor.readline(PROMPT);
+        reading.store(false, Ordering::Release);
+        match read {
+            Ok(line) => {
+                if line.trim().is_empty() {
+                    continue;
+                }
+                let _ = editor.add_history_entry(line.as_str());
+                let outcome = runtime.block_on(async {
+                    tokio::select! {
+                        o = session.eval(&line) => Some(o),
+                        // Dropping the evaluation cancels the call it waits for.
+                        _ = tokio::signal::ctrl_c() => None,
+                    }
+                });
+                match outcome {
+                    Some(Outcome::Quit) => break,
+                    None => println!("cancelled"),
+                    Some(_) => {}
+                }
+                if lost(session) {
+                    code = ExitCode::from(2);
+                    break;
+                }
+            }
+            Err(ReadlineError::Interrupted) => continue,
+            Err(ReadlineError::Eof) => break,
+            Err(e) => {
+                eprintln!("netref repl: {e}");
+                break;
+            }
+        }
+    }
+    if let Some(path) = &history {
+        let _ = editor.save_history(path);
+    }
+    code
+}
+
+/// Completion, multi-line input.
+struct ReplHelper {
+    session: Session,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Completer for ReplHelper {
+    type Candidate = String;
+
+    fn complete(
+        &self,
+        line: &str,
+        pos: usize,
+        _ctx: &rustyline::Context<'_>,
+    ) -> rustyline::Result<(usize, Vec<String>)> {
+        // The editor runs on the main thread, outside the runtime: blocking here is fine.
+        Ok(self.runtime.block_on(self.session.complete(line, pos)))
+    }
+}
+
+impl Hinter for ReplHelper {
+    type Hint = String;
+}
+
+impl Highlighter for ReplHelper {}
+
+impl Validator for ReplHelper {
+    fn validate(&self, ctx: &mut ValidationContext<'_>) -> rustyline::Result<ValidationResult> {
+        Ok(if Session::is_complete(ctx.input()) {
+            ValidationResult::Valid(None)
+        } else {
+            ValidationResult::Incomplete
+        })
+    }
+}
+
+impl Helper for ReplHelper {}

@@ -1,0 +1,231 @@
+//! `netref serve`: lend the lab.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use netref::lab::{Lab, LabOptions};
+use netref::{Config, Secret, Server};
+
+/// The default address: loopback only.
+const DEFAULT_LISTEN: &str = "127.0.0.1:18861";
+
+/// How long calls in flight may finish after Ctrl-C.
+const GRACE: Duration = Duration::from_secs(5);
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// The TCP address to listen on [default: 127.0.0.1:18861]; port 0 picks a free port.
+    #[arg(long, value_name = "HOST:PORT", conflicts_with_all = ["unix", "stdio"])]
+    listen: Option<String>,
+    /// Listen on a Unix socket at PATH instead.
+    #[arg(long, value_name = "PATH", conflicts_with = "stdio")]
+    unix: Option<PathBuf>,
+    /// Serve one connection on this process's stdin and stdout (for `ssh host netref serve
+    /// --stdio`), then exit.
+    #[arg(long)]
+    stdio: bool,
+    /// Require clients to prove they know the secret in FILE.
+    #[arg(long, value_name = "FILE")]
+    secret_file: Option<PathBuf>,
+    /// Add `exec(command, on_line)`, which runs commands on this machine for any client.
+    #[arg(long)]
+    allow_exec: bool,
+    /// The directory `files` works in [default: a fresh temporary directory].
+    #[arg(long, value_name = "DIR")]
+    sandbox: Option<PathBuf>,
+    /// Serve TLS with the certificate chain in this PEM file (with --tls-key; TCP only).
+    #[arg(long, value_name = "FILE", requires = "tls_key", conflicts_with_all = ["unix", "stdio"])]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert, a PEM file.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+}
+
+pub(crate) async fn run(args: Args) -> ExitCode {
+    match serve(args).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("netref serve: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn serve(args: Args) -> Result<(), String> {
+    let mut config = Config::default();
+    if let Some(path) = &args.secret_file {
+        config = config.with_secret(Secret::from_file(path).map_err(|e| e.to_string())?);
+    }
+    let listen = args.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+    if args.allow_exec && args.unix.is_none() && !args.stdio {
+        // Running commands for anyone who can reach the port: only on loopback, or with
+        // a secret.
+        let loopback = loopback_only(listen).await?;
+        if !loopback && args.secret_file.is_none() {
+            return Err(format!(
+                "refusing --allow-exec on {listen}, which is not a loopback address, without \
+                 --secret-file"
+            ));
+        }
+    }
+    let mut options = LabOptions::default().allow_exec(args.allow_exec);
+    if let Some(dir) = &args.sandbox {
+        options = options.sandbox(dir);
+    }
+    let lab = Lab::new(options).map_err(|e| format!("cannot create the sandbox: {e}"))?;
+    let sandbox = lab.sandbox().display().to_string();
+    let root = lab.into_root();
+
+    if args.stdio {
+        let conn = netref::serve_stdio(config, Some(root))
+            .await
+            .map_err(|e| e.to_string())?;
+        tracing::info!(%sandbox, "serving the lab on stdio");
+        conn.closed().await;
+        return Ok(());
+    }
+
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        return tls::serve(listen, cert, key, config, root, &sandbox).await;
+    }
+
+    let server = Server::with_root(root).config(config);
+    let handle = match &args.unix {
+        #[cfg(unix)]
+        Some(path) => server
+            .bind_unix(path)
+            .map_err(|e| format!("cannot listen on unix:{}: {e}", path.display()))?,
+        #[cfg(not(unix))]
+        Some(_) => return Err("unix sockets are not available on this platform".into()),
+        None => server
+            .bind(listen)
+            .await
+            .map_err(|e| format!("cannot listen on {listen}: {e}"))?,
+    };
+    let addr = handle.listen_addr().clone();
+    if let netref::ListenAddr::Tcp(a) = &addr {
+        warn_if_public(*a, args.secret_file.is_some());
+    }
+    eprintln!(
+        "netref serve: listening on {addr} (the lab{}; files in {sandbox}); Ctrl-C stops",
+        if args.allow_exec { ", with exec" } else { "" }
+    );
+    let _ = tokio::signal::ctrl_c().await;
+    eprintln!("netref serve: stopping");
+    handle.shutdown_graceful(GRACE).await;
+    Ok(())
+}
+
+/// Says so when `addr` can be reached from other machines.
+fn warn_if_public(addr: SocketAddr, secret: bool) {
+    if !addr.ip().is_loopback() {
+        eprintln!(
+            "netref serve: warning: {addr} is reachable from other machines; anyone who can \
+             reach it can use the lab{}",
+            if secret {
+                " if they know the secret"
+            } else {
+                " (add --secret-file)"
+            }
+        );
+    }
+}
+
+/// True when every address `listen` resolves to is a loopback address.
+async fn loopback_only(listen: &str) -> Result<bool, String> {
+    let addrs: Vec<SocketAddr> = tokio::net::lookup_host(listen)
+        .await
+        .map_err(|e| format!("cannot resolve {listen}: {e}"))?
+        .collect();
+    Ok(!addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback()))
+}
+
+/// TLS: `netref::Server` has no TLS listener, so this accepts by hand and runs
+/// `netref::tls::accept` on each stream.
+#[cfg(feature = "tls")]
+mod tls {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    use netref::tls::{self, TlsAcceptor};
+    use netref::{Config, Connection, Object};
+    use parking_lot::Mutex;
+
+    fn read(path: &Path) -> Result<Vec<u8>, String> {
+        std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
+    }
+
+    pub(super) async fn serve(
+        listen: &str,
+        cert: &Path,
+        key: &Path,
+        config: Config,
+        root: Arc<dyn Object>,
+        sandbox: &str,
+    ) -> Result<(), String> {
+        let chain = tls::certs_from_pem(&read(cert)?).map_err(|e| e.to_string())?;
+        let key = tls::key_from_pem(&read(key)?).map_err(|e| e.to_string())?;
+        let acceptor = TlsAcceptor::new(chain, key).map_err(|e| e.to_string())?;
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        super::warn_if_public(addr, config.secret.is_some());
+        eprintln!(
+            "netref serve: listening on {addr} (TLS; the lab; files in {sandbox}); Ctrl-C stops"
+        );
+        let live: Arc<Mutex<Vec<Connection>>> = Arc::new(Mutex::new(Vec::new()));
+        let ctrl_c = tokio::signal::ctrl_c();
+        tokio::pin!(ctrl_c);
+        loop {
+            let (stream, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(x) => x,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                _ = &mut ctrl_c => break,
+            };
+            let (acceptor, config, root, live) =
+                (acceptor.clone(), config.clone(), root.clone(), live.clone());
+            tokio::spawn(async move {
+                match tls::accept(stream, &acceptor, config, Some(root)).await {
+                    Ok(conn) => {
+                        live.lock().retain(|c| !c.is_closed());
+                        live.lock().push(conn.clone());
+                        conn.closed().await;
+                    }
+                    Err(e) => tracing::debug!(%peer, error = %e, "tls or hello failed"),
+                }
+            });
+        }
+        eprintln!("netref serve: stopping");
+        let conns = std::mem::take(&mut *live.lock());
+        for c in conns {
+            c.close().await;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(not(feature = "tls"))]
+mod tls {
+    use std::path::Path;
+    use std::sync::Arc;
+
+    pub(super) async fn serve(
+        _listen: &str,
+        _cert: &Path,
+        _key: &Path,
+        _config: netref::Config,
+        _root: Arc<dyn netref::Object>,
+        _sandbox: &str,
+    ) -> Result<(), String> {
+        Err("this netref was built without the `tls` feature".into())
+    }
+}

@@ -1,0 +1,331 @@
+//! `netref repl`, driven end to end with piped stdin; the completer through the library;
+//! and `examples/live_debug.rs` attached to from the real binary.
+
+mod cli_support;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use cli_support::{run, serve};
+use netref::repl::{Outcome, Session};
+
+/// Runs the in-process lab's REPL on `script`.
+fn repl(script: &str) -> cli_support::Output {
+    run(&["repl"], script)
+}
+
+#[test]
+fn quit_on_a_fresh_start() {
+    let out = repl(":quit\n");
+    assert_eq!(out.code(), Some(0), "{out:?}");
+    assert_eq!(
+        out.stdout, "",
+        "no prompt or greeting when stdin is not a terminal"
+    );
+    // The end of the input leaves as well.
+    let out = repl("root.add(1, 2)\n");
+    assert_eq!(
+        (out.code(), out.stdout.as_str()),
+        (Some(0), "3\n"),
+        "{out:?}"
+    );
+}
+
+#[test]
+fn a_session_end_to_end() {
+    let script = r#"
+root.add(1, 2)
+x = root.add(20, 22)
+x
+root.counter.step = 5
+root.counter.inc()
+root.counter.step
+root.counter.value = 1
+root.nope(1)
+root.add(2, 2)
+root.every(3, print)
+list(root.numbers(5))
+root.echo({name: "lab", "tags": [b"\x01a", true, nil], n: -1.5})
+root.kv.set("k",
+            [1, 2])
+root.kv.get("k")
+:quit
+root.add(100, 100)
+"#;
+    let out = repl(script);
+    // Two inputs failed: the session went on, and says so in its exit status.
+    assert_eq!(out.code(), Some(1), "{out:?}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    let expected_head = ["3", "42", "5", "5"];
+    assert_eq!(lines[..4], expected_head, "{}", out.stdout);
+    // Setting a read-only property: one readable error block, and the session goes on.
+    assert_eq!(
+        lines[4],
+        "error: wrong operation: property `value` of `Counter` is read-only"
+    );
+    assert!(lines[5].starts_with("  at: "), "{}", out.stdout);
+    assert_eq!(
+        lines[6],
+        "error: no such member: `Lab` has no exposed member `nope`"
+    );
+    assert!(lines[7].starts_with("  at: ") && lines[7].ends_with("root.nope"));
+    assert_eq!(lines[8], "4");
+    // The callback prints on the REPL side, then the call returns 3.
+    assert_eq!(lines[9..13], ["0", "1", "2", "3"]);
+    assert_eq!(lines[13], "[0, 1, 2, 3, 4]");
+    assert_eq!(
+        lines[14],
+        r#"{"name": "lab", "tags": [b"\x01a", true, nil], "n": -1.5}"#
+    );
+    assert_eq!(lines[15], "[1, 2]");
+    assert_eq!(lines.len(), 16, "nothing after :quit runs: {}", out.stdout);
+}
+
+#[test]
+fn errors_exit_1_at_the_end_and_syntax_errors_point() {
+    let out = repl("root.add(1,,2)\nroot.add(1, 1)\n");
+    assert_eq!(out.code(), Some(1), "{out:?}");
+    assert_eq!(
+        out.stdout,
+        "error: syntax error: expected an expression, found `,`\n  root.add(1,,2)\n             ^\n2\n"
+    );
+}
+
+#[test]
+fn trace_names_the_messages() {
+    let out =
+        repl(":trace on\nroot.echo(\"hi\")\nroot.every(1, print)\n:trace off\nroot.add(1, 1)\n");
+    let text = &out.stdout;
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(
+        lines[0].starts_with("  -> Call ") && lines[0].ends_with("root.echo(\"hi\")"),
+        "{text}"
+    );
+    assert!(
+        lines[1].starts_with("  <- Return ") && lines[1].ends_with("= \"hi\""),
+        "{text}"
+    );
+    assert_eq!(lines[2], "\"hi\"");
+    // The callback's call comes back to us, and the callback is released afterwards.
+    assert!(text.contains("root.every("), "{text}");
+    assert!(text.contains("  <- Call "), "{text}");
+    assert!(text.contains("  -> Return "), "{text}");
+    assert!(text.contains("Release"), "{text}");
+    assert_eq!(
+        lines.last(),
+        Some(&"2"),
+        "no trace after :trace off: {text}"
+    );
+    assert!(!text.contains("Ping"), "{text}");
+}
+
+#[test]
+fn tables_count_references_and_drop_them() {
+    let script = r#"
+:tables
+f = root.files.open("notes.txt", "w")
+f.write("hello")
+:tables
+f = nil
+:tables
+g = root.counter
+del g
+:tables
+"#;
+    let out = repl(script);
+    assert_eq!(out.code(), Some(0), "{out:?}");
+    let text = out.stdout;
+    let blocks: Vec<&str> = text.split("repl side: ").skip(1).collect();
+    assert_eq!(blocks.len(), 4, "{text}");
+    assert!(
+        blocks[0].starts_with("0 exported, 0 imported\npeer side: 0 exported, 0 imported"),
+        "{text}"
+    );
+    assert!(
+        blocks[1].starts_with("0 exported, 1 imported\npeer side: 1 exported, 0 imported"),
+        "{text}"
+    );
+    assert!(blocks[1].contains("f = <File #"), "{text}");
+    assert!(
+        blocks[2].starts_with("0 exported, 0 imported\npeer side: 0 exported, 0 imported"),
+        "{text}"
+    );
+    assert!(
+        blocks[3].starts_with("0 exported, 0 imported\npeer side: 0 exported, 0 imported"),
+        "{text}"
+    );
+}
+
+#[test]
+fn time_and_help_and_dir() {
+    let out =
+        repl(":time on\nroot.sleep(0.01)\n:time off\ndir(root.counter)\nhelp(root.add)\n:help\n");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines[0], "0.01");
+    assert!(
+        lines[1].starts_with("time: ") && lines[1].ends_with(" ms"),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(lines[2], r#"["inc", "reset", "value", "step"]"#);
+    assert_eq!(lines[3], "add(a: Value, b: Value) -> Result<Value>");
+    assert!(out.stdout.contains(":trace on|off"), "{}", out.stdout);
+}
+
+#[test]
+fn a_remote_lab_through_the_binary() {
+    let (_server, addr) = serve(&["--listen", "127.0.0.1:0"]);
+    let out = run(
+        &["repl", &addr],
+        "root.counter.inc()\nroot.counter.inc()\n:tables\n",
+    );
+    assert_eq!(out.code(), Some(0), "{out:?}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines[..2], ["1", "2"]);
+    assert_eq!(lines[2], "repl side: 0 exported, 0 imported");
+    assert!(
+        lines[3].starts_with("peer side: not visible from here"),
+        "{}",
+        out.stdout
+    );
+    // A second client sees the same lab.
+    let out = run(&["repl", &addr], "root.counter.value\n");
+    assert_eq!(out.stdout, "2\n");
+    let out = run(&["repl", &cli_support::closed_port()], "root\n");
+    assert_eq!(out.code(), Some(2), "{out:?}");
+}
+
+#[tokio::test]
+async fn completion_of_members_variables_and_commands() {
+    let session = Session::embedded(Default::default()).await.unwrap();
+    session.set_output(|_: &str| {});
+    assert_eq!(
+        session.complete("root.co", 7).await,
+        (5, vec!["counter".to_string()])
+    );
+    let (start, all) = session.complete("root.", 5).await;
+    assert_eq!(start, 5);
+    for m in [
+        "add", "counter", "echo", "every", "files", "kv", "numbers", "sleep",
+    ] {
+        assert!(all.contains(&m.to_string()), "{all:?}");
+    }
+    assert!(!all.contains(&"exec".to_string()));
+    assert_eq!(
+        session.complete("root.counter.s", 14).await,
+        (13, vec!["step".to_string()])
+    );
+    assert_eq!(
+        session.complete("x = root.add(1, root.k", 22).await,
+        (21, vec!["kv".to_string()])
+    );
+    assert_eq!(session.eval("cnt = root.counter").await, Outcome::Ok);
+    assert_eq!(
+        session.complete("cn", 2).await,
+        (0, vec!["cnt".to_string()])
+    );
+    assert_eq!(
+        session.complete("cnt.i", 5).await,
+        (4, vec!["inc".to_string()])
+    );
+    assert_eq!(
+        session.complete("pr", 2).await,
+        (0, vec!["print".to_string()])
+    );
+    assert_eq!(
+        session.complete(":tr", 3).await,
+        (0, vec![":trace".to_string()])
+    );
+    assert_eq!(session.complete(":trace o", 8).await.1, vec!["off", "on"]);
+    assert_eq!(
+        session.complete("\"root.co", 8).await.1,
+        Vec::<String>::new()
+    );
+    session.close().await;
+}
+
+#[tokio::test]
+async fn completion_is_cached_per_type() {
+    let session = Session::embedded(Default::default()).await.unwrap();
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let sink = lines.clone();
+    session.set_output(move |l: &str| sink.lock().unwrap().push(l.to_owned()));
+    session
+        .eval("a = root.files.open(\"a\", \"w\"); b = root.files.open(\"b\", \"w\")")
+        .await;
+    let before = session.connection().stats().calls_sent;
+    assert!(session.complete("a.wr", 4).await.1 == vec!["write".to_string()]);
+    let after_a = session.connection().stats().calls_sent;
+    assert!(session.complete("b.wr", 4).await.1 == vec!["write".to_string()]);
+    let after_b = session.connection().stats().calls_sent;
+    assert!(after_a > before);
+    // `b` is a File too: one `help` to learn its type, no second `dir`.
+    assert_eq!(after_b - after_a, 1);
+    session.close().await;
+}
+
+#[tokio::test]
+async fn a_dropped_eval_cancels_its_call() {
+    let session = Session::embedded(Default::default()).await.unwrap();
+    session.set_output(|_: &str| {});
+    let slow = session.eval("root.sleep(30)");
+    assert!(tokio::time::timeout(Duration::from_millis(200), slow)
+        .await
+        .is_err());
+    // The session goes on at once.
+    assert_eq!(session.eval("root.add(1, 1)").await, Outcome::Ok);
+    session.close().await;
+}
+
+#[allow(dead_code)]
+#[path = "../examples/live_debug.rs"]
+mod live_debug;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attach_to_the_live_debug_example() {
+    use tracing_subscriber::filter::LevelFilter;
+    let (tap, control) = live_debug::init_logging(LevelFilter::WARN);
+    let service = live_debug::start(tap, control, LevelFilter::WARN);
+    let debug = netref::debug::serve(service.root.clone(), 0).await.unwrap();
+    let addr = debug.local_addr().to_string();
+    assert!(debug.local_addr().ip().is_loopback());
+
+    let script = "n = root.stats.processed\ntype(n)\nroot.config.log_level\nroot.config.log_level = \"debug\"\nroot.config.log_level\nroot.config.log_level = \"error\"\n";
+    let out = tokio::task::spawn_blocking(move || run(&["repl", &addr], script))
+        .await
+        .unwrap();
+    assert_eq!(out.code(), Some(0), "{out:?}");
+    assert_eq!(out.stdout, "\"int\"\n\"warn\"\n\"debug\"\n");
+
+    // The level really changed in the service.
+    let local = netref::Proxy::local(service.root.clone());
+    let level = local.attr("config").attr("log_level").get().await.unwrap();
+    assert_eq!(level.as_str(), Some("error"));
+
+    // Tap the logs over a connection: job reports arrive at the subscriber.
+    let conn = netref::connect(debug.local_addr()).await.unwrap();
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let sink = lines.clone();
+    let cb = netref::callback(move |l: String| sink.lock().unwrap().push(l));
+    conn.root()
+        .attr("logs")
+        .call_method("subscribe", (cb, "info"))
+        .await
+        .unwrap();
+    conn.root().call_method("submit", (3,)).await.unwrap();
+    for _ in 0..1000 {
+        if lines.lock().unwrap().iter().any(|l| l.contains("job done")) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let got = lines.lock().unwrap().clone();
+    // The target is the module path: `live_debug` when run as the example.
+    assert!(
+        got.iter()
+            .any(|l| l.starts_with("INFO ") && l.contains("live_debug: job done")),
+        "{got:?}"
+    );
+    conn.close().await;
+    debug.shutdown().await;
+}
