@@ -299,7 +299,7 @@ impl fmt::Display for Proxy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.target {
             Target::Local(o) => write!(f, "<local {}>", o.type_info().name)?,
-            Target::Remote(i) => write!(f, "<ref #{:x}>", i.id)?,
+            Target::Remote(i) => write!(f, "<ref {}>", crate::protocol::fmt_id(i.id))?,
             Target::Root(_) => f.write_str("<root>")?,
             Target::Answer(a) => write!(f, "<answer of call {}>", a.id)?,
         }

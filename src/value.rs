@@ -149,7 +149,8 @@ impl Value {
 }
 
 impl fmt::Display for Value {
-    /// A compact, JSON-like rendering; bytes as `b"…"`, references as `<ref Type#id>`.
+    /// A compact, JSON-like rendering; bytes as `b"…"`, references as `<ref #slot v gen>`
+    /// (for example `<ref #1v1>`) or `<local Type>`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Value::Nil => f.write_str("nil"),
