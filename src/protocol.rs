@@ -330,26 +330,8 @@ impl fmt::Display for WireValue {
             WireValue::Str(s) => write!(f, "{:?}", s.0),
             WireValue::Bytes(b) if b.0.len() > 16 => write!(f, "<{} bytes>", b.0.len()),
             WireValue::Bytes(b) => write!(f, "b{:?}", String::from_utf8_lossy(&b.0)),
-            WireValue::List(items) => {
-                f.write_str("[")?;
-                for (i, v) in items.iter().enumerate() {
-                    if i > 0 {
-                        f.write_str(", ")?;
-                    }
-                    write!(f, "{v}")?;
-                }
-                f.write_str("]")
-            }
-            WireValue::Map(entries) => {
-                f.write_str("{")?;
-                for (i, (k, v)) in entries.iter().enumerate() {
-                    if i > 0 {
-                        f.write_str(", ")?;
-                    }
-                    write!(f, "{k}: {v}")?;
-                }
-                f.write_str("}")
-            }
+            WireValue::List(items) => crate::value::fmt_list(f, items),
+            WireValue::Map(entries) => crate::value::fmt_map(f, entries),
             WireValue::Ref(WireRef::Sender(id)) => write!(f, "ref {}", fmt_id(*id)),
             WireValue::Ref(WireRef::Receiver { target, path }) => {
                 write!(f, "your {target}")?;
