@@ -240,9 +240,16 @@ pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
             "frame of {len} bytes is over the limit of {max} bytes"
         )));
     }
+    // Grow the buffer as the body arrives: a peer that declares a large frame and sends
+    // little of it holds at most one chunk, not the size it declared.
+    const CHUNK: usize = 64 * 1024;
     buf.clear();
-    buf.resize(len, 0);
-    r.read_exact(buf).await?;
+    while buf.len() < len {
+        let start = buf.len();
+        let end = (start + CHUNK).min(len);
+        buf.resize(end, 0);
+        r.read_exact(&mut buf[start..end]).await?;
+    }
     Ok(true)
 }
 

@@ -31,8 +31,12 @@ pub(crate) struct Exports {
     max: usize,
 }
 
-fn key_of(id: u64) -> DefaultKey {
-    DefaultKey::from(KeyData::from_ffi(id))
+/// The key an id names, if the id is one this table could have issued: `from_ffi` adjusts
+/// some bit patterns (an even generation becomes odd), and such an alias must not reach the
+/// object whose id it is not.
+fn key_of(id: u64) -> Option<DefaultKey> {
+    let data = KeyData::from_ffi(id);
+    (data.as_ffi() == id).then(|| DefaultKey::from(data))
 }
 
 impl Exports {
@@ -77,13 +81,13 @@ impl Exports {
 
     /// The object behind `id`, if it is live (a stale generation finds nothing).
     pub(crate) fn get(&self, id: u64) -> Option<Proxy> {
-        self.slots.get(key_of(id)).map(|e| e.proxy.clone())
+        self.slots.get(key_of(id)?).map(|e| e.proxy.clone())
     }
 
     /// Subtracts `count` sends; returns the object when it is freed, so the caller can drop
     /// it outside the lock.
     pub(crate) fn release(&mut self, id: u64, count: u64) -> Option<Proxy> {
-        let key = key_of(id);
+        let key = key_of(id)?;
         let entry = self.slots.get_mut(key)?;
         entry.count = entry.count.saturating_sub(count);
         if entry.count > 0 {
