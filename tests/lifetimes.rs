@@ -120,6 +120,16 @@ async fn stale_and_forged_ids_get_no_such_object() {
             .unwrap_err();
         assert_eq!(e.kind(), ErrorKind::NoSuchObject, "id {forged:x}: {e}");
     }
+    // An alias of the live id (its generation with the low bit cleared, which slotmap would
+    // read as the same key) must not reach it either.
+    let alias = new_id & !(1 << 32);
+    assert_ne!(alias, new_id);
+    let e = conn
+        .remote_object(alias)
+        .call_method("name", ())
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NoSuchObject, "alias {alias:x}: {e}");
     // The live one still works, and the connection is fine.
     let name = newer
         .as_proxy()

@@ -1,0 +1,656 @@
+//! The comparison harness: netref against Python RPyC 6.0.2, tarpc and a raw tokio TCP
+//! ping-pong, over TCP loopback, in one run.
+//!
+//! ```text
+//! scripts/bench-prepare.sh                      # once: a virtualenv with rpyc==6.0.2
+//! cargo bench --bench compare                   # full run; rewrites docs/benchmarks.md
+//! cargo bench --bench compare -- --quick        # CI smoke run: every workload, tiny sizes
+//! ```
+//!
+//! Every system runs its server in a separate process (this binary re-executed with a hidden
+//! `--serve SYSTEM`, or `scripts/rpyc_server.py`); the Rust clients run in this process on a
+//! multi-thread tokio runtime, the RPyC client in `scripts/rpyc_client.py`. Each workload
+//! runs round by round, every system once per round in turn, so slow drifts of the machine
+//! hit every system alike. See `docs/benchmarks.md` for what each workload measures.
+//!
+//! Options (after `--`): `--quick`, `--rounds N`, `--time-ms N`, `--warmup-ms N`,
+//! `--out PATH` (where the markdown goes; the full run defaults to `docs/benchmarks.md`,
+//! `--quick` writes none unless asked), `--no-rpyc`.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Times `$body` (which may `.await` and use `?`) in a loop until `$time` has passed;
+/// evaluates to a [`stats::Sample`] with one latency per iteration.
+macro_rules! timed {
+    ($time:expr, $body:block) => {{
+        let time: ::std::time::Duration = $time;
+        let mut lat_ns: Vec<u64> = Vec::new();
+        let start = ::std::time::Instant::now();
+        loop {
+            let t0 = ::std::time::Instant::now();
+            $body
+            let t1 = ::std::time::Instant::now();
+            lat_ns.push((t1 - t0).as_nanos() as u64);
+            if t1 - start >= time {
+                break;
+            }
+        }
+        $crate::stats::Sample {
+            calls: lat_ns.len() as u64,
+            elapsed: start.elapsed(),
+            lat_ns,
+        }
+    }};
+}
+
+#[path = "compare/netref_sys.rs"]
+mod netref_sys;
+#[path = "compare/procs.rs"]
+mod procs;
+#[path = "compare/raw_sys.rs"]
+mod raw_sys;
+#[path = "compare/report.rs"]
+mod report;
+#[path = "compare/rpyc_sys.rs"]
+mod rpyc_sys;
+#[path = "compare/stats.rs"]
+mod stats;
+#[path = "compare/tarpc_sys.rs"]
+mod tarpc_sys;
+
+use procs::{self_command, venv_python, Machine, Res, ServerProc};
+use stats::Sample;
+
+/// What is measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum Workload {
+    EchoFresh,
+    EchoCached,
+    Callback,
+    Attr,
+    InFlight,
+    Bytes,
+    Memory,
+}
+
+impl Workload {
+    fn parse(name: &str) -> Res<Workload> {
+        Ok(match name {
+            "echo_fresh" => Workload::EchoFresh,
+            "echo_cached" => Workload::EchoCached,
+            "callback" => Workload::Callback,
+            "attr" => Workload::Attr,
+            "inflight" => Workload::InFlight,
+            "bytes" => Workload::Bytes,
+            other => return Err(format!("unknown workload {other:?}").into()),
+        })
+    }
+
+    const TIMED: [Workload; 6] = [
+        Workload::EchoFresh,
+        Workload::EchoCached,
+        Workload::Callback,
+        Workload::Attr,
+        Workload::InFlight,
+        Workload::Bytes,
+    ];
+}
+
+/// Who is measured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) enum System {
+    Netref,
+    Rpyc,
+    Tarpc,
+    Raw,
+}
+
+impl System {
+    const ALL: [System; 4] = [System::Netref, System::Rpyc, System::Tarpc, System::Raw];
+
+    /// Whether the system has the workload at all (tarpc has no callbacks or references;
+    /// the raw baseline has no objects).
+    pub(crate) fn has(self, w: Workload) -> bool {
+        !matches!(
+            (self, w),
+            (System::Tarpc, Workload::Callback | Workload::Memory)
+                | (System::Raw, Workload::Memory)
+        )
+    }
+}
+
+/// Sizes and times of one run.
+#[derive(Debug, Clone)]
+pub(crate) struct Spec {
+    pub(crate) quick: bool,
+    pub(crate) rounds: usize,
+    pub(crate) warmup: Duration,
+    pub(crate) time: Duration,
+    /// Calls kept in flight by the in-flight workload.
+    pub(crate) depth: usize,
+    /// Payload of the bytes workload.
+    pub(crate) bytes: usize,
+    /// Live references of the memory workload, and how many each call lends.
+    pub(crate) mem_n: u64,
+    pub(crate) mem_batch: u64,
+    pub(crate) mem_rounds: usize,
+    pub(crate) out: Option<PathBuf>,
+    pub(crate) rpyc: bool,
+    /// Only these workloads (`--only echo_fresh,memory`, say).
+    pub(crate) only: Option<Vec<Workload>>,
+    pub(crate) command: String,
+}
+
+impl Spec {
+    pub(crate) fn runs(&self, w: Workload) -> bool {
+        !matches!(&self.only, Some(only) if !only.contains(&w))
+    }
+}
+
+impl Spec {
+    fn parse(args: &[String]) -> Res<Spec> {
+        let quick = args.iter().any(|a| a == "--quick");
+        let mut spec = if quick {
+            Spec {
+                quick,
+                rounds: 1,
+                warmup: Duration::from_millis(20),
+                time: Duration::from_millis(100),
+                depth: 64,
+                bytes: 64 * 1024,
+                mem_n: 5_000,
+                mem_batch: 500,
+                mem_rounds: 1,
+                out: None,
+                rpyc: true,
+                only: None,
+                command: String::new(),
+            }
+        } else {
+            Spec {
+                quick,
+                rounds: 15,
+                warmup: Duration::from_millis(100),
+                time: Duration::from_millis(400),
+                depth: 64,
+                bytes: 1024 * 1024,
+                mem_n: 100_000,
+                mem_batch: 1_000,
+                mem_rounds: 3,
+                out: Some(procs::repo_root().join("docs/benchmarks.md")),
+                rpyc: true,
+                only: None,
+                command: String::new(),
+            }
+        };
+        let mut explicit_out = false;
+        let mut it = args.iter();
+        while let Some(a) = it.next() {
+            let mut value = |name: &str| {
+                it.next()
+                    .cloned()
+                    .ok_or_else(|| format!("{name} needs a value"))
+            };
+            match a.as_str() {
+                "--bench" | "--quick" => {}
+                "--rounds" => spec.rounds = value(a)?.parse()?,
+                "--time-ms" => spec.time = Duration::from_millis(value(a)?.parse()?),
+                "--warmup-ms" => spec.warmup = Duration::from_millis(value(a)?.parse()?),
+                "--out" => {
+                    spec.out = Some(PathBuf::from(value(a)?));
+                    explicit_out = true;
+                }
+                "--no-rpyc" => spec.rpyc = false,
+                "--only" => {
+                    let list = value(a)?;
+                    let mut only = Vec::new();
+                    for name in list.split(',') {
+                        only.push(match name {
+                            "memory" => Workload::Memory,
+                            other => Workload::parse(other)?,
+                        });
+                    }
+                    spec.only = Some(only);
+                }
+                other => return Err(format!("unknown option {other:?}").into()),
+            }
+        }
+        if spec.only.is_some() && !explicit_out {
+            spec.out = None; // a partial run does not replace the published table
+        }
+        if spec.rounds == 0 {
+            return Err("--rounds must be at least 1".into());
+        }
+        let extra: Vec<&str> = args
+            .iter()
+            .map(String::as_str)
+            .filter(|a| *a != "--bench")
+            .collect();
+        spec.command = if extra.is_empty() {
+            "cargo bench --bench compare".to_owned()
+        } else {
+            format!("cargo bench --bench compare -- {}", extra.join(" "))
+        };
+        if let Some(nice) = procs::niceness().filter(|n| *n != 0) {
+            spec.command = format!("nice -n {nice} {}", spec.command);
+        }
+        Ok(spec)
+    }
+}
+
+/// Owner- and holder-side RSS around lending `n` objects.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct MemoryResult {
+    pub(crate) n: u64,
+    pub(crate) owner_before: u64,
+    pub(crate) owner_after: u64,
+    pub(crate) holder_before: u64,
+    pub(crate) holder_after: u64,
+}
+
+impl MemoryResult {
+    pub(crate) fn from_json(v: &serde_json::Value) -> Res<MemoryResult> {
+        let num = |k: &str| {
+            v.get(k)
+                .and_then(serde_json::Value::as_u64)
+                .ok_or_else(|| format!("no `{k}` in the memory client's reply: {v}"))
+        };
+        Ok(MemoryResult {
+            n: num("n")?,
+            owner_before: num("owner_before")?,
+            owner_after: num("owner_after")?,
+            holder_before: num("holder_before")?,
+            holder_after: num("holder_after")?,
+        })
+    }
+
+    pub(crate) fn owner_per_object(&self) -> f64 {
+        (self.owner_after as f64 - self.owner_before as f64) / self.n as f64
+    }
+
+    pub(crate) fn holder_per_proxy(&self) -> f64 {
+        (self.holder_after as f64 - self.holder_before as f64) / self.n as f64
+    }
+}
+
+/// Deterministic pseudo-random bytes (xorshift64*), so every system echoes the same data.
+pub(crate) fn random_bytes(n: usize) -> Vec<u8> {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut out = Vec::with_capacity(n + 8);
+    while out.len() < n {
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        out.extend_from_slice(&x.wrapping_mul(0x2545_F491_4F6C_DD1D).to_le_bytes());
+    }
+    out.truncate(n);
+    out
+}
+
+/// A server process's first line, then serve until the harness closes our stdin.
+pub(crate) async fn announce_and_wait(port: u16) {
+    use std::io::Write;
+    println!("LISTEN {port}");
+    let _ = std::io::stdout().flush();
+    let mut sink = Vec::new();
+    let _ = tokio::io::AsyncReadExt::read_to_end(&mut tokio::io::stdin(), &mut sink).await;
+}
+
+/// One client per system, each connected to its server process.
+enum Driver {
+    Netref(netref_sys::Client),
+    Rpyc(Box<rpyc_sys::Client>),
+    Tarpc(tarpc_sys::Client),
+    Raw(raw_sys::Client),
+}
+
+impl Driver {
+    async fn run(&mut self, w: Workload, spec: &Spec) -> Res<Option<Sample>> {
+        match self {
+            Driver::Netref(c) => c.run(w, spec).await,
+            Driver::Rpyc(c) => c.run(w, spec).await,
+            Driver::Tarpc(c) => c.run(w, spec).await,
+            Driver::Raw(c) => c.run(w, spec).await,
+        }
+    }
+}
+
+/// Everything measured in one run.
+pub(crate) struct Results {
+    pub(crate) spec: Spec,
+    pub(crate) machine: Machine,
+    pub(crate) systems: Vec<System>,
+    pub(crate) skipped: Vec<(System, String)>,
+    pub(crate) timed: Vec<((Workload, System), Vec<Sample>)>,
+    pub(crate) memory: Vec<(System, Vec<MemoryResult>)>,
+    /// `/proc/loadavg` when the run ended.
+    pub(crate) load_end: String,
+    /// Whether another process shared the CPUs (a 1-minute load average above 1.5 at either
+    /// end: the harness itself keeps about one core busy).
+    pub(crate) busy: bool,
+    /// Runs that failed (their cells are missing from the report).
+    pub(crate) errors: Vec<String>,
+}
+
+impl Results {
+    pub(crate) fn samples(&self, w: Workload, s: System) -> &[Sample] {
+        self.timed
+            .iter()
+            .find(|(k, _)| *k == (w, s))
+            .map_or(&[], |(_, v)| v.as_slice())
+    }
+
+    pub(crate) fn memory_of(&self, s: System) -> &[MemoryResult] {
+        self.memory
+            .iter()
+            .find(|(k, _)| *k == s)
+            .map_or(&[], |(_, v)| v.as_slice())
+    }
+}
+
+async fn spawn_server(system: System, python: Option<&std::path::Path>) -> Res<ServerProc> {
+    match system {
+        System::Rpyc => rpyc_sys::spawn_server(python.ok_or("no Python for RPyC")?).await,
+        System::Netref => ServerProc::spawn(self_command(&["--serve", "netref"])?).await,
+        System::Tarpc => ServerProc::spawn(self_command(&["--serve", "tarpc"])?).await,
+        System::Raw => ServerProc::spawn(self_command(&["--serve", "raw"])?).await,
+    }
+}
+
+async fn connect(system: System, port: u16, python: Option<&std::path::Path>) -> Res<Driver> {
+    Ok(match system {
+        System::Netref => Driver::Netref(netref_sys::Client::connect(port).await?),
+        System::Tarpc => Driver::Tarpc(tarpc_sys::Client::connect(port).await?),
+        System::Raw => Driver::Raw(raw_sys::Client::connect(port).await?),
+        System::Rpyc => Driver::Rpyc(Box::new(rpyc_sys::Client::connect(
+            python.ok_or("no Python for RPyC")?,
+            port,
+        )?)),
+    })
+}
+
+/// The memory workload of netref, with a fresh server and a fresh client process.
+async fn netref_memory(spec: &Spec) -> Res<MemoryResult> {
+    let server = spawn_server(System::Netref, None).await?;
+    let port = server.port.to_string();
+    let n = spec.mem_n.to_string();
+    let batch = spec.mem_batch.to_string();
+    let out = self_command(&["--memory-client", "netref", &port, &n, &batch])?
+        .stderr(std::process::Stdio::inherit())
+        .output()
+        .await?;
+    if !out.status.success() {
+        return Err(format!("the netref memory client failed ({})", out.status).into());
+    }
+    let line = String::from_utf8_lossy(&out.stdout);
+    MemoryResult::from_json(&serde_json::from_str(line.trim())?)
+}
+
+async fn harness(spec: Spec) -> Res<Results> {
+    let mut skipped = Vec::new();
+    let mut python = None;
+    if spec.rpyc {
+        python = venv_python();
+        if python.is_none() && !spec.quick {
+            eprintln!("compare: no virtualenv with rpyc 6.0.2; running scripts/bench-prepare.sh");
+            let status = std::process::Command::new("bash")
+                .arg(procs::repo_root().join("scripts/bench-prepare.sh"))
+                .status()?;
+            if !status.success() {
+                return Err("scripts/bench-prepare.sh failed".into());
+            }
+            python = venv_python();
+        }
+        if python.is_none() {
+            let why = if spec.quick {
+                "RPyC skipped: no virtualenv with rpyc 6.0.2 (run scripts/bench-prepare.sh)"
+            } else {
+                "scripts/bench-prepare.sh ran but its virtualenv has no rpyc 6.0.2"
+            };
+            if !spec.quick {
+                return Err(why.into());
+            }
+            eprintln!("compare: {why}");
+            skipped.push((System::Rpyc, why.to_owned()));
+        }
+    } else {
+        skipped.push((System::Rpyc, "RPyC skipped: --no-rpyc".to_owned()));
+    }
+    let systems: Vec<System> = System::ALL
+        .into_iter()
+        .filter(|s| !skipped.iter().any(|(k, _)| k == s))
+        .collect();
+    let machine = Machine::describe(python.as_deref());
+
+    // Servers first (each in its own process), then one client connection per system.
+    let mut servers = Vec::new();
+    let mut drivers = Vec::new();
+    for &s in &systems {
+        let server = spawn_server(s, python.as_deref()).await?;
+        drivers.push((s, connect(s, server.port, python.as_deref()).await?));
+        servers.push(server);
+    }
+
+    let mut timed: Vec<((Workload, System), Vec<Sample>)> = Vec::new();
+    let mut errors = Vec::new();
+    for w in Workload::TIMED {
+        if !spec.runs(w) {
+            continue;
+        }
+        for round in 0..spec.rounds {
+            // Rotate the order each round so no system always runs first or last.
+            let n = drivers.len();
+            for i in 0..n {
+                let (s, driver) = &mut drivers[(i + round) % n];
+                if !s.has(w) {
+                    continue;
+                }
+                let sample = match driver.run(w, &spec).await {
+                    Ok(Some(sample)) => sample,
+                    Ok(None) => {
+                        errors.push(format!("{w:?} on {s:?} produced nothing"));
+                        continue;
+                    }
+                    Err(e) => {
+                        // Reported with the results; the other systems go on.
+                        eprintln!("compare: {w:?} on {s:?} failed: {e}");
+                        errors.push(format!("{w:?} on {s:?} failed: {e}"));
+                        continue;
+                    }
+                };
+                eprintln!(
+                    "compare: {w:?} round {}/{} {s:?}: {:.0} calls/s",
+                    round + 1,
+                    spec.rounds,
+                    sample.rate()
+                );
+                match timed.iter_mut().find(|(k, _)| *k == (w, *s)) {
+                    Some((_, v)) => v.push(sample),
+                    None => timed.push(((w, *s), vec![sample])),
+                }
+            }
+        }
+    }
+    drop(drivers);
+    drop(servers);
+
+    let mut memory = Vec::new();
+    for &s in &systems {
+        if !s.has(Workload::Memory) || !spec.runs(Workload::Memory) {
+            continue;
+        }
+        let mut runs = Vec::new();
+        for _ in 0..spec.mem_rounds {
+            let r = match s {
+                System::Netref => netref_memory(&spec).await,
+                System::Rpyc => {
+                    rpyc_sys::memory(
+                        python.as_deref().ok_or("no Python")?,
+                        spec.mem_n,
+                        spec.mem_batch,
+                    )
+                    .await
+                }
+                System::Tarpc | System::Raw => unreachable!("filtered by System::has"),
+            };
+            let r = match r {
+                Ok(r) => r,
+                Err(e) => {
+                    eprintln!("compare: Memory on {s:?} failed: {e}");
+                    errors.push(format!("Memory on {s:?} failed: {e}"));
+                    continue;
+                }
+            };
+            eprintln!(
+                "compare: Memory {s:?}: owner {:.0} B/object, holder {:.0} B/proxy",
+                r.owner_per_object(),
+                r.holder_per_proxy()
+            );
+            runs.push(r);
+        }
+        memory.push((s, runs));
+    }
+
+    let load_end = procs::load_average();
+    let one_minute = |s: &str| {
+        s.split_whitespace()
+            .next()
+            .and_then(|x| x.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    let busy = one_minute(&machine.load_start) > 1.5 || one_minute(&load_end) > 1.5;
+    if busy {
+        eprintln!("compare: warning: the machine was busy during the run (load {load_end})");
+    }
+    Ok(Results {
+        spec,
+        machine,
+        systems,
+        skipped,
+        timed,
+        memory,
+        load_end,
+        busy,
+        errors,
+    })
+}
+
+/// Hidden modes: this binary as a server or a memory client in a separate process.
+fn hidden_mode(args: &[String]) -> Option<Res<()>> {
+    let rt = || {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+    };
+    match args.first().map(String::as_str) {
+        Some("--serve") => Some((|| {
+            let rt = rt()?;
+            match args.get(1).map(String::as_str) {
+                Some("netref") => rt.block_on(netref_sys::serve()),
+                Some("tarpc") => rt.block_on(tarpc_sys::serve()),
+                Some("raw") => rt.block_on(raw_sys::serve()),
+                other => Err(format!("--serve: unknown system {other:?}").into()),
+            }
+        })()),
+        Some("--memory-client") => Some((|| {
+            let num = |i: usize| -> Res<u64> {
+                Ok(args
+                    .get(i)
+                    .ok_or("--memory-client: missing argument")?
+                    .parse()?)
+            };
+            let port = u16::try_from(num(2)?)?;
+            let (n, batch) = (num(3)?, num(4)?);
+            if args.get(1).map(String::as_str) != Some("netref") {
+                return Err("--memory-client: only netref runs in this binary".into());
+            }
+            rt()?.block_on(netref_sys::memory_client(port, n, batch))
+        })()),
+        Some("--drive") => Some((|| {
+            // For profilers: `--drive SYSTEM PORT WORKLOAD MILLIS` runs one workload for a
+            // while against a server started with `--serve SYSTEM`, and prints the calls made.
+            let arg = |i: usize| {
+                args.get(i)
+                    .map(String::as_str)
+                    .ok_or("--drive: missing argument")
+            };
+            let port: u16 = arg(2)?.parse()?;
+            let w = Workload::parse(arg(3)?)?;
+            let mut spec = Spec::parse(&["--quick".to_owned()])?;
+            spec.warmup = Duration::ZERO;
+            spec.time = Duration::from_millis(arg(4)?.parse()?);
+            spec.bytes = 1024 * 1024;
+            let system = match arg(1)? {
+                "netref" => System::Netref,
+                "tarpc" => System::Tarpc,
+                "raw" => System::Raw,
+                other => return Err(format!("--drive: unknown system {other:?}").into()),
+            };
+            rt()?.block_on(async {
+                let mut driver = connect(system, port, None).await?;
+                let s = driver
+                    .run(w, &spec)
+                    .await?
+                    .ok_or("no such workload for that system")?;
+                println!("{} calls in {:?}", s.calls, s.elapsed);
+                Ok(())
+            })
+        })()),
+        _ => None,
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(r) = hidden_mode(&args) {
+        if let Err(e) = r {
+            eprintln!("compare ({}): {e}", args.join(" "));
+            std::process::exit(1);
+        }
+        return;
+    }
+    if !args.iter().any(|a| a == "--bench") {
+        // `cargo test --benches` runs bench binaries without `--bench`: nothing to do there.
+        println!("compare: run with `cargo bench --bench compare [-- --quick]`");
+        return;
+    }
+    let spec = match Spec::parse(&args) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("compare: {e}");
+            std::process::exit(2);
+        }
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime");
+    let results = match rt.block_on(harness(spec)) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("compare: failed: {e}");
+            std::process::exit(1);
+        }
+    };
+    drop(rt);
+    let (markdown, problems) = report::render(&results);
+    println!("{markdown}");
+    if let Some(path) = &results.spec.out {
+        match report::write_doc(path, &markdown) {
+            Ok(()) => eprintln!("compare: wrote {}", path.display()),
+            Err(e) => {
+                eprintln!("compare: cannot write {}: {e}", path.display());
+                std::process::exit(1);
+            }
+        }
+    }
+    if problems.is_empty() {
+        println!("compare: every workload ran and produced a number");
+    } else {
+        for p in &problems {
+            eprintln!("compare: {p}");
+        }
+        std::process::exit(1);
+    }
+}

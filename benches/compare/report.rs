@@ -1,0 +1,445 @@
+//! The markdown report: results, ratios netref/peer, and the issue's targets.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use crate::stats::{summarize, Summary};
+use crate::{MemoryResult, Results, System, Workload};
+
+const BEGIN: &str = "<!-- compare:begin (written by `cargo bench --bench compare`) -->";
+const END: &str = "<!-- compare:end -->";
+
+fn system_name(s: System) -> &'static str {
+    match s {
+        System::Netref => "netref",
+        System::Rpyc => "RPyC 6.0.2",
+        System::Tarpc => "tarpc 0.37",
+        System::Raw => "raw TCP",
+    }
+}
+
+fn workload_name(w: Workload, bytes: usize) -> String {
+    match w {
+        Workload::EchoFresh => "`root.echo(1)`, path resolved per call".into(),
+        Workload::EchoCached => "`echo(1)` on a cached method handle".into(),
+        Workload::Callback => "server → client callback round trip".into(),
+        Workload::Attr => "read a remote property".into(),
+        Workload::InFlight => "64 calls in flight on one connection".into(),
+        Workload::Bytes => format!("echo {} of random bytes", size(bytes)),
+        Workload::Memory => "memory".into(),
+    }
+}
+
+fn size(bytes: usize) -> String {
+    if bytes >= 1024 * 1024 && bytes % (1024 * 1024) == 0 {
+        format!("{} MiB", bytes / (1024 * 1024))
+    } else if bytes >= 1024 && bytes % 1024 == 0 {
+        format!("{} KiB", bytes / 1024)
+    } else {
+        format!("{bytes} B")
+    }
+}
+
+/// What each system actually does in a workload, where it differs from the name.
+fn note(w: Workload, s: System) -> &'static str {
+    match (w, s) {
+        (Workload::EchoFresh, System::Rpyc) => "`conn.root.echo(1)`",
+        (Workload::EchoCached, System::Rpyc) => "`f = conn.root.echo; f(1)`",
+        (Workload::Attr, System::Rpyc) => "`conn.root.value`",
+        (Workload::InFlight, System::Rpyc) => "`rpyc.async_`",
+        (Workload::EchoFresh, System::Netref) => "`conn.root().call_method(\"echo\", (1,))`",
+        (Workload::EchoCached, System::Netref) => "`f = root.attr(\"echo\"); f.call((1,))`",
+        (Workload::Attr, System::Netref) => "`root.attr(\"value\").get()`",
+        (Workload::Bytes, System::Netref) => "`Value::Bytes`",
+        (Workload::Bytes, System::Tarpc) => "`serde_bytes::ByteBuf`",
+        (Workload::EchoFresh | Workload::EchoCached, System::Tarpc) => "`client.echo(ctx, 1)`",
+        (Workload::Attr, System::Tarpc) => "`client.value(ctx)`",
+        (
+            Workload::EchoFresh | Workload::EchoCached | Workload::Attr | Workload::Callback,
+            System::Raw,
+        ) => "32-byte ping-pong",
+        (Workload::InFlight, System::Raw) => "32-byte frames, pipelined",
+        _ => "",
+    }
+}
+
+fn thousands(x: f64) -> String {
+    let n = x.round() as u64;
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, c) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn us(x: f64) -> String {
+    if x >= 1000.0 {
+        thousands(x)
+    } else if x >= 100.0 {
+        format!("{x:.0}")
+    } else {
+        format!("{x:.1}")
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn mem_summary(runs: &[MemoryResult]) -> Option<(f64, f64)> {
+    if runs.is_empty() {
+        return None;
+    }
+    Some((
+        median(runs.iter().map(MemoryResult::owner_per_object).collect()),
+        median(runs.iter().map(MemoryResult::holder_per_proxy).collect()),
+    ))
+}
+
+/// One target of the issue, checked against the run.
+struct Target {
+    text: &'static str,
+    measured: Option<f64>,
+    /// `true`: measured must be ≥ bound; `false`: ≤ bound.
+    at_least: bool,
+    bound: f64,
+    unit: &'static str,
+    /// For a ratio to a peer: the raw baseline's ratio to that peer, the most any system
+    /// could reach on this machine.
+    ceiling: Option<f64>,
+}
+
+/// Renders the report. Returns the markdown and the list of workloads that produced no
+/// number (empty when the run is complete).
+pub(crate) fn render(r: &Results) -> (String, Vec<String>) {
+    let spec = &r.spec;
+    let sum = |w: Workload, s: System| summarize(r.samples(w, s));
+    let mut problems = r.errors.clone();
+    let mut md = String::new();
+    let m = &r.machine;
+    let _ = writeln!(md, "## Results\n");
+    let _ = writeln!(
+        md,
+        "- **Command:** `{}`{}",
+        spec.command,
+        if spec.quick {
+            " (quick mode: tiny sizes, not for comparison)"
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(
+        md,
+        "- **Machine:** {} CPUs, {}, {} RAM, Linux {}",
+        m.cpus, m.cpu_model, m.memory, m.kernel
+    );
+    let _ = writeln!(
+        md,
+        "- **Toolchain:** {}; {}",
+        m.rustc,
+        m.python.as_deref().unwrap_or("no Python peer")
+    );
+    let _ = writeln!(md, "- **netref:** commit {}, measured {}", m.commit, m.date);
+    let _ = writeln!(
+        md,
+        "- **Load average** (1/5/15 min) at the start: {}; at the end: {}{}",
+        m.load_start,
+        r.load_end,
+        if r.busy {
+            " (**the machine was busy: other work shared its CPUs during the run**)"
+        } else {
+            ""
+        }
+    );
+    let _ = writeln!(
+        md,
+        "- **Method:** {} round(s) per workload and system, each {:?} after a {:?} warm-up, \
+         systems in rotating order; calls/s is the median over rounds, p50/p99 are over \
+         every timed call; netref ÷ system is the median over rounds of the ratio of the two \
+         rates within the round (above 1: netref is faster)",
+        spec.rounds, spec.time, spec.warmup
+    );
+    for (s, why) in &r.skipped {
+        let _ = writeln!(md, "- **Skipped:** {}: {why}", system_name(*s));
+    }
+
+    let _ = writeln!(md, "\n### Calls over TCP loopback\n");
+    let _ = writeln!(
+        md,
+        "| workload | system | calls/s | p50 µs | p99 µs | netref ÷ system | how |"
+    );
+    let _ = writeln!(md, "|---|---|--:|--:|--:|--:|---|");
+    for w in Workload::TIMED {
+        if !spec.runs(w) {
+            continue;
+        }
+        let ours = sum(w, System::Netref);
+        let mut first = true;
+        for &s in &r.systems {
+            let label = if first {
+                workload_name(w, spec.bytes)
+            } else {
+                String::new()
+            };
+            first = false;
+            if !s.has(w) {
+                let _ = writeln!(
+                    md,
+                    "| {label} | {} | n/a | | | | no such feature |",
+                    system_name(s)
+                );
+                continue;
+            }
+            let Some(x) = sum(w, s) else {
+                problems.push(format!("{w:?} on {s:?} produced no number"));
+                let _ = writeln!(md, "| {label} | {} | **missing** | | | | |", system_name(s));
+                continue;
+            };
+            let rate = if w == Workload::Bytes {
+                format!(
+                    "{} ({} MB/s)",
+                    thousands(x.rate),
+                    thousands(x.rate * spec.bytes as f64 / 1e6)
+                )
+            } else {
+                thousands(x.rate)
+            };
+            let ratio = match (s, ours) {
+                (System::Netref, _) => "".to_owned(),
+                (_, Some(_)) => paired(r, (w, System::Netref), (w, s))
+                    .map_or_else(|| "–".to_owned(), |x| format!("{x:.2}×")),
+                (_, None) => "–".to_owned(),
+            };
+            let _ = writeln!(
+                md,
+                "| {label} | {} | {rate} | {} | {} | {ratio} | {} |",
+                system_name(s),
+                us(x.p50_us),
+                us(x.p99_us),
+                note(w, s)
+            );
+        }
+    }
+
+    let _ = writeln!(
+        md,
+        "\n### Memory with {} live references\n\nRSS growth (`VmRSS` of `/proc/self/status`) of \
+         the owner's server process while the holder's client process takes references to \
+         {} objects the owner made beforehand, {} per call, divided by their number.\n",
+        thousands(spec.mem_n as f64),
+        thousands(spec.mem_n as f64),
+        thousands(spec.mem_batch as f64)
+    );
+    let _ = writeln!(
+        md,
+        "| system | owner bytes per exported object | holder bytes per proxy | runs |"
+    );
+    let _ = writeln!(md, "|---|--:|--:|--:|");
+    for &s in &r.systems {
+        if !s.has(Workload::Memory) || !spec.runs(Workload::Memory) {
+            continue;
+        }
+        match mem_summary(r.memory_of(s)) {
+            Some((owner, holder)) => {
+                let _ = writeln!(
+                    md,
+                    "| {} | {owner:.0} | {holder:.0} | {} |",
+                    system_name(s),
+                    r.memory_of(s).len()
+                );
+            }
+            None => {
+                problems.push(format!("Memory on {s:?} produced no number"));
+                let _ = writeln!(md, "| {} | **missing** | **missing** | 0 |", system_name(s));
+            }
+        }
+    }
+
+    // The issue's targets.
+    let rate = |w, s| sum(w, s).map(|x: Summary| x.rate);
+    let ratio = |a: Option<f64>, b: Option<f64>| Some(a? / b?);
+    let fresh = rate(Workload::EchoFresh, System::Netref);
+    let ours = |w| (w, System::Netref);
+    let mem = mem_summary(r.memory_of(System::Netref));
+    let targets = [
+        Target {
+            text: "fresh-path call ≥ 0.75× raw ping-pong",
+            measured: paired(
+                r,
+                ours(Workload::EchoFresh),
+                (Workload::EchoFresh, System::Raw),
+            ),
+            at_least: true,
+            bound: 0.75,
+            unit: "×",
+            ceiling: None,
+        },
+        Target {
+            text: "fresh-path call ≥ 1.2× tarpc",
+            measured: paired(
+                r,
+                ours(Workload::EchoFresh),
+                (Workload::EchoFresh, System::Tarpc),
+            ),
+            at_least: true,
+            bound: 1.2,
+            unit: "×",
+            ceiling: paired(
+                r,
+                (Workload::EchoFresh, System::Raw),
+                (Workload::EchoFresh, System::Tarpc),
+            ),
+        },
+        Target {
+            text: "fresh-path call ≥ 8× RPyC's cached call",
+            measured: ratio(fresh, rate(Workload::EchoCached, System::Rpyc)),
+            at_least: true,
+            bound: 8.0,
+            unit: "×",
+            ceiling: paired(
+                r,
+                (Workload::EchoCached, System::Raw),
+                (Workload::EchoCached, System::Rpyc),
+            ),
+        },
+        Target {
+            text: "fresh-path call ≥ 15× RPyC's uncached call",
+            measured: paired(
+                r,
+                ours(Workload::EchoFresh),
+                (Workload::EchoFresh, System::Rpyc),
+            ),
+            at_least: true,
+            bound: 15.0,
+            unit: "×",
+            ceiling: paired(
+                r,
+                (Workload::EchoFresh, System::Raw),
+                (Workload::EchoFresh, System::Rpyc),
+            ),
+        },
+        Target {
+            text: "callback round trip ≥ 0.75× raw ping-pong",
+            measured: paired(
+                r,
+                ours(Workload::Callback),
+                (Workload::Callback, System::Raw),
+            ),
+            at_least: true,
+            bound: 0.75,
+            unit: "×",
+            ceiling: None,
+        },
+        Target {
+            text: "64 in flight ≥ 2× tarpc",
+            measured: paired(
+                r,
+                ours(Workload::InFlight),
+                (Workload::InFlight, System::Tarpc),
+            ),
+            at_least: true,
+            bound: 2.0,
+            unit: "×",
+            ceiling: paired(
+                r,
+                (Workload::InFlight, System::Raw),
+                (Workload::InFlight, System::Tarpc),
+            ),
+        },
+        Target {
+            text: "1 MiB echo ≥ 600 MB/s",
+            measured: rate(Workload::Bytes, System::Netref)
+                .map(|x| x * spec.bytes as f64 / 1e6)
+                .filter(|_| spec.bytes == 1024 * 1024),
+            at_least: true,
+            bound: 600.0,
+            unit: " MB/s",
+            ceiling: None,
+        },
+        Target {
+            text: "≤ 150 bytes per live exported object (owner)",
+            measured: mem.map(|m| m.0).filter(|_| spec.mem_n == 100_000),
+            at_least: false,
+            bound: 150.0,
+            unit: " B",
+            ceiling: None,
+        },
+        Target {
+            text: "≤ 150 bytes per proxy (holder)",
+            measured: mem.map(|m| m.1).filter(|_| spec.mem_n == 100_000),
+            at_least: false,
+            bound: 150.0,
+            unit: " B",
+            ceiling: None,
+        },
+    ];
+    let _ = writeln!(md, "\n### Targets (issue 6)\n");
+    let _ = writeln!(
+        md,
+        "| target | measured | verdict | ceiling: raw TCP ÷ peer |"
+    );
+    let _ = writeln!(md, "|---|--:|---|--:|");
+    for t in &targets {
+        let (measured, verdict) = match t.measured {
+            Some(v) if t.unit == "×" => (format!("{v:.2}×"), verdict(t, v)),
+            Some(v) => (format!("{}{}", thousands(v), t.unit), verdict(t, v)),
+            None if spec.quick => ("–".to_owned(), "not judged in quick mode".to_owned()),
+            None => ("–".to_owned(), "not measured".to_owned()),
+        };
+        let ceiling = t.ceiling.map_or_else(String::new, |c| format!("{c:.2}×"));
+        let _ = writeln!(md, "| {} | {measured} | {verdict} | {ceiling} |", t.text);
+    }
+    (md, problems)
+}
+
+/// netref's rate over a peer's in the same workload: the median over rounds of the ratio
+/// within each round (the two ran back to back, so a slow drift of the machine cancels out).
+fn paired(r: &Results, a: (Workload, System), b: (Workload, System)) -> Option<f64> {
+    let (xa, xb) = (r.samples(a.0, a.1), r.samples(b.0, b.1));
+    if xa.is_empty() || xa.len() != xb.len() {
+        return None;
+    }
+    let ratios = xa
+        .iter()
+        .zip(xb)
+        .map(|(p, q)| p.rate() / q.rate())
+        .collect();
+    Some(median(ratios)).filter(|x| x.is_finite())
+}
+
+fn verdict(t: &Target, v: f64) -> String {
+    let ok = if t.at_least {
+        v >= t.bound
+    } else {
+        v <= t.bound
+    };
+    if ok { "meets" } else { "**misses**" }.to_owned()
+}
+
+/// Puts `section` between the markers of the doc at `path` (creating the doc if needed),
+/// leaving the hand-written text around them alone.
+pub(crate) fn write_doc(path: &Path, section: &str) -> std::io::Result<()> {
+    let old = std::fs::read_to_string(path).unwrap_or_default();
+    let block = format!("{BEGIN}\n{section}\n{END}");
+    let new = match (old.find(BEGIN), old.find(END)) {
+        (Some(b), Some(e)) if b < e => format!("{}{block}{}", &old[..b], &old[e + END.len()..]),
+        _ if old.is_empty() => format!("# Benchmarks\n\n{block}\n"),
+        _ => format!("{}\n\n{block}\n", old.trim_end()),
+    };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, new)
+}

@@ -1,0 +1,68 @@
+//! Samples of one timed run and their summaries.
+
+use std::time::Duration;
+
+/// One timed run of one workload on one system.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Sample {
+    /// Calls completed in the timed part.
+    pub(crate) calls: u64,
+    /// Wall time of the timed part.
+    pub(crate) elapsed: Duration,
+    /// Latency of each call, in nanoseconds.
+    pub(crate) lat_ns: Vec<u64>,
+}
+
+impl Sample {
+    pub(crate) fn rate(&self) -> f64 {
+        self.calls as f64 / self.elapsed.as_secs_f64().max(1e-12)
+    }
+}
+
+/// The summary of a workload's rounds on one system.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Summary {
+    /// The median over rounds of calls per second.
+    pub(crate) rate: f64,
+    /// Median latency over every call of every round, in microseconds.
+    pub(crate) p50_us: f64,
+    /// 99th-percentile latency over every call of every round, in microseconds.
+    pub(crate) p99_us: f64,
+}
+
+pub(crate) fn summarize(rounds: &[Sample]) -> Option<Summary> {
+    if rounds.is_empty() || rounds.iter().any(|s| s.calls == 0) {
+        return None;
+    }
+    let mut rates: Vec<f64> = rounds.iter().map(Sample::rate).collect();
+    let rate = median_f64(&mut rates);
+    let mut lat: Vec<u64> = rounds
+        .iter()
+        .flat_map(|s| s.lat_ns.iter().copied())
+        .collect();
+    lat.sort_unstable();
+    Some(Summary {
+        rate,
+        p50_us: percentile(&lat, 0.50) / 1e3,
+        p99_us: percentile(&lat, 0.99) / 1e3,
+    })
+}
+
+fn median_f64(v: &mut [f64]) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+/// Nearest-rank percentile of sorted values (`q` in 0..=1).
+fn percentile(sorted: &[u64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1] as f64
+}
