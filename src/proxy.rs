@@ -58,6 +58,14 @@ use crate::object::{object_key, Args, IntoArgs, Object};
 use crate::protocol::Op;
 use crate::value::{from_value, Value};
 
+/// The empty path, shared: every plain proxy (each export and import) would otherwise
+/// allocate one.
+pub(crate) fn empty_path() -> Arc<[String]> {
+    static EMPTY: std::sync::LazyLock<Arc<[String]>> =
+        std::sync::LazyLock::new(|| Arc::from(Vec::new()));
+    EMPTY.clone()
+}
+
 /// A handle to an object (local or remote) plus a lazily built attribute path.
 ///
 /// Cloning is cheap. Two proxies are equal when they name the same object and path.
@@ -85,14 +93,14 @@ impl Proxy {
     pub fn local(obj: impl Into<Arc<dyn Object>>) -> Proxy {
         Proxy {
             target: Target::Local(obj.into()),
-            path: Arc::from(Vec::new()),
+            path: empty_path(),
         }
     }
 
     pub(crate) fn with_target(target: Target) -> Proxy {
         Proxy {
             target,
-            path: Arc::from(Vec::new()),
+            path: empty_path(),
         }
     }
 
