@@ -75,6 +75,60 @@ pub fn live_tasks() -> u64 {
 /// Bytes read from the transport at a time.
 const READ_BUFFER: usize = 64 * 1024;
 
+/// A corked reader writes what it gathered once this much is waiting.
+const CORK_BYTES: usize = 64 * 1024;
+
+thread_local! {
+    /// The connection whose reader is handling frames on this thread, if any (see [`Cork`]).
+    static CORK: std::cell::Cell<*const Shared> = const { std::cell::Cell::new(std::ptr::null()) };
+}
+
+/// While alive, frames this thread sends on its connection gather in [`Sink::partial`]
+/// instead of being written one by one: the reader holds one while it handles frames that
+/// are already buffered, so the replies to a burst of calls leave in one write. The reader
+/// calls [`Shared::uncork`] before it waits for more input.
+///
+/// A cork covers only synchronous code (the reader never awaits while holding one), so no
+/// other task can run on the thread and see it.
+pub(crate) struct Cork {
+    previous: *const Shared,
+}
+
+impl Drop for Cork {
+    fn drop(&mut self) {
+        CORK.with(|c| c.set(self.previous));
+    }
+}
+
+/// How soon a frame must reach the transport.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Urgency {
+    /// Write it now if the transport takes it: somebody waits for exactly this frame.
+    Now,
+    /// Other frames are in flight: let the writer task send it together with what follows.
+    Soon,
+}
+
+/// Writes as much of `bytes` as `io` takes without waiting; an error is the reason to close.
+fn poll_write_all(
+    io: &mut Box<dyn AsyncWrite + Send + Unpin>,
+    cx: &mut std::task::Context<'_>,
+    bytes: &[u8],
+) -> std::result::Result<usize, String> {
+    let mut written = 0;
+    while written < bytes.len() {
+        match std::pin::Pin::new(&mut *io).poll_write(cx, &bytes[written..]) {
+            std::task::Poll::Ready(Ok(0)) => {
+                return Err("write failed: the transport accepts no more bytes".into())
+            }
+            std::task::Poll::Ready(Ok(n)) => written += n,
+            std::task::Poll::Ready(Err(e)) => return Err(format!("write failed: {e}")),
+            std::task::Poll::Pending => break,
+        }
+    }
+    Ok(written)
+}
+
 /// The transport's write half, shared by the writer task and senders that write directly.
 pub(crate) struct Sink {
     pub(crate) io: Box<dyn AsyncWrite + Send + Unpin>,
@@ -413,6 +467,16 @@ impl Shared {
 
     /// Encodes `msg` and hands it to the writer; undoes its counting if it cannot be sent.
     pub(crate) async fn send(&self, msg: &Message, ctx: SendCtx) -> Result<()> {
+        self.send_as(msg, ctx, Urgency::Now).await
+    }
+
+    /// [`Shared::send`], saying how soon the frame must be written (see [`Urgency`]).
+    pub(crate) async fn send_as(
+        &self,
+        msg: &Message,
+        ctx: SendCtx,
+        urgency: Urgency,
+    ) -> Result<()> {
         let mut bytes = Vec::new();
         if let Err(e) = self.codec.encode(msg, &mut bytes) {
             self.unsend(ctx);
@@ -424,7 +488,7 @@ impl Shared {
         }
         tracing::trace!(msg = msg.name(), bytes = bytes.len(), "send");
         self.trace(Direction::Sent, msg, bytes.len());
-        if self.write_now(&bytes) {
+        if self.write_now(&bytes, urgency) {
             // On the wire (or first in line for it): held proxies may go.
             drop(ctx.hold);
             return Ok(());
@@ -466,7 +530,7 @@ impl Shared {
             return;
         }
         self.trace(Direction::Sent, msg, bytes.len());
-        if self.write_now(&bytes) {
+        if self.write_now(&bytes, Urgency::Now) {
             drop(ctx.hold);
             return;
         }
@@ -499,38 +563,51 @@ impl Shared {
         }
     }
 
-    /// Writes a frame straight to the transport when nothing is queued ahead of it and the
-    /// transport takes it without waiting. Returns false when the frame must be queued.
+    /// Puts a frame on the wire, or first in line for it, without waiting: returns false
+    /// when the frame must be queued for the writer task instead (frames are queued ahead of
+    /// it, or the writer is busy).
     ///
-    /// Never waits: a frame the transport only partly takes leaves its tail in
-    /// [`Sink::partial`] for the writer task, which writes it before anything else.
-    fn write_now(&self, bytes: &[u8]) -> bool {
+    /// How it goes on depends on who sends:
+    /// - inside the reader's [`Cork`] (replies and calls made by handlers the reader runs
+    ///   inline), the frame joins [`Sink::partial`], and the reader writes them all in one go
+    ///   before it next waits for input;
+    /// - with [`Urgency::Soon`] (a call while others are in flight), it joins
+    ///   [`Sink::partial`] and the writer task writes it with whatever else comes meanwhile;
+    /// - otherwise it is written straight to the transport. A frame the transport only partly
+    ///   takes leaves its tail in [`Sink::partial`] for the writer task.
+    fn write_now(&self, bytes: &[u8], urgency: Urgency) -> bool {
         if self.out.capacity() != self.out.max_capacity() {
             return false; // frames are queued: keep their order
         }
         let Ok(mut sink) = self.sink.try_lock() else {
             return false; // the writer is busy
         };
-        if !sink.partial.is_empty() || self.out.capacity() != self.out.max_capacity() {
+        if self.out.capacity() != self.out.max_capacity() {
+            return false;
+        }
+        let corked = CORK.with(|c| std::ptr::eq(c.get(), self));
+        if corked || urgency == Urgency::Soon {
+            sink.partial.extend_from_slice(bytes);
+            Counters::add(&self.counters.messages_sent, 1);
+            if !corked {
+                self.control_notify.notify_one();
+            } else if sink.partial.len() >= CORK_BYTES {
+                self.write_partial(&mut sink);
+            }
+            return true;
+        }
+        if !sink.partial.is_empty() {
             return false;
         }
         let waker = std::task::Waker::noop();
         let mut cx = std::task::Context::from_waker(waker);
-        let mut written = 0;
-        while written < bytes.len() {
-            match std::pin::Pin::new(&mut sink.io).poll_write(&mut cx, &bytes[written..]) {
-                std::task::Poll::Ready(Ok(0)) => {
-                    self.teardown("write failed: the transport accepts no more bytes".into());
-                    return true;
-                }
-                std::task::Poll::Ready(Ok(n)) => written += n,
-                std::task::Poll::Ready(Err(e)) => {
-                    self.teardown(format!("write failed: {e}"));
-                    return true;
-                }
-                std::task::Poll::Pending => break,
+        let written = match poll_write_all(&mut sink.io, &mut cx, bytes) {
+            Ok(n) => n,
+            Err(e) => {
+                self.teardown(e);
+                return true;
             }
-        }
+        };
         Counters::add(&self.counters.messages_sent, 1);
         Counters::add(&self.counters.bytes_sent, written as u64);
         if written < bytes.len() {
@@ -538,13 +615,58 @@ impl Shared {
             self.control_notify.notify_one();
             return true;
         }
-        match std::pin::Pin::new(&mut sink.io).poll_flush(&mut cx) {
+        self.poll_flush(&mut sink, &mut cx);
+        true
+    }
+
+    /// Writes what [`Sink::partial`] holds as far as the transport takes it without waiting;
+    /// the writer task is told to finish the rest.
+    fn write_partial(&self, sink: &mut Sink) {
+        if sink.partial.is_empty() {
+            return;
+        }
+        let waker = std::task::Waker::noop();
+        let mut cx = std::task::Context::from_waker(waker);
+        let Sink { io, partial } = sink;
+        let written = match poll_write_all(io, &mut cx, partial) {
+            Ok(n) => n,
+            Err(e) => {
+                self.teardown(e);
+                return;
+            }
+        };
+        Counters::add(&self.counters.bytes_sent, written as u64);
+        partial.drain(..written);
+        if !partial.is_empty() {
+            self.control_notify.notify_one();
+            return;
+        }
+        self.poll_flush(sink, &mut cx);
+    }
+
+    fn poll_flush(&self, sink: &mut Sink, cx: &mut std::task::Context<'_>) {
+        match std::pin::Pin::new(&mut sink.io).poll_flush(cx) {
             std::task::Poll::Ready(Ok(())) => {}
             std::task::Poll::Ready(Err(e)) => self.teardown(format!("flush failed: {e}")),
             // Buffered in the transport (TLS, say): the writer task finishes the flush.
             std::task::Poll::Pending => self.control_notify.notify_one(),
         }
-        true
+    }
+
+    /// Starts a cork on this thread (see [`Cork`]).
+    pub(crate) fn cork(&self) -> Cork {
+        Cork {
+            previous: CORK.with(|c| c.replace(self)),
+        }
+    }
+
+    /// Writes what the reader's cork gathered: called before the reader waits for input.
+    pub(crate) fn uncork(&self) {
+        match self.sink.try_lock() {
+            Ok(mut sink) => self.write_partial(&mut sink),
+            // The writer holds the sink: it takes the gathered frames when it next runs.
+            Err(_) => self.control_notify.notify_one(),
+        }
     }
 
     /// Sends a call and waits for its result.
@@ -561,7 +683,17 @@ impl Shared {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let timeout = timeout.unwrap_or(self.config.call_timeout);
         let (tx, rx) = oneshot::channel();
-        self.pending.lock().insert(id, tx);
+        let urgency = {
+            let mut pending = self.pending.lock();
+            pending.insert(id, tx);
+            // With other calls in flight a few microseconds do not matter, but one write
+            // for many frames does.
+            if pending.len() > 1 {
+                Urgency::Soon
+            } else {
+                Urgency::Now
+            }
+        };
         let guard = PendingGuard { shared: self, id };
         let mut ctx = SendCtx::default();
         let op = match self.export_op(op, &mut ctx) {
@@ -580,7 +712,7 @@ impl Shared {
             timeout_ms: u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX),
             flags: 0,
         });
-        if let Err(e) = self.send(&msg, ctx).await {
+        if let Err(e) = self.send_as(&msg, ctx, urgency).await {
             guard.forget();
             return Err(e);
         }

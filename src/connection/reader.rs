@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_util::FutureExt;
-use tokio::io::AsyncRead;
+use tokio::io::{AsyncRead, BufReader};
 use tokio::sync::{oneshot, watch};
 
 use super::{AnswerSlot, SendCtx, Shared};
@@ -26,13 +26,20 @@ use crate::stats::Counters;
 use crate::trace::Direction;
 use crate::value::Value;
 
-pub(crate) async fn run<R>(shared: Arc<Shared>, mut src: R, mut closed: watch::Receiver<bool>)
-where
+pub(crate) async fn run<R>(
+    shared: Arc<Shared>,
+    mut src: BufReader<R>,
+    mut closed: watch::Receiver<bool>,
+) where
     R: AsyncRead + Unpin + Send + 'static,
 {
     let mut buf = Vec::new();
     let max = shared.config.max_frame;
     loop {
+        if !frame_buffered(src.buffer()) {
+            // The next read may wait: first write the replies gathered meanwhile.
+            shared.uncork();
+        }
         let read = tokio::select! {
             r = read_frame(&mut src, max, &mut buf) => r,
             _ = closed.wait_for(|c| *c) => return,
@@ -64,6 +71,8 @@ where
         };
         tracing::trace!(msg = msg.name(), bytes = buf.len() + 4, "recv");
         shared.trace(Direction::Received, &msg, buf.len() + 4);
+        // Frames this handling sends gather until the buffered input is used up.
+        let _cork = shared.cork();
         match msg {
             Message::Call(c) => handle_call(&shared, c),
             Message::Return { id, result } => handle_return(&shared, id, result),
@@ -77,6 +86,14 @@ where
                 return;
             }
         }
+    }
+}
+
+/// Whether `buffered` starts with a whole frame, so reading it will not wait.
+fn frame_buffered(buffered: &[u8]) -> bool {
+    match buffered.first_chunk::<4>() {
+        Some(len) => buffered.len() - 4 >= u32::from_be_bytes(*len) as usize,
+        None => false,
     }
 }
 

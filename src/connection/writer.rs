@@ -1,7 +1,8 @@
 //! The writer task: writes queued frames and one-way control messages onto the transport.
 //!
 //! Senders write a frame directly when nothing is queued ahead of it and the transport takes
-//! it at once (see `Shared::write_now`); everything else comes through here. The writer
+//! it at once, or leave it in `Sink::partial` to go out with others (see `Shared::write_now`);
+//! everything else comes through here. The writer
 //! holds the sink's lock from before it takes queued frames until they are written, so a
 //! direct write can never overtake a queued frame.
 
