@@ -53,7 +53,7 @@ use crate::codec::Codec;
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, RemoteError, Result};
 use crate::object::Object;
-use crate::protocol::{CallMsg, Message, Op, Target, WStr, FLAG_KEEP_ANSWER};
+use crate::protocol::{CallMsg, Message, Op, Target, WPath, FLAG_KEEP_ANSWER};
 use crate::proxy::{self, Proxy};
 use crate::stats::{Counters, Stats};
 use crate::trace::{Direction, TraceEvent, Tracer};
@@ -74,6 +74,38 @@ pub fn live_tasks() -> u64 {
 
 /// Bytes read from the transport at a time.
 const READ_BUFFER: usize = 64 * 1024;
+
+/// Room an encode buffer starts with: a call or a small reply fits without growing it.
+const ENCODE_CAPACITY: usize = 128;
+
+/// Hashes this side's own call ids, which count up from 1: a multiplication spreads them over
+/// the table (SipHash's resistance to chosen keys is not needed for ids we pick ourselves).
+#[derive(Default, Clone, Copy)]
+pub(crate) struct CallIds;
+
+impl std::hash::BuildHasher for CallIds {
+    type Hasher = CallIdHasher;
+    fn build_hasher(&self) -> CallIdHasher {
+        CallIdHasher(0)
+    }
+}
+
+/// The hasher of [`CallIds`].
+pub(crate) struct CallIdHasher(u64);
+
+impl std::hash::Hasher for CallIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(*b)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        }
+    }
+    fn write_u64(&mut self, id: u64) {
+        self.0 = id.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
 
 /// A corked reader writes what it gathered once this much is waiting.
 const CORK_BYTES: usize = 64 * 1024;
@@ -172,7 +204,7 @@ pub(crate) struct Shared {
     pub(crate) control_notify: Notify,
     pub(crate) exports: Mutex<Exports>,
     pub(crate) imports: Mutex<Imports>,
-    pub(crate) pending: Mutex<HashMap<u64, oneshot::Sender<Result<Value>>>>,
+    pub(crate) pending: Mutex<HashMap<u64, oneshot::Sender<Result<Value>>, CallIds>>,
     pub(crate) answers: Mutex<HashMap<u64, AnswerSlot>>,
     /// Incoming calls still running; dropping a sender cancels its call.
     pub(crate) running: Mutex<HashMap<u64, oneshot::Sender<()>>>,
@@ -263,7 +295,7 @@ impl Connection {
             control_notify: Notify::new(),
             exports: Mutex::new(Exports::new(max_exports)),
             imports: Mutex::new(Imports::default()),
-            pending: Mutex::new(HashMap::new()),
+            pending: Mutex::new(HashMap::default()),
             answers: Mutex::new(HashMap::new()),
             running: Mutex::new(HashMap::new()),
             root: Mutex::new(root),
@@ -477,7 +509,7 @@ impl Shared {
         ctx: SendCtx,
         urgency: Urgency,
     ) -> Result<()> {
-        let mut bytes = Vec::new();
+        let mut bytes = Vec::with_capacity(ENCODE_CAPACITY);
         if let Err(e) = self.codec.encode(msg, &mut bytes) {
             self.unsend(ctx);
             return Err(e);
@@ -519,7 +551,7 @@ impl Shared {
     /// Like [`Shared::send`] for the reader, which must never wait for the writer: when the
     /// queue is full, a task finishes the send.
     pub(crate) fn send_nowait(self: &Arc<Self>, msg: &Message, ctx: SendCtx) {
-        let mut bytes = Vec::new();
+        let mut bytes = Vec::with_capacity(ENCODE_CAPACITY);
         if let Err(e) = self.codec.encode(msg, &mut bytes) {
             self.unsend(ctx);
             tracing::debug!(error = %e, "reply could not be encoded");
@@ -707,7 +739,7 @@ impl Shared {
         let msg = Message::Call(CallMsg {
             id,
             target,
-            path: path.iter().map(|s| WStr(s.clone())).collect(),
+            path: WPath(path),
             op,
             timeout_ms: u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX),
             flags: 0,
@@ -751,7 +783,7 @@ impl Shared {
         let msg = Message::Call(CallMsg {
             id,
             target,
-            path: path.iter().map(|s| WStr(s.clone())).collect(),
+            path: WPath(path),
             op,
             timeout_ms: u32::try_from(self.config.call_timeout.as_millis()).unwrap_or(u32::MAX),
             flags: FLAG_KEEP_ANSWER,

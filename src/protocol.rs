@@ -6,6 +6,7 @@
 
 use std::cell::Cell;
 use std::fmt;
+use std::sync::Arc;
 
 use serde::de::{self, Deserializer, EnumAccess, VariantAccess, Visitor};
 use serde::{Deserialize, Serialize};
@@ -67,6 +68,59 @@ impl<'de> Deserialize<'de> for WStr {
     }
 }
 
+/// An attribute path on the wire. Shared with the proxy that sends it (encoding clones no
+/// segment) and decoded straight into the shared form the receiving proxy keeps; each
+/// segment is checked like a [`WStr`], and the declared count allocates nothing up front.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct WPath(pub(crate) Arc<[String]>);
+
+impl Default for WPath {
+    fn default() -> Self {
+        WPath(crate::proxy::empty_path())
+    }
+}
+
+impl From<Vec<&str>> for WPath {
+    fn from(v: Vec<&str>) -> Self {
+        WPath(v.into_iter().map(str::to_owned).collect::<Vec<_>>().into())
+    }
+}
+
+impl Serialize for WPath {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeSeq;
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for seg in self.0.iter() {
+            seq.serialize_element(seg.as_str())?;
+        }
+        seq.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for WPath {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = WPath;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a path of strings")
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<WPath, A::Error> {
+                // The declared count is the peer's word: grow as segments actually arrive.
+                let mut v = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(8));
+                while let Some(seg) = seq.next_element::<WStr>()? {
+                    v.push(seg.0);
+                }
+                if v.is_empty() {
+                    return Ok(WPath::default());
+                }
+                Ok(WPath(v.into()))
+            }
+        }
+        d.deserialize_seq(V)
+    }
+}
+
 impl From<&str> for WStr {
     fn from(s: &str) -> Self {
         WStr(s.to_owned())
@@ -106,7 +160,7 @@ pub(crate) enum WireRef {
     Sender(u64),
     /// An object the receiver owns, coming home (identity round trip), with an optional
     /// attribute path to apply on it.
-    Receiver { target: Target, path: Vec<WStr> },
+    Receiver { target: Target, path: WPath },
 }
 
 /// A value on the wire: [`Value`] with references replaced by ids.
@@ -257,7 +311,7 @@ pub(crate) struct CallMsg {
     /// The caller's id for this call; unique among the caller's calls in flight.
     pub(crate) id: u64,
     pub(crate) target: Target,
-    pub(crate) path: Vec<WStr>,
+    pub(crate) path: WPath,
     pub(crate) op: WireOp,
     /// Milliseconds left until the deadline when the call was sent (0: none).
     pub(crate) timeout_ms: u32,
@@ -312,9 +366,9 @@ impl fmt::Display for Target {
     }
 }
 
-fn fmt_path(f: &mut fmt::Formatter<'_>, path: &[WStr]) -> fmt::Result {
-    for seg in path {
-        write!(f, ".{}", seg.0)?;
+fn fmt_path(f: &mut fmt::Formatter<'_>, path: &WPath) -> fmt::Result {
+    for seg in path.0.iter() {
+        write!(f, ".{seg}")?;
     }
     Ok(())
 }

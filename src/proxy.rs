@@ -128,6 +128,17 @@ impl Proxy {
         }
     }
 
+    /// This proxy with `path` appended; shares `path` when this proxy's own path is empty.
+    pub(crate) fn join_path(&self, path: Arc<[String]>) -> Proxy {
+        if self.path.is_empty() {
+            return Proxy {
+                target: self.target.clone(),
+                path,
+            };
+        }
+        self.path_to(path.iter().cloned())
+    }
+
     /// The attribute path this proxy adds to its object.
     pub fn path(&self) -> &[String] {
         &self.path

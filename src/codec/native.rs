@@ -256,7 +256,7 @@ pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{CallMsg, Target, WStr, WireOp, WireRef, WireValue};
+    use crate::protocol::{CallMsg, Target, WPath, WStr, WireOp, WireRef, WireValue};
 
     fn codec() -> NativeCodec {
         NativeCodec {
@@ -285,7 +285,7 @@ mod tests {
                 frame(&Message::Call(CallMsg {
                     id: 1,
                     target: Target::Root,
-                    path: vec![WStr::from("add")],
+                    path: WPath::from(vec!["add"]),
                     op: WireOp::Call {
                         args: vec![WireValue::Int(1), WireValue::Int(2)],
                         named: vec![],
@@ -306,7 +306,7 @@ mod tests {
                 frame(&Message::Call(CallMsg {
                     id: 2,
                     target: Target::Root,
-                    path: vec![WStr::from("every")],
+                    path: WPath::from(vec!["every"]),
                     op: WireOp::Call {
                         args: vec![WireValue::Int(1), WireValue::Ref(WireRef::Sender(cb_id))],
                         named: vec![],
@@ -320,7 +320,7 @@ mod tests {
                 frame(&Message::Call(CallMsg {
                     id: 1,
                     target: Target::Object(cb_id),
-                    path: vec![],
+                    path: WPath::default(),
                     op: WireOp::Call {
                         args: vec![WireValue::Int(0)],
                         named: vec![],

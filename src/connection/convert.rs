@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::{Link, Shared};
 use crate::error::{Error, ErrorKind, Result};
 use crate::object::Args;
-use crate::protocol::{Op, Target, WBytes, WStr, WireOp, WireRef, WireValue};
+use crate::protocol::{Op, Target, WBytes, WPath, WStr, WireOp, WireRef, WireValue};
 use crate::proxy::{self, Proxy};
 use crate::value::Value;
 
@@ -80,7 +80,7 @@ impl Shared {
             _ => None,
         };
         if let Some(target) = home {
-            let path = p.path.iter().map(|s| WStr(s.clone())).collect();
+            let path = WPath(p.path.clone());
             ctx.hold.push(p);
             return Ok(WireRef::Receiver { target, path });
         }
@@ -176,7 +176,7 @@ impl Shared {
             }
             WireRef::Receiver { target, path } => {
                 let base = self.resolve_target(target)?;
-                Ok(base.path_to(path.into_iter().map(|s| s.0)))
+                Ok(base.join_path(path.0))
             }
         }
     }

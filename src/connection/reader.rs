@@ -111,7 +111,7 @@ fn handle_call(shared: &Arc<Shared>, c: CallMsg) {
     let mut arg_err = None;
     let op = shared.import_op(&link, c.op, &mut arg_err);
     drop(link);
-    let path: Arc<[String]> = c.path.into_iter().map(|s| s.0).collect::<Vec<_>>().into();
+    let path: Arc<[String]> = c.path.0;
     let start = match c.target {
         Target::Answer(q) => shared
             .answers
@@ -178,7 +178,7 @@ fn handle_call(shared: &Arc<Shared>, c: CallMsg) {
                 }
             },
         };
-        let result = base.path_to(path.iter().cloned()).run(op, None).await;
+        let result = base.join_path(path.clone()).run(op, None).await;
         result.map_err(|e| add_hop(e, &describe(&label, target, &path)))
     };
     let mut work: Pin<Box<dyn Future<Output = Result<Value>> + Send>> = Box::pin(
