@@ -24,6 +24,11 @@ pub struct Config {
     pub call_timeout: Duration,
     /// Frames queued for the writer task before senders wait. Default 1024.
     pub send_queue: usize,
+    /// Bytes queued for the writer task before senders wait (a frame larger than this still
+    /// goes when nothing else is queued). Replies the reader cannot queue wait beside the
+    /// queue up to as many bytes again; past that the peer is taken to have stopped reading
+    /// and the connection closes. Default 16 MiB.
+    pub send_queue_bytes: usize,
     /// A label for traces and errors (default: the peer address, or `"memory"`).
     pub label: Option<String>,
     /// Most objects this side lends at once on one connection; a value that would lend more
@@ -61,6 +66,7 @@ impl Default for Config {
             handshake_timeout: Duration::from_secs(10),
             call_timeout: Duration::from_secs(30),
             send_queue: 1024,
+            send_queue_bytes: 16 * 1024 * 1024,
             label: None,
             max_exports: 1_000_000,
             max_in_flight: 1024,
@@ -103,6 +109,12 @@ impl Config {
     /// Sets [`Config::write_stall_timeout`].
     pub fn with_write_stall_timeout(mut self, d: Duration) -> Self {
         self.write_stall_timeout = d;
+        self
+    }
+
+    /// Sets [`Config::send_queue_bytes`].
+    pub fn with_send_queue_bytes(mut self, bytes: usize) -> Self {
+        self.send_queue_bytes = bytes;
         self
     }
 

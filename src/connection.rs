@@ -228,6 +228,12 @@ pub(crate) struct Shared {
     pub(crate) draining: AtomicBool,
     /// Replies waiting for room in a full send queue.
     overflow: std::sync::atomic::AtomicUsize,
+    /// Bytes of the replies waiting for room.
+    overflow_bytes: std::sync::atomic::AtomicUsize,
+    /// Bytes of the frames in the send queue (see [`Config::send_queue_bytes`]).
+    pub(crate) queued_bytes: std::sync::atomic::AtomicUsize,
+    /// Told when the writer takes frames out of the queue, and on close.
+    pub(crate) room: Notify,
 }
 
 /// What user-facing handles hold: dropping the last one closes the connection.
@@ -313,6 +319,9 @@ impl Connection {
             last_received: AtomicU64::new(0),
             draining: AtomicBool::new(false),
             overflow: std::sync::atomic::AtomicUsize::new(0),
+            overflow_bytes: std::sync::atomic::AtomicUsize::new(0),
+            queued_bytes: std::sync::atomic::AtomicUsize::new(0),
+            room: Notify::new(),
         });
         let link = Arc::new(Link {
             shared: shared.clone(),
@@ -472,7 +481,8 @@ impl Shared {
     pub(crate) fn stats(&self) -> Stats {
         let exports = self.exports.lock().len() as u64;
         let imports = self.imports.lock().map.len() as u64;
-        self.counters.snapshot(exports, imports)
+        let queued = self.queued_bytes.load(Ordering::Acquire) as u64;
+        self.counters.snapshot(exports, imports, queued)
     }
 
     fn disconnected(&self) -> Error {
@@ -525,6 +535,13 @@ impl Shared {
             drop(ctx.hold);
             return Ok(());
         }
+        let len = bytes.len();
+        if !self.try_reserve(len) {
+            if let Err(e) = self.reserve(len).await {
+                drop(ctx.hold);
+                return Err(e);
+            }
+        }
         let frame = Frame {
             bytes,
             hold: ctx.hold,
@@ -566,32 +583,77 @@ impl Shared {
             drop(ctx.hold);
             return;
         }
+        let len = bytes.len();
+        let reserved = self.try_reserve(len);
         let frame = Frame {
             bytes,
             hold: ctx.hold,
         };
-        match self.out.try_send(frame) {
-            Ok(()) => self.control_notify.notify_one(),
-            Err(mpsc::error::TrySendError::Full(frame)) => {
-                // The queue is full: the peer is slow to read. Replies waiting for room are
-                // bounded like calls in flight; past that the peer is not reading at all.
-                let waiting = self.overflow.fetch_add(1, Ordering::AcqRel) + 1;
-                if waiting > self.config.max_in_flight {
-                    self.overflow.fetch_sub(1, Ordering::AcqRel);
-                    self.teardown(format!(
-                        "the peer does not read its replies ({waiting} waiting for room)"
-                    ));
+        let frame = if reserved {
+            match self.out.try_send(frame) {
+                Ok(()) => {
+                    self.control_notify.notify_one();
                     return;
                 }
-                let shared = self.clone();
-                self.spawn_task(async move {
-                    if shared.out.send(frame).await.is_ok() {
-                        shared.control_notify.notify_one();
-                    }
-                    shared.overflow.fetch_sub(1, Ordering::AcqRel);
-                });
+                Err(mpsc::error::TrySendError::Full(frame)) => frame,
+                Err(mpsc::error::TrySendError::Closed(_)) => return,
             }
-            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        } else {
+            frame
+        };
+        // The queue is full: the peer is slow to read. Replies waiting for room are bounded
+        // like calls in flight, and in bytes like the queue; past that the peer is not
+        // reading at all.
+        let waiting = self.overflow.fetch_add(1, Ordering::AcqRel) + 1;
+        let waiting_bytes = self.overflow_bytes.fetch_add(len, Ordering::AcqRel) + len;
+        if waiting > self.config.max_in_flight || waiting_bytes > self.config.send_queue_bytes {
+            self.overflow.fetch_sub(1, Ordering::AcqRel);
+            self.overflow_bytes.fetch_sub(len, Ordering::AcqRel);
+            self.teardown(format!(
+                "the peer does not read its replies ({waiting} replies, {waiting_bytes} bytes \
+                 waiting for room in a full send queue)"
+            ));
+            return;
+        }
+        let shared = self.clone();
+        self.spawn_task(async move {
+            if reserved || shared.reserve(len).await.is_ok() {
+                shared.overflow_bytes.fetch_sub(len, Ordering::AcqRel);
+                if shared.out.send(frame).await.is_ok() {
+                    shared.control_notify.notify_one();
+                }
+            } else {
+                shared.overflow_bytes.fetch_sub(len, Ordering::AcqRel);
+            }
+            shared.overflow.fetch_sub(1, Ordering::AcqRel);
+        });
+    }
+
+    /// Counts `len` more bytes into the send queue if they fit [`Config::send_queue_bytes`]
+    /// (anything fits an empty queue).
+    fn try_reserve(&self, len: usize) -> bool {
+        let budget = self.config.send_queue_bytes;
+        self.queued_bytes
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |q| {
+                (q == 0 || q.saturating_add(len) <= budget).then_some(q + len)
+            })
+            .is_ok()
+    }
+
+    /// Waits until `len` bytes fit the send queue, and counts them in; fails when the
+    /// connection closes meanwhile.
+    async fn reserve(&self, len: usize) -> Result<()> {
+        loop {
+            let room = self.room.notified();
+            tokio::pin!(room);
+            room.as_mut().enable();
+            if self.is_closed() {
+                return Err(self.disconnected());
+            }
+            if self.try_reserve(len) {
+                return Ok(());
+            }
+            room.await;
         }
     }
 
@@ -618,7 +680,7 @@ impl Shared {
             return false;
         }
         let corked = CORK.with(|c| std::ptr::eq(c.get(), self));
-        if corked || urgency == Urgency::Soon {
+        if (corked || urgency == Urgency::Soon) && sink.partial.len() < CORK_BYTES {
             sink.partial.extend_from_slice(bytes);
             Counters::add(&self.counters.messages_sent, 1);
             if !corked {
@@ -846,6 +908,7 @@ impl Shared {
         self.close_reason.lock().get_or_insert(reason.clone());
         let _ = self.closed_tx.send(true);
         self.control_notify.notify_one();
+        self.room.notify_waiters();
         // Take everything out under the locks, drop it outside them: an object's `Drop`
         // may reach back into this connection.
         let pending: Vec<_> = self.pending.lock().drain().collect();

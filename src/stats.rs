@@ -29,6 +29,9 @@ pub struct Stats {
     pub live_exports: u64,
     /// Remote objects this side currently holds proxies of (its import table).
     pub live_imports: u64,
+    /// Bytes of frames waiting in the send queue right now (bounded by
+    /// [`Config::send_queue_bytes`](crate::Config::send_queue_bytes)).
+    pub queued_bytes: u64,
 }
 
 #[derive(Debug, Default)]
@@ -48,7 +51,12 @@ impl Counters {
         counter.fetch_add(n, Ordering::Relaxed);
     }
 
-    pub(crate) fn snapshot(&self, live_exports: u64, live_imports: u64) -> Stats {
+    pub(crate) fn snapshot(
+        &self,
+        live_exports: u64,
+        live_imports: u64,
+        queued_bytes: u64,
+    ) -> Stats {
         let g = |c: &AtomicU64| c.load(Ordering::Relaxed);
         Stats {
             messages_sent: g(&self.messages_sent),
@@ -61,6 +69,7 @@ impl Counters {
             bytes_received: g(&self.bytes_received),
             live_exports,
             live_imports,
+            queued_bytes,
         }
     }
 }

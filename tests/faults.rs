@@ -653,6 +653,73 @@ fn a_peer_that_stops_reading_on_paused_time() {
     });
 }
 
+/// The send queue is bounded in bytes too: a peer asking for 1 MiB replies and reading
+/// none finds at most `send_queue_bytes` queued, and is dropped once as many bytes again
+/// wait for room, long before the write-stall limit.
+#[test]
+fn the_send_queue_is_bounded_in_bytes() {
+    let _serial = serial();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .expect("a paused runtime");
+    rt.block_on(async {
+        let base = Baseline::take("send-queue-bytes");
+        const BUDGET: usize = 2 << 20;
+        let (ours, theirs) = tokio::io::duplex(64 * 1024);
+        let (r, w) = tokio::io::split(ours);
+        let (more_tx, mut more_rx) = tokio::sync::mpsc::channel::<std::ops::Range<u64>>(1);
+        let peer = tokio::spawn(async move {
+            let (mut tr, mut tw) = tokio::io::split(theirs);
+            tw.write_all(&wire::HELLO).await.unwrap();
+            let mut hello = [0u8; 16];
+            tr.read_exact(&mut hello).await.unwrap();
+            while let Some(ids) = more_rx.recv().await {
+                let mut calls = Vec::new();
+                for id in ids {
+                    calls.extend(blob_call(id, 1024));
+                }
+                let _ = tw.write_all(&calls).await;
+            }
+            // Never read; keep both halves open.
+            std::future::pending::<()>().await;
+            drop((tr, tw));
+        });
+        let config = Config::default()
+            .with_send_queue_bytes(BUDGET)
+            .with_write_stall_timeout(Duration::from_secs(3600))
+            .with_keepalive(None, Duration::from_secs(3600));
+        let conn = Connection::from_io(r, w, config, Some(Obj::new(Blobs).erase()))
+            .await
+            .unwrap();
+        // Three replies of 1 MiB: one partly written, two queued (exactly the budget).
+        more_tx.send(1..4).await.unwrap();
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let queued = conn.stats().queued_bytes as usize;
+        assert!(!conn.is_closed(), "{:?}", conn.close_reason());
+        assert!(
+            queued > 0 && queued <= BUDGET,
+            "{queued} bytes queued against a budget of {BUDGET}"
+        );
+        // Twenty more: the queue stays full, the overflow fills, the peer is dropped.
+        more_tx.send(4..24).await.unwrap();
+        tokio::time::timeout(Duration::from_secs(60), conn.closed())
+            .await
+            .expect("the connection closes before the write-stall limit");
+        let reason = conn.close_reason().unwrap();
+        assert!(reason.contains("does not read its replies"), "{reason}");
+        assert_empty("the server side", &conn).await;
+        peer.abort();
+        drop(conn);
+        base.back(&format!(
+            "1 MiB replies unread with send_queue_bytes = 2 MiB: {queued} bytes queued after 3 \
+             calls; dropped after 20 more ({reason})"
+        ))
+        .await;
+    });
+}
+
 // ---- Churn ----
 
 #[test]

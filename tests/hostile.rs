@@ -1045,6 +1045,60 @@ fn declared_sizes_are_never_allocated() {
     });
 }
 
+/// 64 peers each declare a frame of exactly the default limit (16 MiB, so it is allowed),
+/// send a few bytes of it and stall. The server holds what arrived, not what was declared:
+/// 64 x 16 MiB would be 1 GiB; the reads grow in 64 KiB steps.
+#[test]
+fn sixty_four_stalled_frames_of_the_full_declared_size_hold_little_memory() {
+    let _serial = serial();
+    init_tracing();
+    let rt = tokio::runtime::Runtime::new().expect("a runtime");
+    rt.block_on(async {
+        let server = Server::with_factory(|_| Obj::new(Lab::default()).erase())
+            .bind("127.0.0.1:0")
+            .await
+            .unwrap();
+        let bystander = netref::connect(server.local_addr()).await.unwrap();
+        let limit = Config::default().max_frame as u32;
+        let before = rss_bytes();
+        let mut open = Vec::new();
+        for i in 0..64u8 {
+            let mut peer = RawPeer::connect(server.local_addr()).await;
+            let mut start = limit.to_be_bytes().to_vec();
+            start.extend_from_slice(&[0, 1, 0, i]);
+            peer.send(&start).await;
+            open.push(peer);
+        }
+        // Every peer's bytes have reached the server once it has answered around them.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert_eq!(
+            bystander.root().call_method("add", (2, 2)).await.unwrap(),
+            Value::Int(4)
+        );
+        let held = rss_bytes();
+        assert_eq!(
+            server.connection_count(),
+            65,
+            "the stalled peers stay connected"
+        );
+        assert!(
+            held < before + DECLARED_SLACK,
+            "64 stalled frames declaring 16 MiB each: resident memory {:.1} -> {:.1} MiB",
+            mib(before),
+            mib(held)
+        );
+        drop(open);
+        CASES_RUN.fetch_add(64, Ordering::Relaxed);
+        report(&format!(
+            "hostile/declared-full-frames: 64 peers each declared a 16 MiB frame (the limit) \
+             and sent 4 bytes of it; RSS {:.1} -> {:.1} MiB while they stalled (1 GiB if \
+             allocated as declared)",
+            mib(before),
+            mib(held)
+        ));
+    });
+}
+
 /// The server under the default limits refuses a 4 GiB frame the same way, and the model
 /// writes the call of `docs/protocol.md`'s trace byte for byte.
 #[test]

@@ -256,7 +256,7 @@ pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{CallMsg, Target, WPath, WStr, WireOp, WireRef, WireValue};
+    use crate::protocol::{CallMsg, Target, WPath, WireOp, WireRef, WireValue};
 
     fn codec() -> NativeCodec {
         NativeCodec {

@@ -18,6 +18,9 @@ use crate::trace::Direction;
 
 /// Write at most this much at a time, so one busy sender cannot starve the socket.
 const BATCH_BYTES: usize = 256 * 1024;
+/// After the connection closed, a write may make no progress for this long before it is
+/// abandoned.
+const CLOSING_STALL: std::time::Duration = std::time::Duration::from_secs(1);
 /// At most this many `(id, count)` pairs per `Release` (at most 20 bytes each encoded).
 const RELEASES_PER_MESSAGE: usize = 4096;
 
@@ -48,17 +51,25 @@ pub(crate) async fn run(
         let control = std::mem::take(&mut *shared.control.lock());
         let mut failed = false;
         loop {
+            let mut took = false;
             while buf.len() < BATCH_BYTES {
                 match rx.try_recv() {
-                    Ok(f) => take(&shared, f, &mut buf, &mut held),
+                    Ok(f) => {
+                        take(&shared, f, &mut buf, &mut held);
+                        took = true;
+                    }
                     Err(_) => break,
                 }
+            }
+            if took {
+                // Senders waiting for room in bytes may go on.
+                shared.room.notify_waiters();
             }
             if buf.len() < BATCH_BYTES {
                 break;
             }
             // A full batch: write it and keep draining before the control messages.
-            if let Err(e) = write(&shared, &mut sink.io, &buf).await {
+            if let Err(e) = write(&shared, &mut sink.io, &buf, &mut closed).await {
                 shared.teardown(e);
                 failed = true;
                 break;
@@ -72,7 +83,7 @@ pub(crate) async fn run(
         }
         let goodbye = encode_control(&shared, control, &mut buf, is_closed);
         // Write (or, with nothing to write, just flush what a direct writer left buffered).
-        if let Err(e) = write(&shared, &mut sink.io, &buf).await {
+        if let Err(e) = write(&shared, &mut sink.io, &buf, &mut closed).await {
             shared.teardown(e);
             break;
         }
@@ -91,6 +102,9 @@ pub(crate) async fn run(
 
 fn take(shared: &Shared, f: Frame, buf: &mut Vec<u8>, held: &mut Vec<Frame>) {
     buf.extend_from_slice(&f.bytes);
+    shared
+        .queued_bytes
+        .fetch_sub(f.bytes.len(), std::sync::atomic::Ordering::AcqRel);
     Counters::add(&shared.counters.messages_sent, 1);
     if !f.hold.is_empty() {
         held.push(Frame {
@@ -101,27 +115,47 @@ fn take(shared: &Shared, f: Frame, buf: &mut Vec<u8>, held: &mut Vec<Frame>) {
 }
 
 /// Writes and flushes `buf`; fails with the reason to close when the transport fails or
-/// makes no progress for `write_stall_timeout` (the peer stopped reading).
+/// makes no progress for `write_stall_timeout` (the peer stopped reading). Once the
+/// connection is closed, only [`CLOSING_STALL`] without progress is allowed: what is left to
+/// write then (the goodbye, say) is not worth waiting for on a peer that does not read.
 async fn write(
     shared: &Shared,
     sink: &mut (dyn tokio::io::AsyncWrite + Send + Unpin),
     buf: &[u8],
+    closed: &mut watch::Receiver<bool>,
 ) -> Result<(), String> {
-    let stall = shared.config.write_stall_timeout;
+    let mut closing = *closed.borrow();
     let mut rest = buf;
-    while !rest.is_empty() {
-        match tokio::time::timeout(stall, sink.write(rest)).await {
-            Ok(Ok(0)) => return Err("write failed: the transport accepts no more bytes".into()),
-            Ok(Ok(n)) => rest = &rest[n..],
-            Ok(Err(e)) => return Err(format!("write failed: {e}")),
-            Err(_) => return Err(stalled(stall)),
+    let mut flushed = false;
+    while !flushed {
+        let stall = if closing {
+            shared.config.write_stall_timeout.min(CLOSING_STALL)
+        } else {
+            shared.config.write_stall_timeout
+        };
+        let step = async {
+            if rest.is_empty() {
+                sink.flush().await.map(|()| None)
+            } else {
+                sink.write(rest).await.map(Some)
+            }
+        };
+        tokio::select! {
+            r = tokio::time::timeout(stall, step) => match r {
+                Ok(Ok(Some(0))) => {
+                    return Err("write failed: the transport accepts no more bytes".into())
+                }
+                Ok(Ok(Some(n))) => rest = &rest[n..],
+                Ok(Ok(None)) => flushed = true,
+                Ok(Err(e)) if rest.is_empty() => return Err(format!("flush failed: {e}")),
+                Ok(Err(e)) => return Err(format!("write failed: {e}")),
+                Err(_) => return Err(stalled(stall)),
+            },
+            // Closed meanwhile: go on under the short limit.
+            _ = closed.wait_for(|c| *c), if !closing => closing = true,
         }
     }
-    match tokio::time::timeout(stall, sink.flush()).await {
-        Ok(Ok(())) => Ok(()),
-        Ok(Err(e)) => Err(format!("flush failed: {e}")),
-        Err(_) => Err(stalled(stall)),
-    }
+    Ok(())
 }
 
 fn stalled(stall: std::time::Duration) -> String {
