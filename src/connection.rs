@@ -132,12 +132,40 @@ impl Drop for Cork {
     }
 }
 
+/// Yields once, then writes what gathered in [`Sink::partial`]. A call made while others are
+/// in flight leaves its frame there ([`Urgency::Soon`]) and awaits this: whatever else the
+/// caller's task sends before it is polled again (the other calls of a `join` or a
+/// `FuturesUnordered`, say) goes out in the same write, from the caller's own thread, without
+/// waking the writer task.
+struct FlushSoon<'a> {
+    shared: &'a Shared,
+    yielded: bool,
+}
+
+impl std::future::Future for FlushSoon<'_> {
+    type Output = ();
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
+        if !self.yielded {
+            self.yielded = true;
+            cx.waker().wake_by_ref();
+            return std::task::Poll::Pending;
+        }
+        self.shared.uncork();
+        std::task::Poll::Ready(())
+    }
+}
+
 /// How soon a frame must reach the transport.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Urgency {
     /// Write it now if the transport takes it: somebody waits for exactly this frame.
     Now,
-    /// Other frames are in flight: let the writer task send it together with what follows.
+    /// Other frames are in flight: gather it with what the sender sends next, and write them
+    /// together on the sender's next poll (see [`FlushSoon`]).
     Soon,
 }
 
@@ -666,7 +694,8 @@ impl Shared {
     ///   inline), the frame joins [`Sink::partial`], and the reader writes them all in one go
     ///   before it next waits for input;
     /// - with [`Urgency::Soon`] (a call while others are in flight), it joins
-    ///   [`Sink::partial`] and the writer task writes it with whatever else comes meanwhile;
+    ///   [`Sink::partial`] and its sender writes it with whatever else gathered meanwhile
+    ///   (see [`FlushSoon`]);
     /// - otherwise it is written straight to the transport. A frame the transport only partly
     ///   takes leaves its tail in [`Sink::partial`] for the writer task.
     fn write_now(&self, bytes: &[u8], urgency: Urgency) -> bool {
@@ -683,9 +712,9 @@ impl Shared {
         if (corked || urgency == Urgency::Soon) && sink.partial.len() < CORK_BYTES {
             sink.partial.extend_from_slice(bytes);
             Counters::add(&self.counters.messages_sent, 1);
-            if !corked {
-                self.control_notify.notify_one();
-            } else if sink.partial.len() >= CORK_BYTES {
+            // A `Soon` frame is written by its sender's next poll (see `FlushSoon`), a
+            // corked one by the reader before it waits.
+            if corked && sink.partial.len() >= CORK_BYTES {
                 self.write_partial(&mut sink);
             }
             return true;
@@ -754,7 +783,8 @@ impl Shared {
         }
     }
 
-    /// Writes what the reader's cork gathered: called before the reader waits for input.
+    /// Writes what gathered in [`Sink::partial`]: called by the reader before it waits for
+    /// input, and by [`FlushSoon`].
     pub(crate) fn uncork(&self) {
         match self.sink.try_lock() {
             Ok(mut sink) => self.write_partial(&mut sink),
@@ -809,6 +839,14 @@ impl Shared {
         if let Err(e) = self.send_as(&msg, ctx, urgency).await {
             guard.forget();
             return Err(e);
+        }
+        if urgency == Urgency::Soon {
+            // Let the caller's other calls gather behind this one, then write them all.
+            FlushSoon {
+                shared: self,
+                yielded: false,
+            }
+            .await;
         }
         Counters::add(&self.counters.calls_sent, 1);
         Counters::add(&self.counters.round_trips, 1);
