@@ -368,6 +368,26 @@ impl Connection {
         imports.sort_by_key(TableEntry::sort_key);
         Tables { exports, imports }
     }
+
+    /// True when nothing this side has queued is still waiting to be written (no frame in
+    /// the send queue, no one-way message waiting, the writer idle). With both ends in one
+    /// process, this, equal message counters and idle handlers mean nothing is in flight.
+    pub(crate) fn nothing_queued(&self) -> bool {
+        let shared = &self.link.shared;
+        // The writer holds the sink from before it takes the control queue until the batch
+        // is written and counted.
+        let Ok(sink) = shared.sink.try_lock() else {
+            return false;
+        };
+        let c = shared.control.lock();
+        sink.partial.is_empty()
+            && shared.out.capacity() == shared.out.max_capacity()
+            && c.releases.is_empty()
+            && c.finishes.is_empty()
+            && c.cancels.is_empty()
+            && c.pongs.is_empty()
+            && c.pings.is_empty()
+    }
 }
 
 impl Shared {
