@@ -166,7 +166,8 @@ fn lines(ls: &[&str]) -> String {
     ls.iter().map(|l| format!("{l}\n")).collect()
 }
 
-/// A line diff of `want` and `got` (longest common subsequence), for failure messages.
+/// A line diff of `want` and `got` (longest common subsequence), with three lines of
+/// context around each change, for failure messages.
 fn diff(want: &str, got: &str) -> String {
     let a: Vec<&str> = want.lines().collect();
     let b: Vec<&str> = got.lines().collect();
@@ -180,17 +181,31 @@ fn diff(want: &str, got: &str) -> String {
             };
         }
     }
-    let (mut i, mut j, mut out) = (0, 0, String::new());
+    let (mut i, mut j, mut ops) = (0, 0, Vec::new());
     while i < a.len() || j < b.len() {
         if i < a.len() && j < b.len() && a[i] == b[j] {
-            out.push_str(&format!("   {}\n", a[i]));
+            ops.push(("   ", a[i]));
             (i, j) = (i + 1, j + 1);
         } else if i < a.len() && (j == b.len() || lcs[i + 1][j] >= lcs[i][j + 1]) {
-            out.push_str(&format!(" - {}\n", a[i]));
+            ops.push((" - ", a[i]));
             i += 1;
         } else {
-            out.push_str(&format!(" + {}\n", b[j]));
+            ops.push((" + ", b[j]));
             j += 1;
+        }
+    }
+    const CONTEXT: usize = 3;
+    let changed: Vec<usize> = (0..ops.len()).filter(|&k| ops[k].0 != "   ").collect();
+    let near = |k: usize| changed.iter().any(|&c| c.abs_diff(k) <= CONTEXT);
+    let mut out = String::new();
+    let mut skipped = false;
+    for (k, (mark, line)) in ops.iter().enumerate() {
+        if near(k) {
+            out.push_str(&format!("{mark}{line}\n"));
+            skipped = false;
+        } else if !skipped {
+            out.push_str("   ...\n");
+            skipped = true;
         }
     }
     out
@@ -309,6 +324,11 @@ fn transcripts_split_into_parts_and_diagrams() {
     );
     assert_eq!(made.diagrams, ["sequenceDiagram\n    A->>B: x\n"]);
     assert_eq!(diff("a\nb\nc\n", "a\nx\nc\n"), "   a\n - b\n + x\n   c\n");
+    let long: String = (0..20).map(|i| format!("{i}\n")).collect();
+    assert_eq!(
+        diff(&long, &long.replace("10\n", "ten\n")),
+        "   ...\n   7\n   8\n   9\n - 10\n + ten\n   11\n   12\n   13\n   ...\n"
+    );
     let doc = "x\n<!-- transcript: 01-a 2 -->\n```text\nold\n```\n<!-- end -->\n\
                <!-- other --> `<!-- mermaid: quoted -->`\n<!-- mermaid: 01-a -->\n```mermaid\nm\n```\n<!-- end -->\n";
     let bs = blocks(doc);
