@@ -47,6 +47,7 @@ use tracing::Instrument;
 
 pub(crate) use convert::SendCtx;
 pub(crate) use tables::{AnswerHandle, Import};
+pub use tables::{TableEntry, Tables};
 
 use crate::codec::native::{handshake, NativeCodec};
 use crate::codec::Codec;
@@ -462,6 +463,53 @@ impl Connection {
     /// Tasks of this connection still running (reader, writer and handlers).
     pub fn task_count(&self) -> u64 {
         self.link.shared.tasks.load(Ordering::Acquire)
+    }
+
+    /// A snapshot of both object tables, row by row, sorted by id: what this side lends
+    /// (with type names and send counts) and what it holds (with receipt counts). For
+    /// teaching and debugging: the REPL's `:tables` prints it.
+    ///
+    /// ```
+    /// use netref::Obj;
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let list = Obj::new(netref::adapters::List::new());
+    /// let (a, b) = netref::pair(None, Some(list.erase())).await.unwrap();
+    /// let cb = netref::callback(|| ());
+    /// a.root().call_method("append", (cb.clone(),)).await.unwrap();
+    /// let t = a.tables();
+    /// assert_eq!(t.exports.len(), 1);
+    /// assert_eq!(t.exports[0].type_name.as_deref(), Some("Callback"));
+    /// assert_eq!((t.exports[0].display_id().as_str(), t.exports[0].count), ("#1v1", 1));
+    /// assert_eq!(b.tables().imports[0].id, t.exports[0].id);
+    /// # });
+    /// ```
+    pub fn tables(&self) -> Tables {
+        let shared = &self.link.shared;
+        let mut exports = shared.exports.lock().rows();
+        let mut imports = shared.imports.lock().rows();
+        exports.sort_by_key(TableEntry::sort_key);
+        imports.sort_by_key(TableEntry::sort_key);
+        Tables { exports, imports }
+    }
+
+    /// True when nothing this side has queued is still waiting to be written (no frame in
+    /// the send queue, no one-way message waiting, the writer idle). With both ends in one
+    /// process, this, equal message counters and idle handlers mean nothing is in flight.
+    pub(crate) fn nothing_queued(&self) -> bool {
+        let shared = &self.link.shared;
+        // The writer holds the sink from before it takes the control queue until the batch
+        // is written and counted.
+        let Ok(sink) = shared.sink.try_lock() else {
+            return false;
+        };
+        let c = shared.control.lock();
+        sink.partial.is_empty()
+            && shared.out.capacity() == shared.out.max_capacity()
+            && c.releases.is_empty()
+            && c.finishes.is_empty()
+            && c.cancels.is_empty()
+            && c.pongs.is_empty()
+            && c.pings.is_empty()
     }
 }
 

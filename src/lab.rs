@@ -30,7 +30,11 @@
 //! | `counter` | an object by reference: `inc()`, read-only `value`, settable `step` |
 //! | `kv` | a shared [`Map`] |
 //! | `sleep(seconds)` | deadlines and cancellation (Ctrl-C in the REPL) |
+//! | `time_left()`, `work(seconds)` | the deadline travels with the call; work that cannot finish in time is refused |
 //! | `every(n, callback)` | callbacks: calls `callback(i)` for `i` in `0..n` |
+//! | `map(xs, f)` | re-entrancy: `f(x)` for each `x`, while `f` may call the lab again |
+//! | `race(a, b)` | cancellation: the slower of two calls is cancelled |
+//! | `same(a, b)` | identity: an object sent home arrives as itself |
 //! | `numbers(n)` | a remote iterator ([`Iter`]) |
 //! | `files` | a sandbox directory: `open(name, mode)` lends a [`File`] |
 //! | `exec(command, on_line)` | only with [`LabOptions::allow_exec`]: runs a command, streaming its output lines |
@@ -190,6 +194,32 @@ impl Lab {
         Ok(seconds)
     }
 
+    /// Works (sleeps) for `seconds`, at most one hour, and returns them; but first checks
+    /// the call's deadline: work that cannot finish in time fails at once with `timed out`
+    /// instead of keeping the caller waiting for nothing.
+    #[exposed]
+    async fn work(&self, seconds: f64) -> Result<f64> {
+        if !(0.0..=3600.0).contains(&seconds) {
+            return Err(bad_args("seconds must be between 0 and 3600"));
+        }
+        let wait = Duration::from_secs_f64(seconds);
+        if crate::context::time_left().is_some_and(|left| wait > left) {
+            return Err(Error::remote(
+                ErrorKind::TimedOut,
+                format!("{seconds} s of work would pass this call's deadline"),
+            ));
+        }
+        tokio::time::sleep(wait).await;
+        Ok(seconds)
+    }
+
+    /// The whole seconds (rounded up) this call may still take before its caller stops
+    /// waiting: the deadline travels with every call. Nil for a call without one.
+    #[exposed]
+    fn time_left(&self) -> Option<u64> {
+        crate::context::time_left().map(|d| d.as_secs_f64().ceil() as u64)
+    }
+
     /// Calls `callback(i)` for `i` in `0..n`, one after the other; returns `n`.
     #[exposed]
     async fn every(&self, n: u32, callback: Proxy) -> Result<u32> {
@@ -197,6 +227,37 @@ impl Lab {
             callback.call((i,)).await?;
         }
         Ok(n)
+    }
+
+    /// Calls `f(x)` for each `x` of `xs`, one after the other, and returns the results. With
+    /// a callback that calls the lab in turn (`partial(root.add, 10)` in the REPL), each
+    /// call comes back in while `map` is still running.
+    #[exposed]
+    async fn map(&self, xs: Vec<Value>, f: Proxy) -> Result<Vec<Value>> {
+        let mut out = Vec::with_capacity(xs.len());
+        for x in xs {
+            out.push(f.call((x,)).await?);
+        }
+        Ok(out)
+    }
+
+    /// Calls `a()` and `b()` at once and returns the result of the first to finish (`a` on
+    /// a tie). The other call is dropped, which cancels it on the side running it.
+    #[exposed]
+    async fn race(&self, a: Proxy, b: Proxy) -> Result<Value> {
+        let (first, second) = (a.call(()), b.call(()));
+        tokio::select! {
+            biased;
+            r = first => r,
+            r = second => r,
+        }
+    }
+
+    /// True when `a` and `b` are the same object here (or equal values): an object sent
+    /// back to its owner arrives as itself, not as a proxy of a proxy.
+    #[exposed]
+    fn same(&self, a: Value, b: Value) -> bool {
+        a == b
     }
 
     /// A remote iterator over `0..n`: `list(root.numbers(5))` in the REPL.
@@ -646,6 +707,85 @@ mod tests {
             .collect();
         got.sort();
         assert_eq!(got, vec!["one", "two"]);
+    }
+
+    #[tokio::test]
+    async fn identity_reentrancy_race_and_deadlines() {
+        let lab = Lab::new(LabOptions::default()).unwrap();
+        let (_server, client) = crate::pair(Some(lab.into_root()), None).await.unwrap();
+        let root = client.root();
+        // The lab's own counter, sent home, is itself.
+        let c = root.attr("counter").get().await.unwrap();
+        let same = root
+            .call_method("same", (c.clone(), c.clone()))
+            .await
+            .unwrap();
+        assert_eq!(same, Value::Bool(true));
+        let kv = root.attr("kv").get().await.unwrap();
+        let same = root.call_method("same", (c, kv)).await.unwrap();
+        assert_eq!(same, Value::Bool(false));
+        // A callback of ours that calls the lab again while `map` runs.
+        let again = root.clone();
+        let f = crate::callback_async(move |x: i64| {
+            let root = again.clone();
+            async move {
+                root.call_method("add", (x, 10))
+                    .decode::<i64>()
+                    .await
+                    .unwrap()
+            }
+        });
+        let out: Vec<i64> = root
+            .call_method("map", (vec![1, 2, 3], f))
+            .decode()
+            .await
+            .unwrap();
+        assert_eq!(out, vec![11, 12, 13]);
+        // The slow side of a race is cancelled: its future is dropped.
+        let dropped = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = dropped.clone();
+        let slow = crate::callback_async(move || {
+            let guard = SetOnDrop(flag.clone());
+            async move {
+                tokio::time::sleep(Duration::from_secs(30)).await;
+                drop(guard);
+            }
+        });
+        let fast = crate::callback(|| 7);
+        let won = root.call_method("race", (slow, fast)).await.unwrap();
+        assert_eq!(won.as_i64(), Some(7));
+        for _ in 0..500 {
+            if dropped.load(Ordering::SeqCst) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert!(
+            dropped.load(Ordering::SeqCst),
+            "the slow callback was not cancelled"
+        );
+        // The deadline travels: the lab sees it and refuses a sleep that would pass it.
+        let left = root
+            .call_method("time_left", ())
+            .timeout(Duration::from_secs(7))
+            .await
+            .unwrap();
+        assert_eq!(left.as_i64(), Some(7));
+        let e = root
+            .call_method("work", (5,))
+            .timeout(Duration::from_secs(2))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::TimedOut, "{e}");
+        assert!(e.to_string().contains("would pass"), "{e}");
+    }
+
+    struct SetOnDrop(Arc<std::sync::atomic::AtomicBool>);
+
+    impl Drop for SetOnDrop {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
     }
 
     #[test]

@@ -91,7 +91,7 @@ pub use callback::{
     SyncHandler,
 };
 pub use config::Config;
-pub use connection::{live_tasks, Connection};
+pub use connection::{live_tasks, Connection, TableEntry, Tables};
 pub use error::{Error, ErrorKind, RemoteError, Result};
 pub use object::{Args, IntoArgs, Invocation, MemberInfo, MemberKind, Obj, Object, TypeInfo};
 pub use proxy::{Call, Proxy, RemoteIter};

@@ -42,8 +42,19 @@
 //! methods (`root.every(3, print)`). `_` holds the last result. `;` separates statements;
 //! an open bracket continues on the next line. See `docs/repl.md`.
 //!
-//! Commands: `:trace on|off`, `:tables`, `:stats`, `:time on|off`, `:timeout SECS|off`,
-//! `:help`, `:quit`.
+//! Commands: `:trace on|off|mermaid`, `:tables`, `:stats`, `:time on|off`,
+//! `:timeout SECS|off`, `:help`, `:quit`.
+//!
+//! # Traces
+//!
+//! With `:trace on`, every message an input causes is printed as it is sent or received,
+//! except one-way messages (`Release`, `Finish`, `Cancel`): those carry no answer, so the
+//! moment they travel is not ordered against the rest. They are printed after the input's
+//! result, once both sides are quiet (with the peer in this process), in a fixed order:
+//! cancels, then finishes, then releases; received before sent; by id. A `Release` may carry
+//! several ids (the writer batches them); it is shown as one line per id. The REPL's own
+//! lookups (type names for display, completion) are not shown. `:trace mermaid` prints the
+//! messages of the last traced input as a Mermaid sequence diagram.
 //!
 //! # Errors
 //!
@@ -62,7 +73,7 @@ mod eval;
 mod render;
 mod syntax;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
@@ -71,9 +82,11 @@ use parking_lot::{Mutex, RwLock};
 
 use crate::config::Config;
 use crate::connection::Connection;
+use crate::connection::Tables;
 use crate::error::Result;
 use crate::lab::{Lab, LabOptions};
-use crate::trace::TraceEvent;
+use crate::protocol::fmt_id;
+use crate::trace::{Direction, Recorder, TraceEvent};
 use crate::value::Value;
 
 pub use render::render_error;
@@ -110,13 +123,25 @@ pub(crate) struct Inner {
     conn: Connection,
     /// The other end, when it lives in this process (the embedded lab).
     peer: Option<Connection>,
+    /// Tasks `conn` and `peer` run when idle (reader, writer, keepalive).
+    idle_tasks: (u64, u64),
+    /// The peer's name in diagrams.
+    peer_name: String,
     description: String,
     vars: Mutex<BTreeMap<String, Value>>,
     out: RwLock<Output>,
     trace: AtomicBool,
     time: AtomicBool,
-    /// While above zero, trace events are not shown (the REPL's own lookups).
+    /// While above zero, calls sent are the REPL's own lookups: not shown.
     mute: AtomicUsize,
+    /// Ids of the REPL's own calls whose `Return` is not to be shown either.
+    muted_calls: Mutex<HashSet<u64>>,
+    /// One-way messages traced during the current input, shown at its end.
+    deferred: Mutex<Vec<TraceEvent>>,
+    /// The messages shown for the current input.
+    current: Recorder,
+    /// The messages of the last input traced, and how many did not fit.
+    last: Mutex<(Vec<TraceEvent>, u64)>,
     timeout: Mutex<Option<Duration>>,
     /// Remote type names, by object key (`#id` or `root`).
     types: Mutex<HashMap<String, String>>,
@@ -155,8 +180,13 @@ netref repl: evaluate expressions against the peer's objects.
 
 literals: 1  -2.5  \"s\"  b\"\\x00\"  [1, 2]  {k: 1}  true  false  nil
 
+  partial(root.add, 10)         a callback that calls root.add(10, ...) (re-entrancy)
+  pipeline(root.files.open(\"a\", \"w\")).write(\"x\")
+                                call on an answer before it arrives (one round trip)
+
 commands:
   :trace on|off      print every protocol message an input causes
+  :trace mermaid     the last traced input's messages as a Mermaid sequence diagram
   :tables            both sides' object tables (exports and imports)
   :stats             both sides' counters
   :time on|off       print how long each input took
@@ -168,14 +198,14 @@ impl Session {
     /// A session on `conn`; `root` is bound to the peer's root object.
     pub fn new(conn: Connection) -> Session {
         let description = conn.label().to_owned();
-        Session::build(conn, None, description)
+        Session::build(conn, None, description, "peer".into())
     }
 
     /// A session on `conn` whose other end, `peer`, lives in this process, so `:tables`
     /// and `:stats` can show both sides.
     pub fn with_peer(conn: Connection, peer: Connection) -> Session {
         let description = conn.label().to_owned();
-        Session::build(conn, Some(peer), description)
+        Session::build(conn, Some(peer), description, "peer".into())
     }
 
     /// Starts a [lab](crate::lab) in this process, connected over an in-memory pair, and a
@@ -192,10 +222,20 @@ impl Session {
             client,
             Some(server),
             "the lab (in-process)".into(),
+            "lab".into(),
         ))
     }
 
-    fn build(conn: Connection, peer: Option<Connection>, description: String) -> Session {
+    fn build(
+        conn: Connection,
+        peer: Option<Connection>,
+        description: String,
+        peer_name: String,
+    ) -> Session {
+        let idle_tasks = (
+            conn.task_count(),
+            peer.as_ref().map_or(0, Connection::task_count),
+        );
         let inner = Arc::new_cyclic(|weak: &Weak<Inner>| {
             let mut vars = BTreeMap::new();
             vars.insert("root".to_owned(), Value::Ref(conn.root()));
@@ -203,12 +243,18 @@ impl Session {
             Inner {
                 conn,
                 peer,
+                idle_tasks,
+                peer_name,
                 description,
                 vars: Mutex::new(vars),
                 out: RwLock::new(Arc::new(|line: &str| println!("{line}"))),
                 trace: AtomicBool::new(false),
                 time: AtomicBool::new(false),
                 mute: AtomicUsize::new(0),
+                muted_calls: Mutex::new(HashSet::new()),
+                deferred: Mutex::new(Vec::new()),
+                current: Recorder::new(10_000),
+                last: Mutex::new((Vec::new(), 0)),
                 timeout: Mutex::new(None),
                 types: Mutex::new(HashMap::new()),
                 dirs: Mutex::new(HashMap::new()),
@@ -245,20 +291,32 @@ impl Session {
 
     /// Evaluates one input (statements separated by `;`, or a `:command`) and prints what
     /// it shows.
+    ///
+    /// With the peer in this process, it returns once both sides are quiet: every message
+    /// the input caused (releases included) has arrived, so what follows starts from the
+    /// same state every time.
     pub async fn eval(&self, input: &str) -> Outcome {
+        let command = input.trim_start().starts_with(':');
+        let tracing = self.inner.trace.load(Ordering::Acquire);
+        // Only comments: nothing happens, and `:trace mermaid` still shows the last input.
+        let recorded = !command && tracing && !syntax::lex(input).is_ok_and(|t| t.is_empty());
+        if recorded {
+            self.inner.current.clear();
+        }
         let started = Instant::now();
         let outcome = self.inner.eval_input(input).await;
         let elapsed = started.elapsed();
-        if self.inner.trace.load(Ordering::Acquire) {
-            // Let the one-way messages the input caused (releases) reach the trace: with the
-            // peer in this process, until both tables agree; otherwise for a moment.
-            if self.inner.peer.is_some() {
-                self.inner.settle().await;
-            } else {
-                tokio::time::sleep(Duration::from_millis(30)).await;
-            }
+        if self.inner.peer.is_some() {
+            self.inner.settle().await;
+        } else if self.inner.trace.load(Ordering::Acquire) {
+            // Let the one-way messages the input caused reach the trace, for a moment.
+            tokio::time::sleep(Duration::from_millis(30)).await;
         }
-        let command = input.trim_start().starts_with(':');
+        self.inner.show_deferred();
+        if recorded {
+            let dropped = self.inner.current.dropped();
+            *self.inner.last.lock() = (self.inner.current.take(), dropped);
+        }
         if !command && self.inner.time.load(Ordering::Acquire) {
             let ms = elapsed.as_secs_f64() * 1000.0;
             self.inner.print(&format!("time: {ms:.3} ms"));
@@ -346,6 +404,19 @@ impl Inner {
             ("help" | "h" | "?", None) => self.print(HELP),
             ("trace", Some("on")) => self.set_trace(true),
             ("trace", Some("off")) => self.set_trace(false),
+            ("trace", Some("mermaid")) => {
+                if !self.trace.load(Ordering::Acquire) {
+                    self.print(
+                        "error: :trace mermaid draws the last traced input: turn :trace on first",
+                    );
+                    return Outcome::Failed;
+                }
+                let (events, dropped) = self.last.lock().clone();
+                let diagram = crate::trace::mermaid(&events, "repl", &self.peer_name)
+                    .omitted(dropped)
+                    .to_string();
+                self.print(diagram.trim_end());
+            }
             ("trace", None) => {
                 let on = !self.trace.load(Ordering::Acquire);
                 self.set_trace(on);
@@ -386,50 +457,127 @@ impl Inner {
         self.trace.store(on, Ordering::Release);
         if !on {
             self.conn.set_tracer(None);
+            self.deferred.lock().clear();
             return;
         }
         let weak = Arc::downgrade(self);
         self.conn.set_tracer(Some(Arc::new(move |e: &TraceEvent| {
-            let Some(s) = weak.upgrade() else { return };
-            // Keepalive is not caused by any input.
-            if s.mute.load(Ordering::Acquire) > 0 || matches!(e.kind, "Ping" | "Pong") {
-                return;
+            if let Some(s) = weak.upgrade() {
+                s.on_trace(e);
             }
-            s.print(&format!("  {e}"));
         })));
     }
 
-    /// Waits (briefly) until both sides' tables agree, when the peer is in this process:
-    /// releases are one-way and may still be on their way.
-    async fn settle(&self) {
-        let Some(peer) = &self.peer else { return };
-        for _ in 0..100 {
-            let (a, b) = (self.conn.stats(), peer.stats());
-            if a.live_imports == b.live_exports && a.live_exports == b.live_imports {
+    /// Shows a traced message now, defers it to the end of the input, or hides it.
+    fn on_trace(&self, e: &TraceEvent) {
+        match (e.kind, e.direction) {
+            // Keepalive is not caused by any input.
+            ("Ping" | "Pong", _) => return,
+            ("Call", Direction::Sent) if self.mute.load(Ordering::Acquire) > 0 => {
+                if let Some(id) = message_id(&e.text) {
+                    self.muted_calls.lock().insert(id);
+                }
                 return;
             }
-            tokio::time::sleep(Duration::from_millis(10)).await;
+            ("Return", Direction::Received)
+                if message_id(&e.text).is_some_and(|id| self.muted_calls.lock().remove(&id)) =>
+            {
+                return;
+            }
+            _ => {}
         }
+        if e.is_one_way() && e.kind != "Goodbye" {
+            self.deferred.lock().push(e.clone());
+        } else {
+            self.show_event(e);
+        }
+    }
+
+    fn show_event(&self, e: &TraceEvent) {
+        self.current.record(e);
+        self.print(&format!("  {e}"));
+    }
+
+    /// Shows the one-way messages held back during the input, one `Release` line per id, in
+    /// a fixed order (see the module docs).
+    fn show_deferred(&self) {
+        let held = std::mem::take(&mut *self.deferred.lock());
+        let mut events = Vec::with_capacity(held.len());
+        for e in held {
+            if e.kind == "Release" {
+                for item in e.text.split_whitespace().skip(1) {
+                    let mut one = TraceEvent::new(e.direction, format!("Release {item}"));
+                    one.connection.clone_from(&e.connection);
+                    events.push(one);
+                }
+            } else {
+                events.push(e);
+            }
+        }
+        events.sort_by_key(|e| {
+            let rank = match e.kind {
+                "Cancel" => 0,
+                "Finish" => 1,
+                "Release" => 2,
+                _ => 3,
+            };
+            let direction = match e.direction {
+                Direction::Received => 0,
+                Direction::Sent => 1,
+            };
+            (rank, direction, sort_id(&e.text))
+        });
+        for e in &events {
+            self.show_event(e);
+        }
+    }
+
+    /// Waits until both sides are quiet, when the peer is in this process: the tables
+    /// agree, every message written has been read, nothing is queued to be written, and no
+    /// handler is running. Releases are one-way and may still be on their way when an
+    /// input's result arrives. Gives up after a few seconds (a handler that runs on).
+    async fn settle(&self) {
+        let Some(peer) = &self.peer else { return };
+        let mut quiet_checks = 0;
+        for _ in 0..2500 {
+            if self.quiet(peer) {
+                quiet_checks += 1;
+                if quiet_checks == 2 {
+                    return;
+                }
+                tokio::task::yield_now().await;
+            } else {
+                quiet_checks = 0;
+                tokio::time::sleep(Duration::from_millis(2)).await;
+            }
+        }
+    }
+
+    fn quiet(&self, peer: &Connection) -> bool {
+        let (a, b) = (self.conn.stats(), peer.stats());
+        a.live_imports == b.live_exports
+            && a.live_exports == b.live_imports
+            && a.messages_sent == b.messages_received
+            && b.messages_sent == a.messages_received
+            && self.conn.task_count() <= self.idle_tasks.0
+            && peer.task_count() <= self.idle_tasks.1
+            && self.conn.nothing_queued()
+            && peer.nothing_queued()
     }
 
     async fn tables(&self) {
         self.settle().await;
-        let me = self.conn.stats();
-        let mut text = format!(
-            "repl side: {} exported, {} imported",
-            me.live_exports, me.live_imports
-        );
-        match &self.peer {
-            Some(peer) => {
-                let p = peer.stats();
-                text.push_str(&format!(
-                    "\npeer side: {} exported, {} imported",
-                    p.live_exports, p.live_imports
-                ));
+        let me = self.conn.tables();
+        let peer = self.peer.as_ref().map(Connection::tables);
+        let mut text = self.table_rows("repl side", &me, peer.as_ref());
+        match &peer {
+            Some(p) => {
+                text.push('\n');
+                text.push_str(&self.table_rows("peer side", p, Some(&me)));
             }
             None => text.push_str(&format!(
                 "\npeer side: not visible from here; it lends us what we import ({})",
-                me.live_imports
+                me.imports.len()
             )),
         }
         let held: Vec<(String, Value)> = self
@@ -449,6 +597,41 @@ impl Inner {
             text.push_str(&shown.join(", "));
         }
         self.print(&text);
+    }
+
+    /// `who: N exported, M imported`, then one line per row. An import's type comes from
+    /// the owner's row when the owner is in this process, else from what the REPL learnt.
+    fn table_rows(&self, who: &str, t: &Tables, owner: Option<&Tables>) -> String {
+        let mut text = format!(
+            "{who}: {} exported, {} imported",
+            t.exports.len(),
+            t.imports.len()
+        );
+        for e in &t.exports {
+            let ty = e.type_name.as_deref().unwrap_or("?");
+            text.push_str(&format!(
+                "\n  export {} {ty}, count {}",
+                e.display_id(),
+                e.count
+            ));
+        }
+        for e in &t.imports {
+            let ty = match owner {
+                Some(o) => o
+                    .exports
+                    .iter()
+                    .find(|x| x.id == e.id)
+                    .and_then(|x| x.type_name.clone()),
+                None => self.types.lock().get(&fmt_id(e.id)).cloned(),
+            };
+            let ty = ty.map(|t| format!(" {t}")).unwrap_or_default();
+            text.push_str(&format!(
+                "\n  import {}{ty}, count {}",
+                e.display_id(),
+                e.count
+            ));
+        }
+        text
     }
 
     async fn stats(&self) {
@@ -477,6 +660,29 @@ impl Inner {
         }
         self.print(&text);
     }
+}
+
+/// The call id of a `Call N …` or `Return N …` line.
+fn message_id(text: &str) -> Option<u64> {
+    text.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The order of one-way lines: a call id (`Cancel 3`), or an object id by slot, then
+/// generation (`Release #2v1x1`).
+fn sort_id(text: &str) -> (u64, u64) {
+    let Some(arg) = text.split_whitespace().nth(1) else {
+        return (0, 0);
+    };
+    if let Some(id) = arg.strip_prefix('#') {
+        let id = id.split('x').next().unwrap_or("");
+        if let Some((slot, generation)) = id.split_once('v') {
+            return (
+                slot.parse().unwrap_or(u64::MAX),
+                generation.parse().unwrap_or(u64::MAX),
+            );
+        }
+    }
+    (arg.parse().unwrap_or(u64::MAX), 0)
 }
 
 fn holds_ref(v: &Value) -> bool {

@@ -359,7 +359,20 @@ const NODE: &[&str] = &["child", "path", "next"];
 const NODE_PRIVATE: &[&str] = &["name"];
 
 const DEMO: &[&str] = &[
-    "echo", "add", "fail", "counter", "kv", "files", "sleep", "every", "numbers",
+    "echo",
+    "add",
+    "fail",
+    "counter",
+    "kv",
+    "files",
+    "sleep",
+    "work",
+    "time_left",
+    "same",
+    "every",
+    "map",
+    "race",
+    "numbers",
 ];
 const DEMO_PRIVATE: &[&str] = &[
     "exec",

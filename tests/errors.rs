@@ -59,6 +59,8 @@ async fn errors_through_a_callback_chain_list_every_hop() {
     // Innermost first: the client's callback, then the server's method.
     assert_eq!(r.chain.len(), 2, "{:?}", r.chain);
     assert!(r.chain[1].ends_with("root.sum_callbacks"), "{:?}", r.chain);
+    // The callback's hop names its id as traces print it.
+    assert!(r.chain[0].ends_with(": #1v1"), "{:?}", r.chain);
 }
 
 #[tokio::test]

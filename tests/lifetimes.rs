@@ -139,3 +139,53 @@ async fn stale_and_forged_ids_get_no_such_object() {
         .unwrap();
     assert_eq!(name.as_str(), Some("new"));
 }
+
+#[tokio::test]
+async fn table_rows_show_ids_types_and_counts_and_shrink_on_drop() {
+    let (server, conn, _) = lab_client().await;
+    let server_conn = server_side(&server).await;
+    let a = conn.root().call_method("lend", ("a",)).await.unwrap();
+    let b = conn.root().call_method("lend", ("b",)).await.unwrap();
+    let a = a.into_proxy().unwrap();
+    let b = b.into_proxy().unwrap();
+    // The same object sent back and forth keeps one id; its counts grow on both sides.
+    let again = conn.root().call_method("echo", (a.clone(),)).await.unwrap();
+    let s = server_conn.tables();
+    assert_eq!(s.exports.len(), 2, "{s:?}");
+    let slot = |e: &netref::TableEntry| (e.id & 0xffff_ffff, e.id >> 32);
+    assert!(
+        slot(&s.exports[0]) < slot(&s.exports[1]),
+        "sorted by id: {s:?}"
+    );
+    assert!(s
+        .exports
+        .iter()
+        .all(|e| e.type_name.as_deref() == Some("Tracked")));
+    let c = conn.tables();
+    assert!(c.exports.is_empty());
+    let ids: Vec<u64> = c.imports.iter().map(|e| e.id).collect();
+    let expected: Vec<u64> = s.exports.iter().map(|e| e.id).collect();
+    assert_eq!(ids, expected);
+    let a_id = a.remote_id().unwrap();
+    let count = |t: &netref::Tables, id| {
+        t.imports
+            .iter()
+            .chain(&t.exports)
+            .find(|e| e.id == id)
+            .map(|e| e.count)
+    };
+    assert_eq!(count(&c, a_id), count(&s, a_id));
+    assert!(count(&c, a_id) >= Some(1));
+    assert!(c.imports[0].display_id().starts_with('#'));
+    drop((a, again));
+    eventually("a is released", || async {
+        server_conn.tables().exports.len() == 1 && conn.tables().imports.len() == 1
+    })
+    .await;
+    assert_eq!(server_conn.tables().exports[0].id, b.remote_id().unwrap());
+    drop(b);
+    eventually("both tables are empty", || async {
+        server_conn.tables() == netref::Tables::default() && conn.tables().imports.is_empty()
+    })
+    .await;
+}

@@ -137,22 +137,121 @@ del g
     let text = out.stdout;
     let blocks: Vec<&str> = text.split("repl side: ").skip(1).collect();
     assert_eq!(blocks.len(), 4, "{text}");
+    let empty = "0 exported, 0 imported\npeer side: 0 exported, 0 imported\n";
+    assert!(blocks[0].starts_with(empty), "{text}");
+    // One row per object on each side: the holder's import and the owner's export, with
+    // the same id and count, and the type from the owner.
     assert!(
-        blocks[0].starts_with("0 exported, 0 imported\npeer side: 0 exported, 0 imported"),
+        blocks[1].starts_with(
+            "0 exported, 1 imported\n  import #1v1 File, count 1\n\
+             peer side: 1 exported, 0 imported\n  export #1v1 File, count 1\n\
+             variables holding objects: f = <File #1v1>"
+        ),
         "{text}"
     );
+    assert!(blocks[2].starts_with(empty), "{text}");
+    assert!(blocks[3].starts_with(empty), "{text}");
+}
+
+#[test]
+fn one_way_messages_come_after_the_result_in_a_fixed_order() {
+    let script = ":trace mermaid\n:trace on\nroot.race(partial(root.sleep, 10), partial(root.add, 1, 2))\n:tables\n:trace mermaid\n";
+    let out = repl(script);
+    // `:trace mermaid` before `:trace on` is refused.
+    assert_eq!(out.code(), Some(1), "{out:?}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
     assert!(
-        blocks[1].starts_with("0 exported, 1 imported\npeer side: 1 exported, 0 imported"),
-        "{text}"
+        lines[0].starts_with("error: :trace mermaid"),
+        "{}",
+        out.stdout
     );
-    assert!(blocks[1].contains("f = <File #"), "{text}");
+    let result = lines.iter().position(|l| *l == "3").expect("the result");
+    let after: Vec<&str> = lines[result + 1..]
+        .iter()
+        .copied()
+        .take_while(|l| l.starts_with("  "))
+        .collect();
+    // The lab cancels its call of the slow callback; the callback's own call to `sleep`
+    // is cancelled in turn; then the lab releases both callbacks.
+    assert_eq!(after.len(), 4, "{}", out.stdout);
+    assert!(after[0].starts_with("  <- Cancel "), "{}", out.stdout);
+    assert!(after[1].starts_with("  -> Cancel "), "{}", out.stdout);
+    assert_eq!(after[2..], ["  <- Release #1v1x1", "  <- Release #2v1x1"]);
+    // Nothing is in flight afterwards: both tables are empty.
     assert!(
-        blocks[2].starts_with("0 exported, 0 imported\npeer side: 0 exported, 0 imported"),
-        "{text}"
+        out.stdout
+            .contains("repl side: 0 exported, 0 imported\npeer side: 0 exported, 0 imported"),
+        "{}",
+        out.stdout
     );
+    // The diagram has one arrow per message shown, one-way ones with an open head.
+    let diagram = out
+        .stdout
+        .split("sequenceDiagram\n")
+        .nth(1)
+        .expect("a diagram");
+    let arrows: Vec<&str> = diagram.lines().filter(|l| l.contains(": ")).collect();
+    let traced = lines
+        .iter()
+        .filter(|l| l.starts_with("  ->") || l.starts_with("  <-"));
+    assert_eq!(arrows.len(), traced.count(), "{diagram}");
+    assert!(diagram.contains("    participant A as repl\n    participant B as lab\n"));
+    assert!(arrows[0].starts_with("    A->>B: Call "), "{diagram}");
+    assert!(arrows.iter().any(|a| a.starts_with("    B-)A: Cancel ")));
+    assert!(arrows.iter().any(|a| a.starts_with("    A-)B: Cancel ")));
+    assert!(arrows.iter().any(|a| a.starts_with("    B-->>A: Return ")));
     assert!(
-        blocks[3].starts_with("0 exported, 0 imported\npeer side: 0 exported, 0 imported"),
-        "{text}"
+        arrows.contains(&"    B-)A: Release #35;1v1x1"),
+        "ids are escaped: {diagram}"
+    );
+}
+
+#[test]
+fn pipelining_is_one_round_trip_and_partial_calls_back_in() {
+    let script = r#":trace on
+pipeline(root.files.open("b.txt", "w")).write("two")
+root.map([1, 2], partial(root.add, 10))
+"#;
+    let out = repl(script);
+    assert_eq!(out.code(), Some(0), "{out:?}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert!(
+        lines[0].starts_with("  -> Call ")
+            && lines[0].ends_with(r#"root.files.open("b.txt", "w") [pipelined]"#),
+        "{}",
+        out.stdout
+    );
+    let id = lines[0].split_whitespace().nth(2).unwrap();
+    assert!(
+        lines[1].ends_with(&format!(r#"answer(call {id}).write("two")"#)),
+        "the write is sent before the open has returned: {}",
+        out.stdout
+    );
+    assert!(lines[2].starts_with("  <- Return ") && lines[2].ends_with(" = 3"));
+    assert_eq!(lines[3], "3");
+    assert_eq!(lines[4], format!("  -> Finish {id}"));
+    // `partial` makes a callback of ours that calls the lab while `map` is running.
+    let rest = &lines[5..];
+    assert_eq!(rest.last(), Some(&"  <- Release #1v1x1"), "{}", out.stdout);
+    assert!(rest.contains(&"[11, 12]"));
+    let nested = rest
+        .iter()
+        .filter(|l| l.ends_with("root.add(10, 1)"))
+        .count();
+    assert_eq!(nested, 1, "{}", out.stdout);
+}
+
+#[test]
+fn echo_prints_a_transcript() {
+    let out = run(
+        &["repl", "--echo"],
+        "# a comment\nroot.add(1,\n  2)\n\nroot.nope\n",
+    );
+    assert_eq!(out.code(), Some(1), "{out:?}");
+    assert_eq!(
+        out.stdout,
+        "netref> # a comment\nnetref> root.add(1,\n   ...>   2)\n3\nnetref> root.nope\n\
+         error: no such member: `Lab` has no exposed member `nope`\n  at: memory/first: root.nope\n"
     );
 }
 
@@ -237,6 +336,7 @@ async fn completion_of_members_variables_and_commands() {
         (0, vec![":trace".to_string()])
     );
     assert_eq!(session.complete(":trace o", 8).await.1, vec!["off", "on"]);
+    assert_eq!(session.complete(":trace m", 8).await.1, vec!["mermaid"]);
     assert_eq!(
         session.complete("\"root.co", 8).await.1,
         Vec::<String>::new()

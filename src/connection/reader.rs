@@ -352,8 +352,9 @@ fn describe(label: &str, target: Target, path: &[String]) -> String {
     let mut s = format!("{label}: ");
     match target {
         Target::Root => s.push_str("root"),
-        Target::Object(id) => s.push_str(&format!("#{id:x}")),
-        Target::Answer(q) => s.push_str(&format!("answer({q})")),
+        // As traces print them.
+        Target::Object(id) => s.push_str(&crate::protocol::fmt_id(id)),
+        Target::Answer(q) => s.push_str(&format!("answer(call {q})")),
     }
     for seg in path {
         s.push('.');

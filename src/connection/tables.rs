@@ -12,7 +12,8 @@ use slotmap::{DefaultKey, Key, KeyData, SlotMap};
 
 use super::Link;
 use crate::error::{Error, ErrorKind, Result};
-use crate::proxy::Proxy;
+use crate::protocol::fmt_id;
+use crate::proxy::{Proxy, Target};
 
 /// One lent object.
 struct ExportEntry {
@@ -105,10 +106,68 @@ impl Exports {
         self.slots.len()
     }
 
+    /// One row per lent object (unsorted).
+    pub(crate) fn rows(&self) -> Vec<TableEntry> {
+        self.slots
+            .iter()
+            .map(|(key, e)| TableEntry {
+                id: key.data().as_ffi(),
+                type_name: Some(describe(&e.proxy)),
+                count: e.count,
+            })
+            .collect()
+    }
+
     /// Empties the table, returning the objects to drop outside the lock.
     pub(crate) fn take_all(&mut self) -> Vec<Proxy> {
         self.by_identity.clear();
         self.slots.drain().map(|(_, e)| e.proxy).collect()
+    }
+}
+
+/// What an export stands for: the type name of a local object, else the forwarded proxy.
+fn describe(p: &Proxy) -> String {
+    match &p.target {
+        Target::Local(obj) if p.path.is_empty() => obj.type_info().name.to_owned(),
+        _ => format!("forwarded {p}"),
+    }
+}
+
+/// A snapshot of one connection's object tables (see
+/// [`Connection::tables`](crate::Connection::tables)).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Tables {
+    /// What this side lends the peer, sorted by id.
+    pub exports: Vec<TableEntry>,
+    /// The peer's objects this side holds proxies of, sorted by id.
+    pub imports: Vec<TableEntry>,
+}
+
+/// One row of an object table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct TableEntry {
+    /// The raw id, as [`Proxy::remote_id`] gives it; traces print it as `#slot v generation`
+    /// ([`TableEntry::display_id`]).
+    pub id: u64,
+    /// For an export, the lent object's type name (`forwarded …` for a third party's object
+    /// lent on); `None` for an import, whose type only the owner knows.
+    pub type_name: Option<String>,
+    /// For an export, the sends of the id the peer has not released yet; for an import, the
+    /// receipts not released yet. At rest both sides' counts of one id are equal.
+    pub count: u64,
+}
+
+impl TableEntry {
+    /// The id as traces print it, for example `#1v1`.
+    pub fn display_id(&self) -> String {
+        fmt_id(self.id)
+    }
+
+    /// The order traces suggest: by slot, then by generation.
+    pub(crate) fn sort_key(&self) -> (u64, u64) {
+        (self.id & 0xffff_ffff, self.id >> 32)
     }
 }
 
@@ -163,6 +222,18 @@ impl Imports {
         });
         entry.handle = Arc::downgrade(&h);
         h
+    }
+
+    /// One row per held remote object (unsorted).
+    pub(crate) fn rows(&self) -> Vec<TableEntry> {
+        self.map
+            .iter()
+            .map(|(&id, e)| TableEntry {
+                id,
+                type_name: None,
+                count: e.count,
+            })
+            .collect()
     }
 
     /// Called by a dying handle: removes the entry if it is still that handle's, returning

@@ -136,7 +136,8 @@ fn complete_command(trimmed: &str, pos: usize) -> (usize, Vec<String>) {
     if let Some((cmd, arg)) = trimmed.split_once(' ') {
         let arg = arg.trim_start();
         let options: &[&str] = match cmd {
-            ":trace" | ":time" => &["on", "off"],
+            ":trace" => &["mermaid", "off", "on"],
+            ":time" => &["on", "off"],
             ":timeout" => &["off"],
             _ => &[],
         };

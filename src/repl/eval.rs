@@ -34,6 +34,8 @@ pub(crate) enum Builtin {
     Len,
     Type,
     Collector,
+    Partial,
+    Pipeline,
 }
 
 pub(crate) const BUILTINS: &[(&str, Builtin, &str)] = &[
@@ -62,6 +64,18 @@ pub(crate) const BUILTINS: &[(&str, Builtin, &str)] = &[
         "collector",
         Builtin::Collector,
         "collector(): a callback that keeps what it is called with: list(c) shows it",
+    ),
+    (
+        "partial",
+        Builtin::Partial,
+        "partial(f, args...): a callback that calls f(args..., its own args...); \
+         partial(root.add, 10) called with 1 calls root.add(10, 1)",
+    ),
+    (
+        "pipeline",
+        Builtin::Pipeline,
+        "pipeline(x.method(args)): sends the call without waiting and gives its answer at \
+         once, to call on: pipeline(root.files.open(\"a\", \"w\")).write(\"hi\") is one round trip",
     ),
 ];
 
@@ -314,6 +328,38 @@ impl Inner {
 
     async fn call_builtin(self: &Arc<Self>, b: Builtin, args: &[Arg]) -> Result<Shown, Failure> {
         match b {
+            Builtin::Partial => {
+                let Some((Arg::Pos(f), rest)) = args.split_first() else {
+                    return Err(type_err("partial(f, args...) takes a function first"));
+                };
+                let f = match self.term(f).await? {
+                    Term::Lazy(p) | Term::Val(Value::Ref(p)) => p,
+                    Term::Builtin(_) => {
+                        return Err(type_err(
+                            "partial() of a built-in: use print or a collector()",
+                        ))
+                    }
+                    Term::Val(v) => {
+                        return Err(type_err(format!("a {} is not callable", v.type_name())))
+                    }
+                };
+                let (pos, named) = self.args(rest).await?.into_parts();
+                Ok(Shown::Value(Value::Ref(partial(f, pos, named))))
+            }
+            Builtin::Pipeline => {
+                let [Arg::Pos(Expr::Call(f, call_args))] = args else {
+                    return Err(type_err(
+                        "pipeline() takes one call: pipeline(x.method(args))",
+                    ));
+                };
+                let p = match self.term(f).await? {
+                    Term::Lazy(p) | Term::Val(Value::Ref(p)) => p,
+                    _ => return Err(type_err("pipeline() takes a call on an object")),
+                };
+                let call_args = self.args(call_args).await?;
+                let answer = p.call(call_args).pipeline().await?;
+                Ok(Shown::Value(Value::Ref(answer)))
+            }
             Builtin::Collector => {
                 if !args.is_empty() {
                     return Err(type_err("collector() takes no arguments"));
@@ -411,6 +457,21 @@ impl Inner {
             other => other.type_name().to_owned(),
         }
     }
+}
+
+/// A REPL-side callback that calls `f` with `pos` followed by its own arguments.
+fn partial(f: Proxy, pos: Vec<Value>, named: Vec<(String, Value)>) -> Proxy {
+    crate::Callback::from_fn(move |args: Args| {
+        let f = f.clone();
+        let (mut all, mut all_named) = (pos.clone(), named.clone());
+        async move {
+            let (more, more_named) = args.into_parts();
+            all.extend(more);
+            all_named.extend(more_named);
+            f.call(Args::from_parts(all, all_named)).await
+        }
+    })
+    .into_proxy()
 }
 
 /// Reads a path. When the owner refuses because a segment is a plain value (a property

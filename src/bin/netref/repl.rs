@@ -3,8 +3,9 @@
 //! With a terminal on stdin: rustyline with history, multi-line input and Tab completion;
 //! Ctrl-C cancels the running call (or clears the line at the prompt), Ctrl-D leaves.
 //! Otherwise (a pipe, a file, CI): reads stdin line by line, evaluates each complete input
-//! and prints only results, with no prompt or greeting; exits 0 at the end of the input,
-//! or 1 if any input failed.
+//! and prints only results, with no prompt or greeting (`--echo` prints each input after
+//! the prompt, for a transcript); exits 0 at the end of the input, or 1 if any input
+//! failed.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -26,6 +27,8 @@ use tokio::runtime::Runtime;
 use crate::target::{self, ConnectOpts};
 
 const PROMPT: &str = "netref> ";
+/// Shown before the further lines of a multi-line input in `--echo` transcripts.
+const CONTINUATION: &str = "   ...> ";
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -46,6 +49,10 @@ pub(crate) struct Args {
     /// In-process lab only: the directory `files` works in.
     #[arg(long, value_name = "DIR", conflicts_with = "target")]
     sandbox: Option<PathBuf>,
+    /// With stdin not a terminal: print each input after the prompt before its output, so
+    /// the output reads as a transcript of the session.
+    #[arg(long)]
+    echo: bool,
 }
 
 pub(crate) fn run(args: Args, runtime: &Runtime) -> ExitCode {
@@ -60,7 +67,7 @@ pub(crate) fn run(args: Args, runtime: &Runtime) -> ExitCode {
     let code = if std::io::stdin().is_terminal() {
         interactive(&session, runtime, history_path(&args))
     } else {
-        runtime.block_on(script(&session))
+        runtime.block_on(script(&session, args.echo))
     };
     runtime.block_on(session.close());
     code
@@ -94,7 +101,7 @@ async fn open(args: &Args) -> Result<(Session, Option<target::Attached>), String
 }
 
 /// Non-interactive: evaluate stdin's inputs in order.
-async fn script(session: &Session) -> ExitCode {
+async fn script(session: &Session, echo: bool) -> ExitCode {
     let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(16);
     // A plain thread: reading stdin blocks, and must not hold up the runtime's workers
     // (callbacks print while an input runs).
@@ -122,6 +129,12 @@ async fn script(session: &Session) -> ExitCode {
         }
         let input = std::mem::take(&mut buffer);
         if !input.trim().is_empty() {
+            if echo {
+                for (i, line) in input.lines().enumerate() {
+                    let prompt = if i == 0 { PROMPT } else { CONTINUATION };
+                    println!("{prompt}{line}");
+                }
+            }
             match session.eval(&input).await {
                 Outcome::Quit => break,
                 Outcome::Failed => failed = true,
