@@ -233,7 +233,9 @@ pub(crate) struct Shared {
     pub(crate) control_notify: Notify,
     pub(crate) exports: Mutex<Exports>,
     pub(crate) imports: Mutex<Imports>,
-    pub(crate) pending: Mutex<HashMap<u64, oneshot::Sender<Result<Value>>, CallIds>>,
+    pub(crate) pending: Mutex<Pending>,
+    /// Wakes the deadline task when a call's deadline comes before the one it waits for.
+    deadline_notify: Notify,
     pub(crate) answers: Mutex<HashMap<u64, AnswerSlot>>,
     /// Incoming calls still running; dropping a sender cancels its call.
     pub(crate) running: Mutex<HashMap<u64, oneshot::Sender<()>>>,
@@ -330,7 +332,8 @@ impl Connection {
             control_notify: Notify::new(),
             exports: Mutex::new(Exports::new(max_exports)),
             imports: Mutex::new(Imports::default()),
-            pending: Mutex::new(HashMap::default()),
+            pending: Mutex::new(Pending::default()),
+            deadline_notify: Notify::new(),
             answers: Mutex::new(HashMap::new()),
             running: Mutex::new(HashMap::new()),
             root: Mutex::new(root),
@@ -363,6 +366,7 @@ impl Connection {
         shared.spawn_task(
             reader::run(shared.clone(), reader, closed_rx.clone()).instrument(span.clone()),
         );
+        shared.spawn_task(deadlines(shared.clone(), closed_rx.clone()).instrument(span.clone()));
         if let Some(interval) = shared.config.keepalive_interval {
             shared.spawn_task(keepalive(shared.clone(), interval, closed_rx).instrument(span));
         }
@@ -855,17 +859,33 @@ impl Shared {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let timeout = timeout.unwrap_or(self.config.call_timeout);
         let (tx, rx) = oneshot::channel();
-        let urgency = {
+        let deadline = tokio::time::Instant::now() + timeout;
+        let (urgency, sooner) = {
             let mut pending = self.pending.lock();
-            pending.insert(id, tx);
+            pending.calls.insert(
+                id,
+                PendingCall {
+                    tx,
+                    deadline,
+                    timeout,
+                },
+            );
+            let sooner = pending.armed.is_none_or(|a| deadline < a);
+            if sooner {
+                pending.armed = Some(deadline);
+            }
             // With other calls in flight a few microseconds do not matter, but one write
             // for many frames does.
-            if pending.len() > 1 {
+            let urgency = if pending.calls.len() > 1 {
                 Urgency::Soon
             } else {
                 Urgency::Now
-            }
+            };
+            (urgency, sooner)
         };
+        if sooner {
+            self.deadline_notify.notify_one();
+        }
         let guard = PendingGuard { shared: self, id };
         let mut ctx = SendCtx::default();
         let op = match self.export_op(op, &mut ctx) {
@@ -898,14 +918,14 @@ impl Shared {
         }
         Counters::add(&self.counters.calls_sent, 1);
         Counters::add(&self.counters.round_trips, 1);
-        match tokio::time::timeout(timeout, rx).await {
-            Ok(Ok(result)) => result,
-            Ok(Err(_)) => Err(self.disconnected()),
-            Err(_) => Err(Error::remote(
-                ErrorKind::TimedOut,
-                format!("no reply within {timeout:?}"),
-            )),
-        }
+        // The deadline task fails the call when its deadline passes (one timer per
+        // connection, not one per call).
+        let result = match rx.await {
+            Ok(result) => result,
+            Err(_) => Err(self.disconnected()),
+        };
+        guard.forget();
+        result
     }
 
     /// Sends a call whose answer the peer keeps for pipelining.
@@ -997,9 +1017,9 @@ impl Shared {
         self.room.notify_waiters();
         // Take everything out under the locks, drop it outside them: an object's `Drop`
         // may reach back into this connection.
-        let pending: Vec<_> = self.pending.lock().drain().collect();
-        for (_, tx) in pending {
-            let _ = tx.send(Err(Error::Disconnected(reason.clone())));
+        let pending: Vec<_> = self.pending.lock().calls.drain().collect();
+        for (_, call) in pending {
+            let _ = call.tx.send(Err(Error::Disconnected(reason.clone())));
         }
         let running: Vec<_> = self.running.lock().drain().collect();
         drop(running);
@@ -1022,6 +1042,68 @@ impl Drop for TaskCount {
         self.0.tasks.fetch_sub(1, Ordering::AcqRel);
         LIVE_TASKS.fetch_sub(1, Ordering::AcqRel);
         self.0.tasks_done.notify_waiters();
+    }
+}
+
+/// A call waiting for its reply.
+pub(crate) struct PendingCall {
+    pub(crate) tx: oneshot::Sender<Result<Value>>,
+    deadline: tokio::time::Instant,
+    timeout: Duration,
+}
+
+/// The calls this side waits on, and when the deadline task next looks at them.
+#[derive(Default)]
+pub(crate) struct Pending {
+    pub(crate) calls: HashMap<u64, PendingCall, CallIds>,
+    /// The deadline the deadline task sleeps until; `None` when it waits for a call. A call
+    /// due sooner moves it and wakes the task; a later one (the usual case, with one
+    /// timeout for all calls) costs nothing.
+    armed: Option<tokio::time::Instant>,
+}
+
+/// Fails calls whose deadline passed, with `TimedOut`, and asks the peer to cancel them.
+async fn deadlines(shared: Arc<Shared>, mut closed: watch::Receiver<bool>) {
+    loop {
+        let now = tokio::time::Instant::now();
+        let mut expired = Vec::new();
+        let next = {
+            let mut pending = shared.pending.lock();
+            let mut next: Option<tokio::time::Instant> = None;
+            let mut due = Vec::new();
+            for (id, call) in &pending.calls {
+                if call.deadline <= now {
+                    due.push(*id);
+                } else {
+                    next = Some(next.map_or(call.deadline, |n| n.min(call.deadline)));
+                }
+            }
+            for id in due {
+                if let Some(call) = pending.calls.remove(&id) {
+                    expired.push((id, call));
+                }
+            }
+            pending.armed = next;
+            next
+        };
+        for (id, call) in expired {
+            let _ = call.tx.send(Err(Error::remote(
+                ErrorKind::TimedOut,
+                format!("no reply within {:?}", call.timeout),
+            )));
+            shared.queue_cancel(id);
+        }
+        let wake = shared.deadline_notify.notified();
+        tokio::select! {
+            _ = async {
+                match next {
+                    Some(at) => tokio::time::sleep_until(at).await,
+                    None => std::future::pending().await,
+                }
+            } => {}
+            _ = wake => {}
+            _ = closed.wait_for(|c| *c) => return,
+        }
     }
 }
 
@@ -1059,14 +1141,14 @@ struct PendingGuard<'a> {
 impl PendingGuard<'_> {
     /// The call was never sent: just forget it.
     fn forget(self) {
-        self.shared.pending.lock().remove(&self.id);
+        self.shared.pending.lock().calls.remove(&self.id);
         std::mem::forget(self);
     }
 }
 
 impl Drop for PendingGuard<'_> {
     fn drop(&mut self) {
-        if self.shared.pending.lock().remove(&self.id).is_some() {
+        if self.shared.pending.lock().calls.remove(&self.id).is_some() {
             self.shared.queue_cancel(self.id);
         }
     }

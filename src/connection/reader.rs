@@ -300,7 +300,7 @@ async fn send_return(shared: &Shared, id: u64, result: Result<Value>) {
 }
 
 fn handle_return(shared: &Shared, id: u64, result: std::result::Result<WireValue, WireError>) {
-    let tx = shared.pending.lock().remove(&id);
+    let tx = shared.pending.lock().calls.remove(&id).map(|c| c.tx);
     let result = match result {
         Ok(w) => match shared.link() {
             Some(link) => {

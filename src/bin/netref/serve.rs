@@ -87,11 +87,19 @@ async fn serve(args: Args) -> Result<(), String> {
         return Ok(());
     }
 
-    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
-        return tls::serve(listen, cert, key, config, root, &sandbox).await;
-    }
-
-    let server = Server::with_root(root).config(config);
+    let mut server = Server::with_root(root).config(config);
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        #[cfg(feature = "tls")]
+        (Some(cert), Some(key)) => {
+            server = server.tls(tls::acceptor(cert, key)?);
+            true
+        }
+        #[cfg(not(feature = "tls"))]
+        (Some(_), Some(_)) => {
+            return Err("this netref was built without the `tls` feature".into());
+        }
+        _ => false,
+    };
     let handle = match &args.unix {
         #[cfg(unix)]
         Some(path) => server
@@ -109,7 +117,8 @@ async fn serve(args: Args) -> Result<(), String> {
         warn_if_public(*a, args.secret_file.is_some());
     }
     eprintln!(
-        "netref serve: listening on {addr} (the lab{}; files in {sandbox}); Ctrl-C stops",
+        "netref serve: listening on {addr} ({}the lab{}; files in {sandbox}); Ctrl-C stops",
+        if tls { "TLS; " } else { "" },
         if args.allow_exec { ", with exec" } else { "" }
     );
     let _ = tokio::signal::ctrl_c().await;
@@ -142,90 +151,20 @@ async fn loopback_only(listen: &str) -> Result<bool, String> {
     Ok(!addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback()))
 }
 
-/// TLS: `netref::Server` has no TLS listener, so this accepts by hand and runs
-/// `netref::tls::accept` on each stream.
+/// TLS: the acceptor for `Server::tls` from the PEM files.
 #[cfg(feature = "tls")]
 mod tls {
     use std::path::Path;
-    use std::sync::Arc;
 
     use netref::tls::{self, TlsAcceptor};
-    use netref::{Config, Connection, Object};
-    use parking_lot::Mutex;
 
     fn read(path: &Path) -> Result<Vec<u8>, String> {
         std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
     }
 
-    pub(super) async fn serve(
-        listen: &str,
-        cert: &Path,
-        key: &Path,
-        config: Config,
-        root: Arc<dyn Object>,
-        sandbox: &str,
-    ) -> Result<(), String> {
+    pub(super) fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, String> {
         let chain = tls::certs_from_pem(&read(cert)?).map_err(|e| e.to_string())?;
         let key = tls::key_from_pem(&read(key)?).map_err(|e| e.to_string())?;
-        let acceptor = TlsAcceptor::new(chain, key).map_err(|e| e.to_string())?;
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
-        let addr = listener.local_addr().map_err(|e| e.to_string())?;
-        super::warn_if_public(addr, config.secret.is_some());
-        eprintln!(
-            "netref serve: listening on {addr} (TLS; the lab; files in {sandbox}); Ctrl-C stops"
-        );
-        let live: Arc<Mutex<Vec<Connection>>> = Arc::new(Mutex::new(Vec::new()));
-        let ctrl_c = tokio::signal::ctrl_c();
-        tokio::pin!(ctrl_c);
-        loop {
-            let (stream, peer) = tokio::select! {
-                accepted = listener.accept() => match accepted {
-                    Ok(x) => x,
-                    Err(e) => {
-                        tracing::warn!(error = %e, "accept failed");
-                        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-                _ = &mut ctrl_c => break,
-            };
-            let (acceptor, config, root, live) =
-                (acceptor.clone(), config.clone(), root.clone(), live.clone());
-            tokio::spawn(async move {
-                match tls::accept(stream, &acceptor, config, Some(root)).await {
-                    Ok(conn) => {
-                        live.lock().retain(|c| !c.is_closed());
-                        live.lock().push(conn.clone());
-                        conn.closed().await;
-                    }
-                    Err(e) => tracing::debug!(%peer, error = %e, "tls or hello failed"),
-                }
-            });
-        }
-        eprintln!("netref serve: stopping");
-        let conns = std::mem::take(&mut *live.lock());
-        for c in conns {
-            c.close().await;
-        }
-        Ok(())
-    }
-}
-
-#[cfg(not(feature = "tls"))]
-mod tls {
-    use std::path::Path;
-    use std::sync::Arc;
-
-    pub(super) async fn serve(
-        _listen: &str,
-        _cert: &Path,
-        _key: &Path,
-        _config: netref::Config,
-        _root: Arc<dyn netref::Object>,
-        _sandbox: &str,
-    ) -> Result<(), String> {
-        Err("this netref was built without the `tls` feature".into())
+        TlsAcceptor::new(chain, key).map_err(|e| e.to_string())
     }
 }
