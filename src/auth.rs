@@ -174,8 +174,7 @@ impl Role {
     }
 }
 
-/// Why a handshake was refused. Becomes an [`Error::Protocol`] starting with
-/// `authentication failed:`.
+/// Why a handshake was refused. Becomes an [`Error::Auth`].
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum AuthFailure {
     /// This side has a secret; the peer's hello offers no authentication.
@@ -209,7 +208,7 @@ pub(crate) enum AuthFailure {
 
 impl From<AuthFailure> for Error {
     fn from(e: AuthFailure) -> Self {
-        Error::Protocol(format!("authentication failed: {e}"))
+        Error::Auth(e.to_string())
     }
 }
 

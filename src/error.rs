@@ -142,6 +142,10 @@ pub enum Error {
     /// A value could not be converted to or from its typed form.
     #[error("value error: {0}")]
     Value(String),
+    /// The handshake's shared-secret authentication failed (wrong or missing secret, a
+    /// replayed or reflected handshake). Its [`ErrorKind`] is `Protocol`.
+    #[error("authentication failed: {0}")]
+    Auth(String),
 }
 
 impl Error {
@@ -155,7 +159,7 @@ impl Error {
         match self {
             Error::Remote(r) => r.kind,
             Error::Disconnected(_) | Error::Io(_) => ErrorKind::Disconnected,
-            Error::Protocol(_) => ErrorKind::Protocol,
+            Error::Protocol(_) | Error::Auth(_) => ErrorKind::Protocol,
             Error::Value(_) => ErrorKind::Value,
         }
     }

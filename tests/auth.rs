@@ -74,6 +74,8 @@ async fn a_wrong_secret_is_refused_on_both_sides_and_the_server_goes_on() {
     let e = netref::connect_with(addr, with_secret("guess"), None)
         .await
         .unwrap_err();
+    assert!(matches!(e, netref::Error::Auth(_)), "{e:?}");
+    assert_eq!(e.kind(), netref::ErrorKind::Protocol);
     let e = e.to_string();
     assert!(e.contains("authentication failed"), "{e}");
     assert!(e.contains("wrong shared secret"), "{e}");

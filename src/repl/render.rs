@@ -59,6 +59,7 @@ pub fn render_error(e: &Error) -> String {
 fn strip_kind(e: &Error) -> String {
     match e {
         Error::Disconnected(m) | Error::Protocol(m) | Error::Value(m) => m.clone(),
+        Error::Auth(m) => format!("authentication failed: {m}"),
         other => other.to_string(),
     }
 }
