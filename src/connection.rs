@@ -79,6 +79,32 @@ const READ_BUFFER: usize = 64 * 1024;
 /// Room an encode buffer starts with: a call or a small reply fits without growing it.
 const ENCODE_CAPACITY: usize = 128;
 
+thread_local! {
+    /// An encode buffer kept for the next frame sent from this thread: a frame written at
+    /// once (the usual case) is copied out, so its buffer can serve again.
+    static ENCODE_BUFFER: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// A cleared buffer to encode a frame into (this thread's spare one, or a new one).
+fn encode_buffer() -> Vec<u8> {
+    let mut buf = ENCODE_BUFFER.with(|b| b.take());
+    if buf.capacity() == 0 {
+        buf.reserve(ENCODE_CAPACITY);
+    }
+    buf
+}
+
+/// Keeps `buf` as this thread's spare encode buffer, unless it grew large.
+fn reuse_encode_buffer(mut buf: Vec<u8>) {
+    if buf.capacity() <= ENCODE_KEEP {
+        buf.clear();
+        ENCODE_BUFFER.with(|b| b.set(buf));
+    }
+}
+
+/// The largest encode buffer kept for reuse.
+const ENCODE_KEEP: usize = 16 * 1024;
+
 /// Hashes this side's own call ids, which count up from 1: a multiplication spreads them over
 /// the table (SipHash's resistance to chosen keys is not needed for ids we pick ourselves).
 #[derive(Default, Clone, Copy)]
@@ -599,7 +625,7 @@ impl Shared {
         ctx: SendCtx,
         urgency: Urgency,
     ) -> Result<()> {
-        let mut bytes = Vec::with_capacity(ENCODE_CAPACITY);
+        let mut bytes = encode_buffer();
         if let Err(e) = self.codec.encode(msg, &mut bytes) {
             self.unsend(ctx);
             return Err(e);
@@ -613,6 +639,7 @@ impl Shared {
         if self.write_now(&bytes, urgency) {
             // On the wire (or first in line for it): held proxies may go.
             drop(ctx.hold);
+            reuse_encode_buffer(bytes);
             return Ok(());
         }
         let len = bytes.len();
@@ -648,7 +675,7 @@ impl Shared {
     /// Like [`Shared::send`] for the reader, which must never wait for the writer: when the
     /// queue is full, a task finishes the send.
     pub(crate) fn send_nowait(self: &Arc<Self>, msg: &Message, ctx: SendCtx) {
-        let mut bytes = Vec::with_capacity(ENCODE_CAPACITY);
+        let mut bytes = encode_buffer();
         if let Err(e) = self.codec.encode(msg, &mut bytes) {
             self.unsend(ctx);
             tracing::debug!(error = %e, "reply could not be encoded");
@@ -661,6 +688,7 @@ impl Shared {
         self.trace(Direction::Sent, msg, bytes.len());
         if self.write_now(&bytes, Urgency::Now) {
             drop(ctx.hold);
+            reuse_encode_buffer(bytes);
             return;
         }
         let len = bytes.len();

@@ -160,7 +160,8 @@ fn handle_call(shared: &Arc<Shared>, c: CallMsg) {
     let ctx = CallContext { deadline };
     let target = c.target;
     let id = c.id;
-    let label = shared.label.clone();
+    // For the error chain only; an `Arc` clone, not a copy of the label per call.
+    let owner = shared.clone();
     let work = async move {
         if let Some(e) = arg_err {
             return Err(e);
@@ -179,7 +180,7 @@ fn handle_call(shared: &Arc<Shared>, c: CallMsg) {
             },
         };
         let result = base.join_path(path.clone()).run(op, None).await;
-        result.map_err(|e| add_hop(e, &describe(&label, target, &path)))
+        result.map_err(|e| add_hop(e, &describe(&owner.label, target, &path)))
     };
     let mut work: Pin<Box<dyn Future<Output = Result<Value>> + Send>> = Box::pin(
         CALL.scope(
