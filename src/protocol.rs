@@ -106,18 +106,103 @@ impl<'de> Deserialize<'de> for WPath {
                 f.write_str("a path of strings")
             }
             fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<WPath, A::Error> {
-                // The declared count is the peer's word: grow as segments actually arrive.
-                let mut v = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(8));
+                // Short paths are read borrowed and looked up among this thread's recent
+                // paths first: repeated calls to one method share one `Arc`.
+                let mut short: [Option<std::borrow::Cow<'de, str>>; CACHED_SEGMENTS] =
+                    Default::default();
+                let mut n = 0;
+                let mut bytes = 0;
+                while n < CACHED_SEGMENTS {
+                    match seq.next_element::<SegStr<'de>>()? {
+                        Some(seg) => {
+                            bytes += seg.0.len();
+                            short[n] = Some(seg.0);
+                            n += 1;
+                        }
+                        None => return Ok(cached_path(&short[..n], bytes)),
+                    }
+                }
+                // A long path: grow as segments actually arrive (the declared count is the
+                // peer's word).
+                let mut v: Vec<String> = short
+                    .into_iter()
+                    .map(|s| s.map(|c| c.into_owned()).unwrap_or_default())
+                    .collect();
                 while let Some(seg) = seq.next_element::<WStr>()? {
                     v.push(seg.0);
-                }
-                if v.is_empty() {
-                    return Ok(WPath::default());
                 }
                 Ok(WPath(v.into()))
             }
         }
         d.deserialize_seq(V)
+    }
+}
+
+/// Paths of at most this many segments are looked up in [`RECENT_PATHS`].
+const CACHED_SEGMENTS: usize = 8;
+/// Paths longer than this many bytes are not kept in [`RECENT_PATHS`].
+const CACHED_PATH_BYTES: usize = 256;
+
+/// Recently decoded paths and the slot the next one replaces.
+type RecentPaths = (usize, [Option<Arc<[String]>>; 8]);
+
+thread_local! {
+    /// Paths recently decoded on this thread, replaced round-robin.
+    static RECENT_PATHS: std::cell::RefCell<RecentPaths> =
+        std::cell::RefCell::new((0, Default::default()));
+}
+
+/// The path of `segs`, shared with an equal recently decoded one when there is one.
+fn cached_path(segs: &[Option<std::borrow::Cow<'_, str>>], bytes: usize) -> WPath {
+    if segs.is_empty() {
+        return WPath::default();
+    }
+    let same = |p: &Arc<[String]>| {
+        p.len() == segs.len()
+            && p.iter()
+                .zip(segs)
+                .all(|(a, b)| Some(a.as_str()) == b.as_deref())
+    };
+    let make = || -> Arc<[String]> {
+        segs.iter()
+            .map(|s| s.as_deref().unwrap_or_default().to_owned())
+            .collect()
+    };
+    if bytes > CACHED_PATH_BYTES {
+        return WPath(make());
+    }
+    RECENT_PATHS.with(|cell| {
+        let mut cache = cell.borrow_mut();
+        if let Some(hit) = cache.1.iter().flatten().find(|p| same(p)) {
+            return WPath(hit.clone());
+        }
+        let path = make();
+        let slot = cache.0;
+        cache.1[slot] = Some(path.clone());
+        cache.0 = (slot + 1) % cache.1.len();
+        WPath(path)
+    })
+}
+
+/// A path segment, borrowed from the frame when the decoder allows it.
+struct SegStr<'de>(std::borrow::Cow<'de, str>);
+
+impl<'de> Deserialize<'de> for SegStr<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = SegStr<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<SegStr<'de>, E> {
+                Ok(SegStr(std::borrow::Cow::Borrowed(v)))
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<SegStr<'de>, E> {
+                Ok(SegStr(std::borrow::Cow::Owned(v.to_owned())))
+            }
+        }
+        d.deserialize_str(V)
     }
 }
 

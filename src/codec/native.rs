@@ -405,6 +405,51 @@ mod tests {
         out
     }
 
+    fn call_with_path(path: Vec<&str>) -> Message {
+        Message::Call(CallMsg {
+            id: 7,
+            target: Target::Root,
+            path: WPath::from(path),
+            op: WireOp::Get,
+            timeout_ms: 0,
+            flags: 0,
+        })
+    }
+
+    fn decoded_path(msg: &Message) -> std::sync::Arc<[String]> {
+        let bytes = frame(msg);
+        match codec().decode(&bytes[4..]).unwrap() {
+            Message::Call(c) => c.path.0,
+            other => panic!("decoded {other:?}"),
+        }
+    }
+
+    #[test]
+    fn repeated_paths_decode_into_one_shared_arc() {
+        let a = decoded_path(&call_with_path(vec!["counter", "inc"]));
+        let b = decoded_path(&call_with_path(vec!["counter", "inc"]));
+        assert!(
+            std::sync::Arc::ptr_eq(&a, &b),
+            "the second decode reuses the first"
+        );
+        let c = decoded_path(&call_with_path(vec!["counter", "reset"]));
+        assert!(!std::sync::Arc::ptr_eq(&a, &c));
+        assert_eq!(&*c, ["counter".to_owned(), "reset".to_owned()]);
+        // Long paths (in segments or bytes) decode whole, and are not kept.
+        let nine: Vec<String> = (0..9).map(|i| format!("s{i}")).collect();
+        let long = decoded_path(&call_with_path(nine.iter().map(String::as_str).collect()));
+        assert_eq!(&*long, &nine[..]);
+        let big = "x".repeat(300);
+        let p = decoded_path(&call_with_path(vec![&big]));
+        let q = decoded_path(&call_with_path(vec![&big]));
+        assert_eq!(&*p, std::slice::from_ref(&big));
+        assert!(
+            !std::sync::Arc::ptr_eq(&p, &q),
+            "a 300-byte path is not cached"
+        );
+        assert!(decoded_path(&call_with_path(vec![])).is_empty());
+    }
+
     #[test]
     fn protocol_doc_trace_is_exact() {
         let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/protocol.md"))
