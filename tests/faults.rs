@@ -32,6 +32,24 @@ fn serial() -> MutexGuard<'static, ()> {
     SERIAL.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// A current-thread runtime on paused time (time-dependent faults).
+fn paused_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .start_paused(true)
+        .build()
+        .expect("a paused runtime")
+}
+
+/// A multi-thread runtime with two workers, like a server on this machine.
+fn two_worker_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
+
 /// What the process looked like before a fault.
 struct Baseline {
     name: &'static str,
@@ -272,11 +290,7 @@ async fn relay(a: tokio::io::DuplexStream, b: tokio::io::DuplexStream, cut: Arc<
 #[test]
 fn a_half_open_link() {
     let _serial = serial();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .expect("a paused runtime");
+    let rt = paused_runtime();
     rt.block_on(async {
         let base = Baseline::take("half-open-link");
         let (a_io, a_relay) = tokio::io::duplex(64 * 1024);
@@ -478,11 +492,7 @@ async fn close_reason(closed: &Closed, peer: SocketAddr) -> String {
 #[test]
 fn a_peer_that_stops_reading_is_dropped_after_the_write_stall_limit() {
     let _serial = serial();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime");
+    let rt = two_worker_runtime();
     rt.block_on(async {
         let base = Baseline::take("slow-reader");
         let stall = Duration::from_secs(2);
@@ -547,11 +557,7 @@ fn a_peer_that_stops_reading_is_dropped_after_the_write_stall_limit() {
 #[test]
 fn a_peer_flooding_calls_without_reading_is_dropped_with_bounded_memory() {
     let _serial = serial();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime");
+    let rt = two_worker_runtime();
     rt.block_on(async {
         let base = Baseline::take("flooding-non-reader");
         let (server, closed) =
@@ -609,11 +615,7 @@ fn a_peer_flooding_calls_without_reading_is_dropped_with_bounded_memory() {
 #[test]
 fn a_peer_that_stops_reading_on_paused_time() {
     let _serial = serial();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .expect("a paused runtime");
+    let rt = paused_runtime();
     rt.block_on(async {
         let base = Baseline::take("slow-reader-paused");
         let (ours, theirs) = tokio::io::duplex(64 * 1024);
@@ -659,11 +661,7 @@ fn a_peer_that_stops_reading_on_paused_time() {
 #[test]
 fn the_send_queue_is_bounded_in_bytes() {
     let _serial = serial();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .start_paused(true)
-        .build()
-        .expect("a paused runtime");
+    let rt = paused_runtime();
     rt.block_on(async {
         let base = Baseline::take("send-queue-bytes");
         const BUDGET: usize = 2 << 20;
@@ -725,11 +723,7 @@ fn the_send_queue_is_bounded_in_bytes() {
 #[test]
 fn a_thousand_connections_in_churn() {
     let _serial = serial();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime");
+    let rt = two_worker_runtime();
     rt.block_on(async {
         let base = Baseline::take("churn");
         const N: usize = 1000;
@@ -827,11 +821,7 @@ fn a_thousand_connections_in_churn() {
 #[test]
 fn a_server_shutdown_with_calls_in_flight() {
     let _serial = serial();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime");
+    let rt = two_worker_runtime();
     rt.block_on(async {
         let base = Baseline::take("shutdown");
         const CLIENTS: usize = 20;
@@ -921,11 +911,7 @@ fn a_server_shutdown_with_calls_in_flight() {
 #[test]
 fn a_graceful_shutdown_lets_short_calls_finish_and_fails_the_rest() {
     let _serial = serial();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("a runtime");
+    let rt = two_worker_runtime();
     rt.block_on(async {
         let base = Baseline::take("graceful-shutdown");
         let server = lab_server(DropCounter::default()).await;
