@@ -625,23 +625,9 @@ impl Shared {
         ctx: SendCtx,
         urgency: Urgency,
     ) -> Result<()> {
-        let mut bytes = encode_buffer();
-        if let Err(e) = self.codec.encode(msg, &mut bytes) {
-            self.unsend(ctx);
-            return Err(e);
-        }
-        if self.is_closed() {
-            self.unsend(ctx);
-            return Err(self.disconnected());
-        }
-        tracing::trace!(msg = msg.name(), bytes = bytes.len(), "send");
-        self.trace(Direction::Sent, msg, bytes.len());
-        if self.write_now(&bytes, urgency) {
-            // On the wire (or first in line for it): held proxies may go.
-            drop(ctx.hold);
-            reuse_encode_buffer(bytes);
+        let Some((bytes, ctx)) = self.try_write(msg, ctx, urgency)? else {
             return Ok(());
-        }
+        };
         let len = bytes.len();
         if !self.try_reserve(len) {
             if let Err(e) = self.reserve(len).await {
@@ -672,25 +658,46 @@ impl Shared {
         Ok(())
     }
 
-    /// Like [`Shared::send`] for the reader, which must never wait for the writer: when the
-    /// queue is full, a task finishes the send.
-    pub(crate) fn send_nowait(self: &Arc<Self>, msg: &Message, ctx: SendCtx) {
+    /// Encodes `msg` and writes it now if [`Shared::write_now`] can. Returns the frame and
+    /// its context when it must be queued instead; undoes the message's counting when it
+    /// cannot be sent at all (it does not encode, or the connection is closed).
+    fn try_write(
+        &self,
+        msg: &Message,
+        ctx: SendCtx,
+        urgency: Urgency,
+    ) -> Result<Option<(Vec<u8>, SendCtx)>> {
         let mut bytes = encode_buffer();
         if let Err(e) = self.codec.encode(msg, &mut bytes) {
             self.unsend(ctx);
-            tracing::debug!(error = %e, "reply could not be encoded");
-            return;
+            return Err(e);
         }
         if self.is_closed() {
             self.unsend(ctx);
-            return;
+            return Err(self.disconnected());
         }
+        tracing::trace!(msg = msg.name(), bytes = bytes.len(), "send");
         self.trace(Direction::Sent, msg, bytes.len());
-        if self.write_now(&bytes, Urgency::Now) {
+        if self.write_now(&bytes, urgency) {
+            // On the wire (or first in line for it): held proxies may go.
             drop(ctx.hold);
             reuse_encode_buffer(bytes);
-            return;
+            return Ok(None);
         }
+        Ok(Some((bytes, ctx)))
+    }
+
+    /// Like [`Shared::send`] for the reader, which must never wait for the writer: when the
+    /// queue is full, a task finishes the send.
+    pub(crate) fn send_nowait(self: &Arc<Self>, msg: &Message, ctx: SendCtx) {
+        let (bytes, ctx) = match self.try_write(msg, ctx, Urgency::Now) {
+            Ok(Some(queue)) => queue,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::debug!(error = %e, "reply not sent");
+                return;
+            }
+        };
         let len = bytes.len();
         let reserved = self.try_reserve(len);
         let frame = Frame {

@@ -255,7 +255,7 @@ pub async fn connect(
     addr: impl ToSocketAddrs,
     server_name: &str,
     tls: &TlsClientConfig,
-    mut config: Config,
+    config: Config,
     root: Option<Arc<dyn Object>>,
 ) -> Result<Connection> {
     let start = Instant::now();
@@ -272,14 +272,29 @@ pub async fn connect(
             Ok(Err(e)) => return Err(handshake_failed(peer, e)),
             Err(_) => return Err(handshake_timed_out(config.handshake_timeout)),
         };
+    hello(stream, peer, start, config.with_role(Role::Initiator), root)
+        .await
+        .map_err(|e| refused_after_handshake(peer, e))
+}
+
+/// The netref hello over an established TLS `stream`, within what is left of the handshake
+/// timeout since `start`; labels the connection `tls:PEER` unless `config` names it.
+async fn hello<S>(
+    stream: S,
+    peer: Option<std::net::SocketAddr>,
+    start: Instant,
+    mut config: Config,
+    root: Option<Arc<dyn Object>>,
+) -> Result<Connection>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     if config.label.is_none() {
         config.label = peer.map(|p| format!("tls:{p}"));
     }
     config.handshake_timeout = remaining(start, config.handshake_timeout);
     let (r, w) = tokio::io::split(stream);
-    Connection::from_io(r, w, config.with_role(Role::Initiator), root)
-        .await
-        .map_err(|e| refused_after_handshake(peer, e))
+    Connection::from_io(r, w, config, root).await
 }
 
 /// With TLS 1.3 the client's side of the handshake ends before the server has checked the
@@ -303,7 +318,7 @@ fn refused_after_handshake(peer: Option<std::net::SocketAddr>, e: Error) -> Erro
 pub async fn accept(
     stream: TcpStream,
     acceptor: &TlsAcceptor,
-    mut config: Config,
+    config: Config,
     root: Option<Arc<dyn Object>>,
 ) -> Result<Connection> {
     let start = Instant::now();
@@ -315,12 +330,7 @@ pub async fn accept(
             Ok(Err(e)) => return Err(handshake_failed(peer, e)),
             Err(_) => return Err(handshake_timed_out(config.handshake_timeout)),
         };
-    if config.label.is_none() {
-        config.label = peer.map(|p| format!("tls:{p}"));
-    }
-    config.handshake_timeout = remaining(start, config.handshake_timeout);
-    let (r, w) = tokio::io::split(stream);
-    Connection::from_io(r, w, config.with_role(Role::Acceptor), root).await
+    hello(stream, peer, start, config.with_role(Role::Acceptor), root).await
 }
 
 fn handshake_failed(peer: Option<std::net::SocketAddr>, e: std::io::Error) -> Error {

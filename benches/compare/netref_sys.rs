@@ -3,7 +3,6 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
-use futures_util::stream::{FuturesUnordered, StreamExt};
 use netref::{expose, Connection, Obj, Proxy, Server, Value};
 use parking_lot::Mutex;
 
@@ -155,26 +154,7 @@ impl Client {
                     let call = f.call((1,));
                     async move { call.await.map(|_| t0) }
                 };
-                let start = Instant::now();
-                let end = start + time;
-                let mut set = FuturesUnordered::new();
-                for _ in 0..spec.depth {
-                    set.push(issue(Instant::now()));
-                }
-                let mut lat_ns = Vec::new();
-                while let Some(r) = set.next().await {
-                    let t0 = r?;
-                    let now = Instant::now();
-                    lat_ns.push((now - t0).as_nanos() as u64);
-                    if now < end {
-                        set.push(issue(now));
-                    }
-                }
-                Sample {
-                    calls: lat_ns.len() as u64,
-                    elapsed: start.elapsed(),
-                    lat_ns,
-                }
+                crate::stats::in_flight(spec.depth, time, issue).await?
             }
             Workload::Bytes => {
                 let original = crate::random_bytes(spec.bytes);

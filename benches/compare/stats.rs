@@ -1,6 +1,9 @@
 //! Samples of one timed run and their summaries.
 
-use std::time::Duration;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use futures_util::stream::{FuturesUnordered, StreamExt};
 
 /// One timed run of one workload on one system.
 #[derive(Debug, Clone, Default)]
@@ -11,6 +14,39 @@ pub(crate) struct Sample {
     pub(crate) elapsed: Duration,
     /// Latency of each call, in nanoseconds.
     pub(crate) lat_ns: Vec<u64>,
+}
+
+/// Keeps `depth` calls in flight for `time`, starting a new one as each completes:
+/// `issue(t0)` makes a call that resolves to the `t0` it was given.
+pub(crate) async fn in_flight<F, Fut, E>(
+    depth: usize,
+    time: Duration,
+    issue: F,
+) -> Result<Sample, E>
+where
+    F: Fn(Instant) -> Fut,
+    Fut: Future<Output = Result<Instant, E>>,
+{
+    let start = Instant::now();
+    let end = start + time;
+    let mut set = FuturesUnordered::new();
+    for _ in 0..depth {
+        set.push(issue(Instant::now()));
+    }
+    let mut lat_ns = Vec::new();
+    while let Some(r) = set.next().await {
+        let t0 = r?;
+        let now = Instant::now();
+        lat_ns.push((now - t0).as_nanos() as u64);
+        if now < end {
+            set.push(issue(now));
+        }
+    }
+    Ok(Sample {
+        calls: lat_ns.len() as u64,
+        elapsed: start.elapsed(),
+        lat_ns,
+    })
 }
 
 impl Sample {

@@ -3,7 +3,7 @@
 
 use std::time::{Duration, Instant};
 
-use futures_util::stream::{FuturesUnordered, StreamExt};
+use futures_util::stream::StreamExt;
 use serde_bytes::ByteBuf;
 use tarpc::tokio_serde::formats::Bincode;
 use tarpc::tokio_util::codec::LengthDelimitedCodec;
@@ -113,26 +113,7 @@ impl Client {
             Workload::InFlight => {
                 let issue =
                     |t0: Instant| async move { c.echo(context::current(), 1).await.map(|_| t0) };
-                let start = Instant::now();
-                let end = start + time;
-                let mut set = FuturesUnordered::new();
-                for _ in 0..spec.depth {
-                    set.push(issue(Instant::now()));
-                }
-                let mut lat_ns = Vec::new();
-                while let Some(r) = set.next().await {
-                    let t0 = r?;
-                    let now = Instant::now();
-                    lat_ns.push((now - t0).as_nanos() as u64);
-                    if now < end {
-                        set.push(issue(now));
-                    }
-                }
-                Sample {
-                    calls: lat_ns.len() as u64,
-                    elapsed: start.elapsed(),
-                    lat_ns,
-                }
+                crate::stats::in_flight(spec.depth, time, issue).await?
             }
             Workload::Bytes => {
                 let original = crate::random_bytes(spec.bytes);
