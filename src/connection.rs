@@ -159,40 +159,13 @@ impl Drop for Cork {
     }
 }
 
-/// Yields once, then writes what gathered in [`Sink::partial`]. A call made while others are
-/// in flight leaves its frame there ([`Urgency::Soon`]) and awaits this: whatever else the
-/// caller's task sends before it is polled again (the other calls of a `join` or a
-/// `FuturesUnordered`, say) goes out in the same write, from the caller's own thread, without
-/// waking the writer task.
-struct FlushSoon<'a> {
-    shared: &'a Shared,
-    yielded: bool,
-}
-
-impl std::future::Future for FlushSoon<'_> {
-    type Output = ();
-
-    fn poll(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<()> {
-        if !self.yielded {
-            self.yielded = true;
-            cx.waker().wake_by_ref();
-            return std::task::Poll::Pending;
-        }
-        self.shared.uncork();
-        std::task::Poll::Ready(())
-    }
-}
-
 /// How soon a frame must reach the transport.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Urgency {
     /// Write it now if the transport takes it: somebody waits for exactly this frame.
     Now,
     /// Other frames are in flight: gather it with what the sender sends next, and write them
-    /// together on the sender's next poll (see [`FlushSoon`]).
+    /// together on the sender's next poll (the flush step of [`Call`](crate::Call)).
     Soon,
 }
 
@@ -628,34 +601,7 @@ impl Shared {
         let Some((bytes, ctx)) = self.try_write(msg, ctx, urgency)? else {
             return Ok(());
         };
-        let len = bytes.len();
-        if !self.try_reserve(len) {
-            if let Err(e) = self.reserve(len).await {
-                drop(ctx.hold);
-                return Err(e);
-            }
-        }
-        let frame = Frame {
-            bytes,
-            hold: ctx.hold,
-        };
-        // `try_send` first: it neither yields to the scheduler's budget nor overtakes
-        // senders already waiting for room, so calls polled in order are queued in order.
-        let frame = match self.out.try_send(frame) {
-            Ok(()) => {
-                self.control_notify.notify_one();
-                return Ok(());
-            }
-            Err(mpsc::error::TrySendError::Full(frame)) => frame,
-            Err(mpsc::error::TrySendError::Closed(_)) => return Err(self.disconnected()),
-        };
-        self.control_notify.notify_one();
-        if self.out.send(frame).await.is_err() {
-            // The writer is gone: the connection is closing and the tables are cleared.
-            return Err(self.disconnected());
-        }
-        self.control_notify.notify_one();
-        Ok(())
+        self.enqueue(bytes, ctx).await
     }
 
     /// Encodes `msg` and writes it now if [`Shared::write_now`] can. Returns the frame and
@@ -782,7 +728,7 @@ impl Shared {
     ///   before it next waits for input;
     /// - with [`Urgency::Soon`] (a call while others are in flight), it joins
     ///   [`Sink::partial`] and its sender writes it with whatever else gathered meanwhile
-    ///   (see [`FlushSoon`]);
+    ///   (the flush step of [`Call`](crate::Call));
     /// - otherwise it is written straight to the transport. A frame the transport only partly
     ///   takes leaves its tail in [`Sink::partial`] for the writer task.
     fn write_now(&self, bytes: &[u8], urgency: Urgency) -> bool {
@@ -799,7 +745,7 @@ impl Shared {
         if (corked || urgency == Urgency::Soon) && sink.partial.len() < CORK_BYTES {
             sink.partial.extend_from_slice(bytes);
             Counters::add(&self.counters.messages_sent, 1);
-            // A `Soon` frame is written by its sender's next poll (see `FlushSoon`), a
+            // A `Soon` frame is written by its sender's next poll (the flush step of `Call`), a
             // corked one by the reader before it waits.
             if corked && sink.partial.len() >= CORK_BYTES {
                 self.write_partial(&mut sink);
@@ -871,7 +817,7 @@ impl Shared {
     }
 
     /// Writes what gathered in [`Sink::partial`]: called by the reader before it waits for
-    /// input, and by [`FlushSoon`].
+    /// input, and by a [`Call`](crate::Call)'s flush step.
     pub(crate) fn uncork(&self) {
         match self.sink.try_lock() {
             Ok(mut sink) => self.write_partial(&mut sink),
@@ -880,27 +826,30 @@ impl Shared {
         }
     }
 
-    /// Sends a call and waits for its result.
-    pub(crate) async fn call(
+    /// Starts a call: registers it as pending, encodes it and writes it or queues it, without
+    /// waiting. The caller's [`Call`](crate::Call) future then follows the returned
+    /// [`Started`] and polls [`Shared::poll_reply`]; dropping that future early must call
+    /// [`Shared::abandon_call`].
+    pub(crate) fn start_call(
         &self,
         target: Target,
         path: Arc<[String]>,
         op: Op,
         timeout: Option<Duration>,
-    ) -> Result<Value> {
+    ) -> Result<(u64, Started)> {
         if self.is_closed() {
             return Err(self.disconnected());
         }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let timeout = timeout.unwrap_or(self.config.call_timeout);
-        let (tx, rx) = oneshot::channel();
         let deadline = tokio::time::Instant::now() + timeout;
         let (urgency, sooner) = {
             let mut pending = self.pending.lock();
             pending.calls.insert(
                 id,
                 PendingCall {
-                    tx,
+                    result: None,
+                    waker: None,
                     deadline,
                     timeout,
                 },
@@ -921,13 +870,12 @@ impl Shared {
         if sooner {
             self.deadline_notify.notify_one();
         }
-        let guard = PendingGuard { shared: self, id };
         let mut ctx = SendCtx::default();
         let op = match self.export_op(op, &mut ctx) {
             Ok(op) => op,
             Err(e) => {
                 self.unsend(ctx);
-                guard.forget();
+                self.forget_call(id);
                 return Err(e);
             }
         };
@@ -939,28 +887,113 @@ impl Shared {
             timeout_ms: u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX),
             flags: 0,
         });
-        if let Err(e) = self.send_as(&msg, ctx, urgency).await {
-            guard.forget();
-            return Err(e);
-        }
-        if urgency == Urgency::Soon {
-            // Let the caller's other calls gather behind this one, then write them all.
-            FlushSoon {
-                shared: self,
-                yielded: false,
+        match self.try_write(&msg, ctx, urgency) {
+            Ok(None) => Ok((id, Started::Written(urgency))),
+            Ok(Some((bytes, ctx))) => Ok((id, Started::Queued(bytes, ctx))),
+            Err(e) => {
+                self.forget_call(id);
+                Err(e)
             }
-            .await;
         }
+    }
+
+    /// Counts a call whose frame is on its way.
+    pub(crate) fn count_call(&self) {
         Counters::add(&self.counters.calls_sent, 1);
         Counters::add(&self.counters.round_trips, 1);
-        // The deadline task fails the call when its deadline passes (one timer per
-        // connection, not one per call).
-        let result = match rx.await {
-            Ok(result) => result,
-            Err(_) => Err(self.disconnected()),
+    }
+
+    /// The result of call `id` when it has come (a reply, a timeout, or the connection's
+    /// end); otherwise remembers `cx`'s waker and returns `Pending`.
+    pub(crate) fn poll_reply(
+        &self,
+        id: u64,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<Value>> {
+        let mut pending = self.pending.lock();
+        let Some(call) = pending.calls.get_mut(&id) else {
+            // Not reached: an entry lives until its future takes the result or is dropped.
+            return std::task::Poll::Ready(Err(self.disconnected()));
         };
-        guard.forget();
-        result
+        if let Some(result) = call.result.take() {
+            pending.calls.remove(&id);
+            return std::task::Poll::Ready(result);
+        }
+        match &mut call.waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            slot => *slot = Some(cx.waker().clone()),
+        }
+        std::task::Poll::Pending
+    }
+
+    /// Gives call `id` its result and wakes its future; a call already settled (timed out,
+    /// say) or abandoned keeps what it has.
+    pub(crate) fn settle_call(&self, id: u64, result: Result<Value>) {
+        let waker = {
+            let mut pending = self.pending.lock();
+            match pending.calls.get_mut(&id) {
+                Some(call) if call.result.is_none() => {
+                    call.result = Some(result);
+                    call.waker.take()
+                }
+                _ => return,
+            }
+        };
+        if let Some(w) = waker {
+            w.wake();
+        }
+    }
+
+    /// Forgets call `id`, which was never sent.
+    pub(crate) fn forget_call(&self, id: u64) {
+        self.pending.lock().calls.remove(&id);
+    }
+
+    /// Forgets call `id`, whose future was dropped before its result came, and asks the peer
+    /// to cancel it.
+    pub(crate) fn abandon_call(&self, id: u64) {
+        let waiting = self
+            .pending
+            .lock()
+            .calls
+            .remove(&id)
+            .is_some_and(|c| c.result.is_none());
+        if waiting {
+            self.queue_cancel(id);
+        }
+    }
+
+    /// The part of [`Shared::send_as`] after [`Shared::try_write`]: waits for room in the
+    /// send queue and queues the frame for the writer task.
+    pub(crate) async fn enqueue(&self, bytes: Vec<u8>, ctx: SendCtx) -> Result<()> {
+        let len = bytes.len();
+        if !self.try_reserve(len) {
+            if let Err(e) = self.reserve(len).await {
+                drop(ctx.hold);
+                return Err(e);
+            }
+        }
+        let frame = Frame {
+            bytes,
+            hold: ctx.hold,
+        };
+        // `try_send` first: it neither yields to the scheduler's budget nor overtakes
+        // senders already waiting for room, so calls polled in order are queued in order.
+        let frame = match self.out.try_send(frame) {
+            Ok(()) => {
+                self.control_notify.notify_one();
+                return Ok(());
+            }
+            Err(mpsc::error::TrySendError::Full(frame)) => frame,
+            Err(mpsc::error::TrySendError::Closed(_)) => return Err(self.disconnected()),
+        };
+        self.control_notify.notify_one();
+        if self.out.send(frame).await.is_err() {
+            // The writer is gone: the connection is closing and the tables are cleared.
+            return Err(self.disconnected());
+        }
+        self.control_notify.notify_one();
+        Ok(())
     }
 
     /// Sends a call whose answer the peer keeps for pipelining.
@@ -1052,9 +1085,21 @@ impl Shared {
         self.room.notify_waiters();
         // Take everything out under the locks, drop it outside them: an object's `Drop`
         // may reach back into this connection.
-        let pending: Vec<_> = self.pending.lock().calls.drain().collect();
-        for (_, call) in pending {
-            let _ = call.tx.send(Err(Error::Disconnected(reason.clone())));
+        // Pending calls stay registered until their futures take the error (or are dropped).
+        let wakers: Vec<_> = {
+            let mut pending = self.pending.lock();
+            pending
+                .calls
+                .values_mut()
+                .filter(|c| c.result.is_none())
+                .filter_map(|c| {
+                    c.result = Some(Err(Error::Disconnected(reason.clone())));
+                    c.waker.take()
+                })
+                .collect()
+        };
+        for w in wakers {
+            w.wake();
         }
         let running: Vec<_> = self.running.lock().drain().collect();
         drop(running);
@@ -1080,11 +1125,24 @@ impl Drop for TaskCount {
     }
 }
 
-/// A call waiting for its reply.
+/// A call this side made, from when it is started until its future takes the result or is
+/// dropped.
 pub(crate) struct PendingCall {
-    pub(crate) tx: oneshot::Sender<Result<Value>>,
+    /// The reply (or timeout, or disconnection), once it has come.
+    result: Option<Result<Value>>,
+    /// Woken when `result` is set.
+    waker: Option<std::task::Waker>,
     deadline: tokio::time::Instant,
     timeout: Duration,
+}
+
+/// What became of a call's frame in [`Shared::start_call`].
+pub(crate) enum Started {
+    /// On the wire or first in line for it. With [`Urgency::Soon`] the caller's next poll
+    /// writes it, after yielding once so that its other calls gather behind it.
+    Written(Urgency),
+    /// It waits for room in the send queue: [`Shared::enqueue`] finishes the send.
+    Queued(Vec<u8>, SendCtx),
 }
 
 /// The calls this side waits on, and when the deadline task next looks at them.
@@ -1105,27 +1163,27 @@ async fn deadlines(shared: Arc<Shared>, mut closed: watch::Receiver<bool>) {
         let next = {
             let mut pending = shared.pending.lock();
             let mut next: Option<tokio::time::Instant> = None;
-            let mut due = Vec::new();
-            for (id, call) in &pending.calls {
+            for (id, call) in pending.calls.iter_mut() {
+                if call.result.is_some() {
+                    continue; // settled, its future has not taken the result yet
+                }
                 if call.deadline <= now {
-                    due.push(*id);
+                    call.result = Some(Err(Error::remote(
+                        ErrorKind::TimedOut,
+                        format!("no reply within {:?}", call.timeout),
+                    )));
+                    expired.push((*id, call.waker.take()));
                 } else {
                     next = Some(next.map_or(call.deadline, |n| n.min(call.deadline)));
-                }
-            }
-            for id in due {
-                if let Some(call) = pending.calls.remove(&id) {
-                    expired.push((id, call));
                 }
             }
             pending.armed = next;
             next
         };
-        for (id, call) in expired {
-            let _ = call.tx.send(Err(Error::remote(
-                ErrorKind::TimedOut,
-                format!("no reply within {:?}", call.timeout),
-            )));
+        for (id, waker) in expired {
+            if let Some(w) = waker {
+                w.wake();
+            }
             shared.queue_cancel(id);
         }
         let wake = shared.deadline_notify.notified();
@@ -1163,28 +1221,6 @@ async fn keepalive(shared: Arc<Shared>, interval: Duration, mut closed: watch::R
             ping += 1;
             shared.control.lock().pings.push(ping);
             shared.control_notify.notify_one();
-        }
-    }
-}
-
-/// Removes a pending call when its future is dropped early, and asks the peer to cancel.
-struct PendingGuard<'a> {
-    shared: &'a Shared,
-    id: u64,
-}
-
-impl PendingGuard<'_> {
-    /// The call was never sent: just forget it.
-    fn forget(self) {
-        self.shared.pending.lock().calls.remove(&self.id);
-        std::mem::forget(self);
-    }
-}
-
-impl Drop for PendingGuard<'_> {
-    fn drop(&mut self) {
-        if self.shared.pending.lock().calls.remove(&self.id).is_some() {
-            self.shared.queue_cancel(self.id);
         }
     }
 }

@@ -51,7 +51,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::connection::{AnswerHandle, Import, Link};
+use crate::connection::{AnswerHandle, Import, Link, Shared, Started, Urgency};
 use crate::error::Result;
 use crate::gate;
 use crate::object::{object_key, Args, IntoArgs, Object};
@@ -225,33 +225,24 @@ impl Proxy {
     /// Runs one operation through the path. Shared by every public operation.
     pub(crate) async fn run(&self, op: Op, timeout: Option<Duration>) -> Result<Value> {
         match &self.target {
-            Target::Local(obj) => {
-                // A panicking handler becomes an error here too, as it would remotely.
-                let fut = gate::perform(obj.clone(), &self.path, op);
-                match AssertUnwindSafe(fut).catch_unwind().await {
-                    Ok(r) => r,
-                    Err(payload) => Err(crate::error::Error::panicked(payload)),
+            Target::Local(obj) => run_local(obj.clone(), self.path.clone(), op).await,
+            _ => {
+                let mut call = Call::new(self.clone(), Ok(op));
+                if let Some(d) = timeout {
+                    call = call.timeout(d);
                 }
+                call.await
             }
-            Target::Remote(import) => {
-                import
-                    .link
-                    .shared
-                    .call(self.wire_target(), self.path.clone(), op, timeout)
-                    .await
-            }
-            Target::Root(link) => {
-                link.shared
-                    .call(self.wire_target(), self.path.clone(), op, timeout)
-                    .await
-            }
-            Target::Answer(answer) => {
-                answer
-                    .link
-                    .shared
-                    .call(self.wire_target(), self.path.clone(), op, timeout)
-                    .await
-            }
+        }
+    }
+
+    /// The connection a remote proxy's calls go through; `None` for a local object.
+    fn shared(&self) -> Option<&Arc<Shared>> {
+        match &self.target {
+            Target::Local(_) => None,
+            Target::Remote(import) => Some(&import.link.shared),
+            Target::Root(link) => Some(&link.shared),
+            Target::Answer(answer) => Some(&answer.link.shared),
         }
     }
 
@@ -338,13 +329,36 @@ pub struct Call {
     state: CallState,
 }
 
+/// The steps of a [`Call`]. A remote call is a plain state machine: its common path
+/// (written at once, reply awaited) allocates nothing beyond its frame.
 enum CallState {
     Unsent {
         proxy: Proxy,
         op: Result<Op>,
         timeout: Option<Duration>,
     },
-    Sent(Pin<Box<dyn Future<Output = Result<Value>> + Send>>),
+    /// A call on a local object, through the gate in-process.
+    Local(Pin<Box<dyn Future<Output = Result<Value>> + Send>>),
+    /// The frame waits for room in the connection's send queue.
+    Queued {
+        proxy: Proxy,
+        id: u64,
+        send: Pin<Box<dyn Future<Output = Result<()>> + Send>>,
+    },
+    /// The frame was left with others in flight ([`Urgency::Soon`]): yield once so that the
+    /// caller's other calls (of a `join` or a `FuturesUnordered`, say) gather behind it,
+    /// then write them all in one go from the caller's own thread, without waking the
+    /// writer task.
+    Flush {
+        proxy: Proxy,
+        id: u64,
+        yielded: bool,
+    },
+    /// Sent: waiting for the reply.
+    Waiting {
+        proxy: Proxy,
+        id: u64,
+    },
     Done,
 }
 
@@ -371,13 +385,18 @@ impl Call {
     ///
     /// Calls made on the returned proxy are sent at once and applied by the peer to the
     /// answer when it is ready; an error in this call becomes the error of those calls.
-    pub async fn pipeline(self) -> Result<Proxy> {
-        match self.state {
-            CallState::Unsent { proxy, op, .. } => proxy.pipeline(op?).await,
-            _ => Err(crate::error::Error::Value(
+    pub async fn pipeline(mut self) -> Result<Proxy> {
+        if !matches!(self.state, CallState::Unsent { .. }) {
+            return Err(crate::error::Error::Value(
                 "a call already awaited cannot be pipelined".into(),
-            )),
+            ));
         }
+        let CallState::Unsent { proxy, op, .. } =
+            std::mem::replace(&mut self.state, CallState::Done)
+        else {
+            unreachable!("checked just above")
+        };
+        proxy.pipeline(op?).await
     }
 
     /// Awaits the result and decodes it into `T`.
@@ -393,26 +412,114 @@ impl Future for Call {
         mut self: Pin<&mut Self>,
         cx: &mut std::task::Context<'_>,
     ) -> std::task::Poll<Self::Output> {
-        if let CallState::Unsent { .. } = self.state {
-            let CallState::Unsent { proxy, op, timeout } =
-                std::mem::replace(&mut self.state, CallState::Done)
-            else {
-                unreachable!("checked just above")
-            };
-            self.state = CallState::Sent(Box::pin(async move { proxy.run(op?, timeout).await }));
-        }
-        match &mut self.state {
-            CallState::Sent(fut) => {
-                let r = fut.as_mut().poll(cx);
-                if r.is_ready() {
-                    self.state = CallState::Done;
+        use std::task::Poll;
+        loop {
+            match &mut self.state {
+                CallState::Unsent { .. } => {
+                    let CallState::Unsent { proxy, op, timeout } =
+                        std::mem::replace(&mut self.state, CallState::Done)
+                    else {
+                        unreachable!("matched just above")
+                    };
+                    let op = match op {
+                        Ok(op) => op,
+                        Err(e) => return Poll::Ready(Err(e)),
+                    };
+                    let Some(shared) = proxy.shared() else {
+                        let Target::Local(obj) = &proxy.target else {
+                            unreachable!("only local proxies have no connection")
+                        };
+                        let fut = run_local(obj.clone(), proxy.path.clone(), op);
+                        self.state = CallState::Local(Box::pin(fut));
+                        continue;
+                    };
+                    let started =
+                        shared.start_call(proxy.wire_target(), proxy.path.clone(), op, timeout);
+                    self.state = match started {
+                        Err(e) => return Poll::Ready(Err(e)),
+                        Ok((id, Started::Written(urgency))) => {
+                            shared.count_call();
+                            if urgency == Urgency::Soon {
+                                CallState::Flush {
+                                    proxy,
+                                    id,
+                                    yielded: false,
+                                }
+                            } else {
+                                CallState::Waiting { proxy, id }
+                            }
+                        }
+                        Ok((id, Started::Queued(bytes, ctx))) => {
+                            let shared = shared.clone();
+                            let send = Box::pin(async move { shared.enqueue(bytes, ctx).await });
+                            CallState::Queued { proxy, id, send }
+                        }
+                    };
                 }
-                r
+                CallState::Local(fut) => {
+                    let r = std::task::ready!(fut.as_mut().poll(cx));
+                    self.state = CallState::Done;
+                    return Poll::Ready(r);
+                }
+                CallState::Queued { proxy, id, send } => {
+                    let sent = std::task::ready!(send.as_mut().poll(cx));
+                    let (proxy, id) = (proxy.clone(), *id);
+                    let shared = proxy.shared().expect("a queued call is remote");
+                    if let Err(e) = sent {
+                        shared.forget_call(id);
+                        self.state = CallState::Done;
+                        return Poll::Ready(Err(e));
+                    }
+                    shared.count_call();
+                    self.state = CallState::Waiting { proxy, id };
+                }
+                CallState::Flush { proxy, id, yielded } => {
+                    if !*yielded {
+                        *yielded = true;
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending;
+                    }
+                    let (proxy, id) = (proxy.clone(), *id);
+                    proxy.shared().expect("a sent call is remote").uncork();
+                    self.state = CallState::Waiting { proxy, id };
+                }
+                CallState::Waiting { proxy, id } => {
+                    let shared = proxy.shared().expect("a sent call is remote");
+                    let r = std::task::ready!(shared.poll_reply(*id, cx));
+                    self.state = CallState::Done;
+                    return Poll::Ready(r);
+                }
+                CallState::Done => {
+                    return Poll::Ready(Err(crate::error::Error::Value(
+                        "call polled after completion".into(),
+                    )))
+                }
             }
-            _ => std::task::Poll::Ready(Err(crate::error::Error::Value(
-                "call polled after completion".into(),
-            ))),
         }
+    }
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        // Dropped before its result came: forget it, and ask the peer to cancel it.
+        if let CallState::Queued { proxy, id, .. }
+        | CallState::Flush { proxy, id, .. }
+        | CallState::Waiting { proxy, id } = &self.state
+        {
+            if let Some(shared) = proxy.shared() {
+                shared.abandon_call(*id);
+            }
+        }
+    }
+}
+
+/// Runs `op` on `path` of a local object through the gate, in-process. A panicking handler
+/// becomes an error here too, as it would remotely.
+async fn run_local(obj: Arc<dyn Object>, path: Arc<[String]>, op: Op) -> Result<Value> {
+    let fut = gate::perform(obj, &path, op);
+    match AssertUnwindSafe(fut).catch_unwind().await {
+        Ok(r) => r,
+        Err(payload) => Err(crate::error::Error::panicked(payload)),
     }
 }
 

@@ -301,7 +301,6 @@ async fn send_return(shared: &Shared, id: u64, result: Result<Value>) {
 }
 
 fn handle_return(shared: &Shared, id: u64, result: std::result::Result<WireValue, WireError>) {
-    let tx = shared.pending.lock().calls.remove(&id).map(|c| c.tx);
     let result = match result {
         Ok(w) => match shared.link() {
             Some(link) => {
@@ -317,9 +316,7 @@ fn handle_return(shared: &Shared, id: u64, result: std::result::Result<WireValue
         },
         Err(e) => Err(Error::Remote(e.into())),
     };
-    if let Some(tx) = tx {
-        let _ = tx.send(result);
-    }
+    shared.settle_call(id, result);
 }
 
 fn handle_release(shared: &Shared, items: Vec<(u64, u64)>) {
