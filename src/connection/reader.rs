@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_util::FutureExt;
-use tokio::io::{AsyncRead, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::{oneshot, watch};
 
 use super::{AnswerSlot, SendCtx, Shared};
@@ -36,10 +36,20 @@ pub(crate) async fn run<R>(
     let mut buf = Vec::new();
     let max = shared.config.max_frame;
     loop {
-        if !frame_buffered(src.buffer()) {
-            // The next read may wait: first write the replies gathered meanwhile.
-            shared.uncork();
+        // Whole frames already buffered are decoded where they lie: no copy, no wait.
+        if let Some(len) = buffered_frame(src.buffer(), max) {
+            if shared.is_closed() {
+                return;
+            }
+            let decoded = shared.codec.decode(&src.buffer()[4..4 + len]);
+            src.consume(4 + len);
+            if !handle_frame(&shared, decoded, len) {
+                return;
+            }
+            continue;
         }
+        // The next read may wait: first write the replies gathered meanwhile.
+        shared.uncork();
         let read = tokio::select! {
             r = read_frame(&mut src, max, &mut buf) => r,
             _ = closed.wait_for(|c| *c) => return,
@@ -59,42 +69,50 @@ pub(crate) async fn run<R>(
                 return;
             }
         }
-        shared.mark_received();
-        Counters::add(&shared.counters.bytes_received, buf.len() as u64 + 4);
-        Counters::add(&shared.counters.messages_received, 1);
-        let msg = match shared.codec.decode(&buf) {
-            Ok(m) => m,
-            Err(e) => {
-                shared.close(e.to_string());
-                return;
-            }
-        };
-        tracing::trace!(msg = msg.name(), bytes = buf.len() + 4, "recv");
-        shared.trace(Direction::Received, &msg, buf.len() + 4);
-        // Frames this handling sends gather until the buffered input is used up.
-        let _cork = shared.cork();
-        match msg {
-            Message::Call(c) => handle_call(&shared, c),
-            Message::Return { id, result } => handle_return(&shared, id, result),
-            Message::Release(items) => handle_release(&shared, items),
-            Message::Cancel(id) => handle_cancel(&shared, id),
-            Message::Finish(id) => handle_finish(&shared, id),
-            Message::Ping(n) => handle_ping(&shared, n),
-            Message::Pong(_) => {}
-            Message::Goodbye(reason) => {
-                shared.teardown(format!("the peer said goodbye: {}", reason.0));
-                return;
-            }
+        if !handle_frame(&shared, shared.codec.decode(&buf), buf.len()) {
+            return;
         }
     }
 }
 
-/// Whether `buffered` starts with a whole frame, so reading it will not wait.
-fn frame_buffered(buffered: &[u8]) -> bool {
-    match buffered.first_chunk::<4>() {
-        Some(len) => buffered.len() - 4 >= u32::from_be_bytes(*len) as usize,
-        None => false,
+/// Handles one decoded frame of `len` bytes (without its length prefix); false when the
+/// connection is over.
+fn handle_frame(shared: &Arc<Shared>, decoded: Result<Message>, len: usize) -> bool {
+    shared.mark_received();
+    Counters::add(&shared.counters.bytes_received, len as u64 + 4);
+    Counters::add(&shared.counters.messages_received, 1);
+    let msg = match decoded {
+        Ok(m) => m,
+        Err(e) => {
+            shared.close(e.to_string());
+            return false;
+        }
+    };
+    tracing::trace!(msg = msg.name(), bytes = len + 4, "recv");
+    shared.trace(Direction::Received, &msg, len + 4);
+    // Frames this handling sends gather until the buffered input is used up.
+    let _cork = shared.cork();
+    match msg {
+        Message::Call(c) => handle_call(shared, c),
+        Message::Return { id, result } => handle_return(shared, id, result),
+        Message::Release(items) => handle_release(shared, items),
+        Message::Cancel(id) => handle_cancel(shared, id),
+        Message::Finish(id) => handle_finish(shared, id),
+        Message::Ping(n) => handle_ping(shared, n),
+        Message::Pong(_) => {}
+        Message::Goodbye(reason) => {
+            shared.teardown(format!("the peer said goodbye: {}", reason.0));
+            return false;
+        }
     }
+    true
+}
+
+/// The length of the frame `buffered` starts with, when all of it is there and it is within
+/// `max` (an over-limit frame is left to `read_frame`, which refuses it).
+fn buffered_frame(buffered: &[u8], max: usize) -> Option<usize> {
+    let len = u32::from_be_bytes(*buffered.first_chunk::<4>()?) as usize;
+    (len <= max && buffered.len() - 4 >= len).then_some(len)
 }
 
 /// Where an incoming call starts.
