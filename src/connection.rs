@@ -742,7 +742,9 @@ impl Shared {
             return false;
         }
         let corked = CORK.with(|c| std::ptr::eq(c.get(), self));
-        if (corked || urgency == Urgency::Soon) && sink.partial.len() < CORK_BYTES {
+        // Small frames gather; a large one is not worth a copy to save a system call.
+        let gather = (corked || urgency == Urgency::Soon) && bytes.len() < CORK_BYTES;
+        if gather && sink.partial.len() < CORK_BYTES {
             sink.partial.extend_from_slice(bytes);
             Counters::add(&self.counters.messages_sent, 1);
             // A `Soon` frame is written by its sender's next poll (the flush step of `Call`), a
@@ -751,6 +753,10 @@ impl Shared {
                 self.write_partial(&mut sink);
             }
             return true;
+        }
+        if corked {
+            // What gathered goes first, then this frame straight from its buffer.
+            self.write_partial(&mut sink);
         }
         if !sink.partial.is_empty() {
             return false;

@@ -241,14 +241,17 @@ pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
         )));
     }
     // Grow the buffer as the body arrives: a peer that declares a large frame and sends
-    // little of it holds at most one chunk, not the size it declared.
+    // little of it holds at most one chunk, not the size it declared. Bytes are read into
+    // the buffer's spare capacity, which is never zeroed first.
     const CHUNK: usize = 64 * 1024;
     buf.clear();
     while buf.len() < len {
-        let start = buf.len();
-        let end = (start + CHUNK).min(len);
-        buf.resize(end, 0);
-        r.read_exact(&mut buf[start..end]).await?;
+        let want = (len - buf.len()).min(CHUNK);
+        buf.reserve(want);
+        let n = (&mut *r).take(want as u64).read_buf(buf).await?;
+        if n == 0 {
+            return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
+        }
     }
     Ok(true)
 }

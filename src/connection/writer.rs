@@ -43,8 +43,12 @@ pub(crate) async fn run(
             }
         }
         let mut sink = shared.sink.lock().await;
-        // A direct sender's unfinished frame goes first.
-        buf.append(&mut sink.partial);
+        // A direct sender's unfinished frame goes first (taken whole when `buf` is empty).
+        if buf.is_empty() {
+            std::mem::swap(&mut buf, &mut sink.partial);
+        } else {
+            buf.append(&mut sink.partial);
+        }
         // Take the control queue *before* draining frames: a `Cancel` or `Finish` is only
         // queued after its call's frame was, so that frame is then already in `buf` (or on
         // the wire) and the control message cannot overtake it.
