@@ -222,9 +222,7 @@ pub(crate) type AnswerSlot = watch::Receiver<Option<std::result::Result<Value, R
 
 /// The state both tasks and every handle share.
 pub(crate) struct Shared {
-    /// Taken with `try_lock` by direct writers, which hold it only while they write without
-    /// waiting; the writer task alone waits for it, and holds it across its writes.
-    pub(crate) sink: Mutex<Sink>,
+    pub(crate) sink: tokio::sync::Mutex<Sink>,
     pub(crate) label: String,
     pub(crate) config: Config,
     pub(crate) codec: Box<dyn Codec>,
@@ -320,7 +318,7 @@ impl Connection {
         let label = config.label.clone().unwrap_or_else(|| format!("conn{n}"));
         let max_exports = config.max_exports;
         let shared = Arc::new(Shared {
-            sink: Mutex::new(Sink {
+            sink: tokio::sync::Mutex::new(Sink {
                 io: Box::new(writer),
                 partial: Vec::new(),
             }),
@@ -504,7 +502,7 @@ impl Connection {
         let shared = &self.link.shared;
         // The writer holds the sink from before it takes the control queue until the batch
         // is written and counted.
-        let Some(sink) = shared.sink.try_lock() else {
+        let Ok(sink) = shared.sink.try_lock() else {
             return false;
         };
         let c = shared.control.lock();
@@ -737,7 +735,7 @@ impl Shared {
         if self.out.capacity() != self.out.max_capacity() {
             return false; // frames are queued: keep their order
         }
-        let Some(mut sink) = self.sink.try_lock() else {
+        let Ok(mut sink) = self.sink.try_lock() else {
             return false; // the writer is busy
         };
         if self.out.capacity() != self.out.max_capacity() {
@@ -828,9 +826,9 @@ impl Shared {
     /// input, and by a [`Call`](crate::Call)'s flush step.
     pub(crate) fn uncork(&self) {
         match self.sink.try_lock() {
-            Some(mut sink) => self.write_partial(&mut sink),
+            Ok(mut sink) => self.write_partial(&mut sink),
             // The writer holds the sink: it takes the gathered frames when it next runs.
-            None => self.control_notify.notify_one(),
+            Err(_) => self.control_notify.notify_one(),
         }
     }
 

@@ -24,9 +24,6 @@ const CLOSING_STALL: std::time::Duration = std::time::Duration::from_secs(1);
 /// At most this many `(id, count)` pairs per `Release` (at most 20 bytes each encoded).
 const RELEASES_PER_MESSAGE: usize = 4096;
 
-// The writer holds the sink's (synchronous) lock across its writes on purpose: everybody else
-// only `try_lock`s it and never waits for it, so no task can block on it meanwhile.
-#[allow(clippy::await_holding_lock)]
 pub(crate) async fn run(
     shared: Arc<Shared>,
     mut rx: mpsc::Receiver<Frame>,
@@ -45,8 +42,7 @@ pub(crate) async fn run(
                 _ = closed.changed() => is_closed = true,
             }
         }
-        // Direct writers hold the lock only for a write that does not wait: block for it.
-        let mut sink = shared.sink.lock();
+        let mut sink = shared.sink.lock().await;
         // A direct sender's unfinished frame goes first (taken whole when `buf` is empty).
         if buf.is_empty() {
             std::mem::swap(&mut buf, &mut sink.partial);
