@@ -1,6 +1,7 @@
 //! Codecs turn [`Message`]s into bytes and back. The engine only sees messages, so a second
 //! codec (Python RPyC 6's own wire) can be added without touching object tables or policy.
 
+mod fast;
 pub(crate) mod native;
 
 use crate::error::Result;

@@ -139,7 +139,7 @@ impl<'de> Deserialize<'de> for WPath {
 }
 
 /// Paths of at most this many segments are looked up in [`RECENT_PATHS`].
-const CACHED_SEGMENTS: usize = 8;
+pub(crate) const CACHED_SEGMENTS: usize = 8;
 /// Paths longer than this many bytes are not kept in [`RECENT_PATHS`].
 const CACHED_PATH_BYTES: usize = 256;
 
@@ -153,7 +153,7 @@ thread_local! {
 }
 
 /// The path of `segs`, shared with an equal recently decoded one when there is one.
-fn cached_path(segs: &[Option<std::borrow::Cow<'_, str>>], bytes: usize) -> WPath {
+pub(crate) fn cached_path(segs: &[Option<std::borrow::Cow<'_, str>>], bytes: usize) -> WPath {
     if segs.is_empty() {
         return WPath::default();
     }

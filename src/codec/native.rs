@@ -186,8 +186,10 @@ impl Codec for NativeCodec {
     fn encode(&self, msg: &Message, out: &mut Vec<u8>) -> Result<()> {
         let start = out.len();
         out.extend_from_slice(&[0; 4]);
-        bincode::serde::encode_into_std_write(msg, out, bincode_config())
-            .map_err(|e| Error::Protocol(format!("cannot encode {}: {e}", msg.name())))?;
+        if !super::fast::encode(msg, out) {
+            bincode::serde::encode_into_std_write(msg, out, bincode_config())
+                .map_err(|e| Error::Protocol(format!("cannot encode {}: {e}", msg.name())))?;
+        }
         let len = out.len() - start - 4;
         if len > self.max_frame_out {
             out.truncate(start);
@@ -205,6 +207,9 @@ impl Codec for NativeCodec {
     }
 
     fn decode(&self, body: &[u8]) -> Result<Message> {
+        if let Some(msg) = super::fast::decode(body, self.max_depth) {
+            return Ok(msg);
+        }
         let (msg, used): (Message, usize) = with_depth_limit(self.max_depth, || {
             bincode::serde::borrow_decode_from_slice(body, bincode_config())
         })
