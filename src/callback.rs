@@ -5,7 +5,8 @@
 //! [`callback`] turns a closure into a [`Proxy`] of a callable object; pass it as an argument
 //! (or put it in a struct) and the peer receives a proxy it can call like any function.
 //! Arguments are decoded with serde by position; the return value travels back by value.
-//! [`callback_async`] does the same for closures returning a future.
+//! [`callback_async`] does the same for closures returning a future. A synchronous callback
+//! runs as soon as its call arrives and is answered without boxing a future or spawning a task.
 //!
 //! A closure may return a plain serializable value or `netref::Result<T>`: an `Err` reaches
 //! the caller as a [`RemoteError`](crate::RemoteError) with its kind kept.
@@ -26,18 +27,18 @@ use std::any::Any;
 use std::future::Future;
 use std::sync::Arc;
 
-use futures_util::future::BoxFuture;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::object::{Args, Invocation, MemberInfo, MemberKind, Object, TypeInfo};
+use crate::object::{Args, Invocation, MemberInfo, MemberKind, Object, Reply, TypeInfo};
 use crate::proxy::Proxy;
 use crate::value::{to_value, Value};
 
-type Handler = dyn Fn(Args) -> BoxFuture<'static, Result<Value>> + Send + Sync;
+type Handler = dyn Fn(Args) -> Reply + Send + Sync;
 
-/// A closure lent by reference. Make one with [`callback`] or [`callback_async`].
+/// A closure lent by reference. Make one with [`callback`] or [`callback_async`], or from a
+/// function over raw [`Args`] with [`Callback::from_fn`] or [`Callback::from_sync_fn`].
 pub struct Callback {
     handler: Box<Handler>,
 }
@@ -55,14 +56,35 @@ static CALLBACK_INFO: TypeInfo = TypeInfo {
 };
 
 impl Callback {
-    /// A callback from a function over raw [`Args`] (any number of arguments).
+    /// A callback from a function over raw [`Args`] (any number of arguments) that returns a
+    /// future.
     pub fn from_fn<F, Fut>(f: F) -> Callback
     where
         F: Fn(Args) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Value>> + Send + 'static,
     {
         Callback {
-            handler: Box::new(move |args| Box::pin(f(args))),
+            handler: Box::new(move |args| Reply::later(f(args))),
+        }
+    }
+
+    /// A callback from a synchronous function over raw [`Args`]: it runs as soon as a call
+    /// arrives, and its result is sent without boxing a future.
+    ///
+    /// ```
+    /// use netref::{Args, Callback, Value};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let count = Callback::from_sync_fn(|args: Args| Ok(Value::from(args.positional().len() as u64)))
+    ///     .into_proxy();
+    /// assert_eq!(count.call((1, 2, 3)).await.unwrap().as_i64(), Some(3));
+    /// # });
+    /// ```
+    pub fn from_sync_fn<F>(f: F) -> Callback
+    where
+        F: Fn(Args) -> Result<Value> + Send + Sync + 'static,
+    {
+        Callback {
+            handler: Box::new(move |args| Reply::Ready(f(args))),
         }
     }
 
@@ -77,14 +99,10 @@ impl Object for Callback {
         &CALLBACK_INFO
     }
 
-    fn invoke(
-        self: Arc<Self>,
-        member: usize,
-        inv: Invocation,
-    ) -> BoxFuture<'static, Result<Value>> {
+    fn invoke(self: Arc<Self>, member: usize, inv: Invocation) -> Reply {
         match (member, inv) {
             (0, Invocation::Call(args)) => (self.handler)(args),
-            _ => Box::pin(async move { Err(crate::__private::bad_invocation("Callback", member)) }),
+            _ => Reply::Ready(Err(crate::__private::bad_invocation("Callback", member))),
         }
     }
 
@@ -129,8 +147,9 @@ pub trait SyncHandler<Marker>: Send + Sync + 'static {
 /// A closure usable as an asynchronous callback; implemented for `Fn(A, B, …) -> Fut` with up
 /// to six serde-decodable arguments.
 pub trait AsyncHandler<Marker>: Send + Sync + 'static {
-    /// Decodes `args` and starts the closure.
-    fn start(&self, args: Args) -> BoxFuture<'static, Result<Value>>;
+    /// Decodes `args` and starts the closure: a [`Reply::Later`] of its future, or a ready
+    /// error when the arguments do not decode.
+    fn start(&self, args: Args) -> Reply;
 }
 
 macro_rules! handlers {
@@ -159,7 +178,7 @@ macro_rules! handlers {
             $($a: DeserializeOwned + Send + 'static,)*
         {
             #[allow(unused_mut, unused_variables, non_snake_case)]
-            fn start(&self, mut args: Args) -> BoxFuture<'static, Result<Value>> {
+            fn start(&self, mut args: Args) -> Reply {
                 let decoded = (|| -> Result<($($a,)*)> {
                     $(let $a: $a = args.take($i, concat!("arg", stringify!($i)))?;)*
                     args.finish()?;
@@ -168,9 +187,9 @@ macro_rules! handlers {
                 match decoded {
                     Ok(($($a,)*)) => {
                         let fut = (self)($($a),*);
-                        Box::pin(async move { CallbackOutput::<O>::into_reply(fut.await) })
+                        Reply::later(async move { CallbackOutput::<O>::into_reply(fut.await) })
                     }
-                    Err(e) => Box::pin(async move { Err(e) }),
+                    Err(e) => Reply::Ready(Err(e)),
                 }
             }
         }
@@ -188,13 +207,11 @@ handlers!(
 );
 
 /// Lends a synchronous closure by reference. Arguments are decoded by position.
+///
+/// When a peer calls it, the closure runs as soon as the call arrives, on the connection's
+/// reader: keep it short, or use [`callback_async`] for work that waits.
 pub fn callback<M, F: SyncHandler<M>>(f: F) -> Proxy {
-    let f = Arc::new(f);
-    Callback::from_fn(move |args| {
-        let f = f.clone();
-        async move { f.run(args) }
-    })
-    .into_proxy()
+    Callback::from_sync_fn(move |args| f.run(args)).into_proxy()
 }
 
 /// Lends an asynchronous closure (one returning a future) by reference.

@@ -52,11 +52,9 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
-use futures_util::future::BoxFuture;
-
 use crate::adapters::{File, Iter, Map};
 use crate::error::{Error, ErrorKind, Result};
-use crate::object::{Invocation, MemberInfo, Obj, Object, TypeInfo};
+use crate::object::{Invocation, MemberInfo, Obj, Object, Reply, TypeInfo};
 use crate::proxy::Proxy;
 use crate::value::Value;
 
@@ -632,11 +630,7 @@ impl Object for WithExec {
         self.info()
     }
 
-    fn invoke(
-        self: Arc<Self>,
-        member: usize,
-        inv: Invocation,
-    ) -> BoxFuture<'static, Result<Value>> {
+    fn invoke(self: Arc<Self>, member: usize, inv: Invocation) -> Reply {
         let n = self.lab.type_info().members.len();
         if member < n {
             self.lab.clone().invoke(member, inv)

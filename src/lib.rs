@@ -93,7 +93,9 @@ pub use callback::{
 pub use config::Config;
 pub use connection::{live_tasks, Connection, TableEntry, Tables};
 pub use error::{Error, ErrorKind, RemoteError, Result};
-pub use object::{Args, IntoArgs, Invocation, MemberInfo, MemberKind, Obj, Object, TypeInfo};
+pub use object::{
+    Args, IntoArgs, Invocation, MemberInfo, MemberKind, Obj, Object, Reply, TypeInfo,
+};
 pub use proxy::{Call, Proxy, RemoteIter};
 pub use server::{ConnectionInfo, ListenAddr, Server, ServerHandle, DEFAULT_MAX_CONNECTIONS};
 pub use stats::Stats;
@@ -117,9 +119,11 @@ pub struct ReadmeDoctests;
 ///
 /// - a static [`TypeInfo`] with the type name, the block's doc comment, and one
 ///   [`MemberInfo`] per exposed member (name, kind, signature, doc comment);
-/// - [`Object::invoke`], which decodes each parameter with serde, runs the method (awaiting it
-///   when it is `async`), and encodes the result; a `Result` return's `Err` becomes a
-///   [`RemoteError`] of kind [`ErrorKind::Failed`] with the error's type name and message.
+/// - [`Object::invoke`], which decodes each parameter with serde, runs the method, and encodes
+///   the result; a `Result` return's `Err` becomes a [`RemoteError`] of kind
+///   [`ErrorKind::Failed`] with the error's type name and message. For a plain `fn` (method,
+///   getter or setter) all of this happens before `invoke` returns, as a [`Reply::Ready`]: no
+///   future is boxed. For an `async fn` it happens in the [`Reply::Later`] future.
 ///
 /// Markers:
 ///

@@ -10,6 +10,10 @@
 //! **index**. The engine's gate ([`crate::gate`]) maps a requested name to an index only
 //! if the name is in the `TypeInfo`, so an unmarked method cannot be reached by any name.
 //!
+//! `invoke` returns a [`Reply`]: the result itself when the handler finished synchronously
+//! (every plain `fn` the macro exposes), or a boxed future for an `async fn`. A synchronous
+//! handler therefore costs no allocation and no task.
+//!
 //! # Example
 //!
 //! ```
@@ -36,9 +40,12 @@
 
 use std::any::Any;
 use std::fmt;
+use std::future::Future;
 use std::hash::{Hash, Hasher};
 use std::ops::Deref;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use futures_util::future::BoxFuture;
 use serde::de::DeserializeOwned;
@@ -57,11 +64,156 @@ pub trait Object: Send + Sync + 'static {
     fn type_info(&self) -> &'static TypeInfo;
 
     /// Runs member number `member` (an index into `type_info().members`) with `inv`.
-    fn invoke(self: Arc<Self>, member: usize, inv: Invocation)
-        -> BoxFuture<'static, Result<Value>>;
+    ///
+    /// Return [`Reply::Ready`] with the result when the work is done by the time `invoke`
+    /// returns, and [`Reply::Later`] (see [`Reply::later`]) when it has to wait for something.
+    /// A ready reply is sent straight away by the connection's reader: no future is boxed
+    /// and no task is spawned. So `invoke` should do its synchronous work itself rather than
+    /// put it in an `async` block, and it must not block the thread for long, since the
+    /// reader waits for it (as it waits for the first poll of a `Later` future).
+    ///
+    /// `invoke` runs inside the call's context ([`crate::context`]), and a panic in it (or in
+    /// the future it returns) is reported to the caller as a `Panicked` error.
+    fn invoke(self: Arc<Self>, member: usize, inv: Invocation) -> Reply;
 
     /// Upcast used to recover the concrete type (identity round trip into [`Obj<T>`]).
     fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync>;
+}
+
+/// What [`Object::invoke`] returns: the handler's result, or a future of it.
+///
+/// [`Reply::Ready`] carries a result computed synchronously; the engine answers it at once,
+/// without boxing a future or spawning a task. [`Reply::Later`] carries a boxed future for
+/// work that has to wait (an `async fn` handler, a nested remote call); the engine polls it
+/// once right away and gives it a task only if it is still pending.
+///
+/// A `Reply` is itself a future (and `Unpin`), so code that used to `.await` the result of
+/// `invoke` keeps working. Like the futures it holds it is `Send`, not `Sync`.
+///
+/// # Example
+///
+/// An object written by hand, with one synchronous and one asynchronous member:
+///
+/// ```
+/// use std::any::Any;
+/// use std::sync::Arc;
+/// use netref::{Invocation, MemberInfo, MemberKind, Object, Proxy, Reply, TypeInfo, Value};
+///
+/// struct Clock;
+///
+/// static INFO: TypeInfo = TypeInfo {
+///     name: "Clock",
+///     doc: "Tells the time.",
+///     members: &[
+///         MemberInfo { name: "now", kind: MemberKind::Method, signature: "now() -> i64", doc: "" },
+///         MemberInfo { name: "later", kind: MemberKind::Method, signature: "later() -> i64", doc: "" },
+///     ],
+///     call: None,
+/// };
+///
+/// impl Object for Clock {
+///     fn type_info(&self) -> &'static TypeInfo {
+///         &INFO
+///     }
+///
+///     fn invoke(self: Arc<Self>, member: usize, inv: Invocation) -> Reply {
+///         match (member, inv) {
+///             (0, Invocation::Call(_)) => Reply::Ready(Ok(Value::Int(12))),
+///             (1, Invocation::Call(_)) => Reply::later(async {
+///                 tokio::task::yield_now().await;
+///                 Ok(Value::Int(13))
+///             }),
+///             _ => Reply::Ready(Err(netref::Error::remote(
+///                 netref::ErrorKind::WrongOperation,
+///                 "no such operation",
+///             ))),
+///         }
+///     }
+///
+///     fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
+///         self
+///     }
+/// }
+///
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let clock = Proxy::local(Arc::new(Clock) as Arc<dyn Object>);
+/// assert_eq!(clock.call_method("now", ()).await.unwrap().as_i64(), Some(12));
+/// assert_eq!(clock.call_method("later", ()).await.unwrap().as_i64(), Some(13));
+/// # });
+/// ```
+#[must_use = "a reply does nothing unless it is sent or awaited"]
+pub enum Reply {
+    /// The result, computed synchronously.
+    Ready(Result<Value>),
+    /// The result, still to come.
+    Later(BoxFuture<'static, Result<Value>>),
+}
+
+impl Reply {
+    /// A reply that runs `fut` (boxing it once).
+    pub fn later<F>(fut: F) -> Reply
+    where
+        F: Future<Output = Result<Value>> + Send + 'static,
+    {
+        Reply::Later(Box::pin(fut))
+    }
+
+    /// True when the result is already at hand ([`Reply::Ready`]).
+    pub fn is_ready(&self) -> bool {
+        matches!(self, Reply::Ready(_))
+    }
+}
+
+impl From<Result<Value>> for Reply {
+    fn from(result: Result<Value>) -> Self {
+        Reply::Ready(result)
+    }
+}
+
+impl From<BoxFuture<'static, Result<Value>>> for Reply {
+    fn from(fut: BoxFuture<'static, Result<Value>>) -> Self {
+        Reply::Later(fut)
+    }
+}
+
+impl Future for Reply {
+    type Output = Result<Value>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Result<Value>> {
+        let this = self.get_mut();
+        match this {
+            Reply::Later(fut) => fut.as_mut().poll(cx),
+            Reply::Ready(_) => {
+                // `Completed` has no size, so boxing it allocates nothing.
+                let Reply::Ready(result) =
+                    std::mem::replace(this, Reply::Later(Box::pin(Completed)))
+                else {
+                    unreachable!("matched as ready above")
+                };
+                Poll::Ready(result)
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Reply {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Reply::Ready(result) => f.debug_tuple("Ready").field(result).finish(),
+            Reply::Later(_) => f.write_str("Later(..)"),
+        }
+    }
+}
+
+/// What a ready [`Reply`] becomes once its result is taken: polling it again is a bug.
+struct Completed;
+
+impl Future for Completed {
+    type Output = Result<Value>;
+
+    fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<Value>> {
+        panic!("`Reply` polled after completion")
+    }
 }
 
 /// The static description of an exposed type.

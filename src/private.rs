@@ -4,14 +4,13 @@
 use std::any::Any;
 use std::fmt::Display;
 
-pub use futures_util::future::BoxFuture;
 pub use serde;
 pub use std::sync::Arc;
 
 use crate::error::{Error, ErrorKind, RemoteError, Result};
 use crate::value::{to_value, Value};
 
-pub use crate::object::{Args, Invocation, MemberInfo, MemberKind, Object, TypeInfo};
+pub use crate::object::{Args, Invocation, MemberInfo, MemberKind, Object, Reply, TypeInfo};
 pub use crate::value::from_value;
 
 /// Converts a handler's plain return value into the reply value.
@@ -57,12 +56,4 @@ pub fn bad_invocation(type_name: &str, member: usize) -> Error {
         ErrorKind::WrongOperation,
         format!("operation does not fit member #{member} of `{type_name}`"),
     )
-}
-
-/// Boxes a handler future.
-pub fn boxed<F>(f: F) -> BoxFuture<'static, Result<Value>>
-where
-    F: std::future::Future<Output = Result<Value>> + Send + 'static,
-{
-    Box::pin(f)
 }

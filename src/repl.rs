@@ -349,21 +349,18 @@ impl Session {
 
 /// The `print` built-in: a callback that prints its arguments on the REPL side.
 fn print_callback(session: Weak<Inner>) -> crate::Proxy {
-    crate::Callback::from_fn(move |args: crate::Args| {
-        let session = session.clone();
-        async move {
-            if let Some(s) = session.upgrade() {
-                let (pos, named) = args.into_parts();
-                let mut parts: Vec<String> = pos.iter().map(|v| s.render_plain(v)).collect();
-                parts.extend(
-                    named
-                        .iter()
-                        .map(|(k, v)| format!("{k}={}", s.render_plain(v))),
-                );
-                s.print(&parts.join(" "));
-            }
-            Ok(Value::Nil)
+    crate::Callback::from_sync_fn(move |args: crate::Args| {
+        if let Some(s) = session.upgrade() {
+            let (pos, named) = args.into_parts();
+            let mut parts: Vec<String> = pos.iter().map(|v| s.render_plain(v)).collect();
+            parts.extend(
+                named
+                    .iter()
+                    .map(|(k, v)| format!("{k}={}", s.render_plain(v))),
+            );
+            s.print(&parts.join(" "));
         }
+        Ok(Value::Nil)
     })
     .into_proxy()
 }

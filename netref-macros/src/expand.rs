@@ -44,15 +44,15 @@ pub(crate) fn expand(item: &ItemImpl, model: &Model) -> TokenStream {
                 self: ::netref::__private::Arc<Self>,
                 member: usize,
                 inv: ::netref::__private::Invocation,
-            ) -> ::netref::__private::BoxFuture<'static, ::netref::Result<::netref::Value>> {
+            ) -> ::netref::__private::Reply {
                 #(#index_consts)*
                 match (member, inv) {
                     #(#arms)*
-                    (member, _) => ::netref::__private::boxed(async move {
+                    (member, _) => ::netref::__private::Reply::Ready(
                         ::core::result::Result::Err(
                             ::netref::__private::bad_invocation(#type_name, member),
-                        )
-                    }),
+                        ),
+                    ),
                 }
             }
 
@@ -164,6 +164,10 @@ fn method_signature(name: &str, handler: &Handler) -> String {
 }
 
 /// The `match` arms that serve one member.
+///
+/// A plain `fn` handler runs inside the arm: its arguments are decoded, it is called and its
+/// result encoded before `invoke` returns, as a `Reply::Ready`. An `async fn` handler's arm
+/// returns a `Reply::Later` whose future does all of that when polled.
 fn member_arms(index: TokenStream, member: &Member) -> TokenStream {
     let cfgs = cfg_attrs(&member.handler().cfgs);
     match &member.kind {
@@ -182,27 +186,29 @@ fn member_arms(index: TokenStream, member: &Member) -> TokenStream {
                     let i = Literal::usize_unsuffixed(i);
                     // Spanned at the type: "`T` cannot be deserialized" points there.
                     let take = quote_spanned!(ty.span()=> __args.take(#i, #name));
-                    quote!(let #var: #ty = #take?;)
+                    let take = try_or_reply(handler, take);
+                    quote!(let #var: #ty = #take;)
                 });
             let args_binding = if vars.is_empty() {
                 quote!(__args)
             } else {
                 quote!(mut __args)
             };
+            let finish = try_or_reply(handler, quote!(__args.finish()));
             let reply = call_and_reply(handler, &vars);
+            let body = quote! {
+                #(#takes)*
+                #finish;
+                #reply
+            };
+            let reply = in_reply(handler, body);
             quote! {
                 #cfgs
-                (#index, ::netref::__private::Invocation::Call(#args_binding)) => {
-                    ::netref::__private::boxed(async move {
-                        #(#takes)*
-                        __args.finish()?;
-                        #reply
-                    })
-                }
+                (#index, ::netref::__private::Invocation::Call(#args_binding)) => { #reply }
             }
         }
         Kind::Property { getter, setter } => {
-            let get = call_and_reply(getter, &[]);
+            let get = in_reply(getter, call_and_reply(getter, &[]));
             let set = setter.as_ref().map(|setter| {
                 let var = format_ident!("__arg0");
                 let ty = setter.params.first().map(|p| &p.ty);
@@ -213,33 +219,71 @@ fn member_arms(index: TokenStream, member: &Member) -> TokenStream {
                     None => quote!(::netref::__private::from_value(__value)),
                 };
                 let message = format!("property `{}`: ", member.name);
+                let decode = try_or_reply(
+                    setter,
+                    quote! {
+                        #decode.map_err(|e| {
+                            let detail = match e {
+                                ::netref::Error::Value(detail) => detail,
+                                other => ::std::string::ToString::to_string(&other),
+                            };
+                            ::netref::Error::remote(
+                                ::netref::ErrorKind::BadArguments,
+                                ::std::format!("{}{}", #message, detail),
+                            )
+                        })
+                    },
+                );
                 let reply = call_and_reply(setter, std::slice::from_ref(&var));
+                let reply = in_reply(
+                    setter,
+                    quote! {
+                        let #var: #ty = #decode;
+                        #reply
+                    },
+                );
                 let cfgs = cfg_attrs(getter.cfgs.iter().chain(&setter.cfgs));
                 quote! {
                     #cfgs
-                    (#index, ::netref::__private::Invocation::Set(__value)) => {
-                        ::netref::__private::boxed(async move {
-                            let #var: #ty = #decode.map_err(|e| {
-                                let detail = match e {
-                                    ::netref::Error::Value(detail) => detail,
-                                    other => ::std::string::ToString::to_string(&other),
-                                };
-                                ::netref::Error::remote(
-                                    ::netref::ErrorKind::BadArguments,
-                                    ::std::format!("{}{}", #message, detail),
-                                )
-                            })?;
-                            #reply
-                        })
-                    }
+                    (#index, ::netref::__private::Invocation::Set(__value)) => { #reply }
                 }
             });
             quote! {
                 #cfgs
-                (#index, ::netref::__private::Invocation::Get) => {
-                    ::netref::__private::boxed(async move { #get })
-                }
+                (#index, ::netref::__private::Invocation::Get) => { #get }
                 #set
+            }
+        }
+    }
+}
+
+/// The `Reply` of an arm whose statements `body` end in the handler's result: `Ready` with
+/// the result, run now, for a plain `fn`; `Later` with a future running `body` for an
+/// `async fn`.
+fn in_reply(handler: &Handler, body: TokenStream) -> TokenStream {
+    if handler.is_async {
+        quote! {
+            ::netref::__private::Reply::later(async move { #body })
+        }
+    } else {
+        quote! {
+            ::netref::__private::Reply::Ready({ #body })
+        }
+    }
+}
+
+/// `result?` for an `async fn` handler's future; for a plain `fn`, the same early exit as a
+/// `return` of the error from `invoke` as a ready reply.
+fn try_or_reply(handler: &Handler, result: TokenStream) -> TokenStream {
+    if handler.is_async {
+        quote!(#result?)
+    } else {
+        quote! {
+            match #result {
+                ::core::result::Result::Ok(__ok) => __ok,
+                ::core::result::Result::Err(__err) => {
+                    return ::netref::__private::Reply::Ready(::core::result::Result::Err(__err));
+                }
             }
         }
     }

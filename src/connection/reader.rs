@@ -18,6 +18,8 @@ use super::{AnswerSlot, SendCtx, Shared};
 use crate::codec::native::read_frame;
 use crate::context::{CallContext, CALL};
 use crate::error::{Error, ErrorKind, Result};
+use crate::gate;
+use crate::object::Reply;
 use crate::protocol::{
     CallMsg, Message, Op, Target, WireError, WireValue, FLAG_KEEP_ANSWER, FLAG_ONE_WAY,
 };
@@ -178,6 +180,44 @@ fn handle_call(shared: &Arc<Shared>, c: CallMsg) {
     let ctx = CallContext { deadline };
     let target = c.target;
     let id = c.id;
+    // A plain local object (the root, or one we lent) and arguments that imported cleanly:
+    // walk the path and run the handler right here, in arrival order, synchronously as far
+    // as it goes. A handler that finishes (every plain `fn`) is answered at once: no future
+    // is boxed and no task spawned.
+    let local = match (&arg_err, &start) {
+        (None, Ok(Start::Object(p))) => p.local_object().cloned(),
+        _ => None,
+    };
+    if let Some(obj) = local {
+        let started = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            CALL.sync_scope(ctx, || gate::start(obj, &path, op))
+        }));
+        match started {
+            Ok(Reply::Ready(result)) => {
+                let result =
+                    result.map_err(|e| add_hop(e, &describe(&shared.label, target, &path)));
+                finish_nowait(shared, id, result, answer_tx, one_way);
+            }
+            Ok(Reply::Later(rest)) => {
+                let owner = shared.clone();
+                let work = async move {
+                    let result = rest.await;
+                    result.map_err(|e| add_hop(e, &describe(&owner.label, target, &path)))
+                };
+                run_handler(shared, id, ctx, work, answer_tx, one_way);
+            }
+            Err(payload) => {
+                finish_nowait(
+                    shared,
+                    id,
+                    Err(Error::panicked(payload)),
+                    answer_tx,
+                    one_way,
+                );
+            }
+        }
+        return;
+    }
     // For the error chain only; an `Arc` clone, not a copy of the label per call.
     let owner = shared.clone();
     let work = async move {
@@ -200,6 +240,23 @@ fn handle_call(shared: &Arc<Shared>, c: CallMsg) {
         let result = base.join_path(path.clone()).run(op, None).await;
         result.map_err(|e| add_hop(e, &describe(&owner.label, target, &path)))
     };
+    run_handler(shared, id, ctx, work, answer_tx, one_way);
+}
+
+/// Runs the asynchronous part of call `id`: `work` runs inside the call's context, with a
+/// panic turned into an error. Its first poll happens right here, in arrival order; if it is
+/// still pending it gets a task, registered for `Cancel` and bounded by its deadline.
+fn run_handler<F>(
+    shared: &Arc<Shared>,
+    id: u64,
+    ctx: CallContext,
+    work: F,
+    answer_tx: Option<AnswerTx>,
+    one_way: bool,
+) where
+    F: Future<Output = Result<Value>> + Send + 'static,
+{
+    let deadline = ctx.deadline;
     let mut work: Pin<Box<dyn Future<Output = Result<Value>> + Send>> = Box::pin(
         CALL.scope(
             ctx,
@@ -208,8 +265,8 @@ fn handle_call(shared: &Arc<Shared>, c: CallMsg) {
                 .map(|r| r.unwrap_or_else(|payload| Err(Error::panicked(payload)))),
         ),
     );
-    // The first poll runs right here, in arrival order: calls start in the order they were
-    // sent, and a handler that finishes at once (every sync method) costs no task.
+    // The first poll runs right here: calls start in the order they were sent, and a
+    // handler that finishes at once costs no task.
     let waker = std::task::Waker::noop();
     let first = work.as_mut().poll(&mut Context::from_waker(waker));
     if let Poll::Ready(result) = first {
@@ -238,12 +295,15 @@ fn handle_call(shared: &Arc<Shared>, c: CallMsg) {
     });
 }
 
+/// Where a kept answer (`FLAG_KEEP_ANSWER`) goes.
+type AnswerTx = watch::Sender<Option<std::result::Result<Value, crate::RemoteError>>>;
+
 /// Delivers the result of a call that finished on its first poll, without waiting.
 fn finish_nowait(
     shared: &Arc<Shared>,
     id: u64,
     result: Result<Value>,
-    answer_tx: Option<watch::Sender<Option<std::result::Result<Value, crate::RemoteError>>>>,
+    answer_tx: Option<AnswerTx>,
     one_way: bool,
 ) {
     if let Some(tx) = answer_tx {

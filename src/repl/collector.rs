@@ -3,12 +3,10 @@
 use std::any::Any;
 use std::sync::Arc;
 
-use futures_util::future::BoxFuture;
 use parking_lot::Mutex;
 
 use crate::adapters::Iter;
-use crate::error::Result;
-use crate::object::{Invocation, MemberInfo, MemberKind, Obj, Object, TypeInfo};
+use crate::object::{Invocation, MemberInfo, MemberKind, Obj, Object, Reply, TypeInfo};
 use crate::value::Value;
 
 /// Keeps the values it is called with.
@@ -61,11 +59,7 @@ impl Object for Collector {
         &INFO
     }
 
-    fn invoke(
-        self: Arc<Self>,
-        member: usize,
-        inv: Invocation,
-    ) -> BoxFuture<'static, Result<Value>> {
+    fn invoke(self: Arc<Self>, member: usize, inv: Invocation) -> Reply {
         let result = match (member, inv) {
             (0, Invocation::Call(args)) => {
                 let (mut pos, named) = args.into_parts();
@@ -97,7 +91,7 @@ impl Object for Collector {
             }
             _ => Err(crate::__private::bad_invocation("Collector", member)),
         };
-        Box::pin(async move { result })
+        Reply::Ready(result)
     }
 
     fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {

@@ -832,13 +832,12 @@ pub(crate) mod tests {
     use std::fmt::Debug;
     use std::sync::Arc;
 
-    use futures_util::future::BoxFuture;
     use serde::de::DeserializeOwned;
     use serde::{Deserialize, Serialize};
 
     use super::{RefScope, ValueDeserializer, REF_TABLE};
-    use crate::error::{Error, Result};
-    use crate::object::{Invocation, Obj, Object, TypeInfo};
+    use crate::error::Error;
+    use crate::object::{Invocation, Obj, Object, Reply, TypeInfo};
     use crate::proxy::Proxy;
     use crate::value::{from_value, to_value, Value, REF_TOKEN};
 
@@ -856,8 +855,8 @@ pub(crate) mod tests {
         fn type_info(&self) -> &'static TypeInfo {
             &THING
         }
-        fn invoke(self: Arc<Self>, _: usize, _: Invocation) -> BoxFuture<'static, Result<Value>> {
-            Box::pin(async { Ok(Value::Nil) })
+        fn invoke(self: Arc<Self>, _: usize, _: Invocation) -> Reply {
+            Reply::Ready(Ok(Value::Nil))
         }
         fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
             self
@@ -881,8 +880,8 @@ pub(crate) mod tests {
         fn type_info(&self) -> &'static TypeInfo {
             &OTHER
         }
-        fn invoke(self: Arc<Self>, _: usize, _: Invocation) -> BoxFuture<'static, Result<Value>> {
-            Box::pin(async { Ok(Value::Nil) })
+        fn invoke(self: Arc<Self>, _: usize, _: Invocation) -> Reply {
+            Reply::Ready(Ok(Value::Nil))
         }
         fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
             self
