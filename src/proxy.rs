@@ -54,7 +54,7 @@ use std::time::Duration;
 use crate::connection::{AnswerHandle, Import, Link, Shared, Started, Urgency};
 use crate::error::Result;
 use crate::gate;
-use crate::object::{object_key, Args, IntoArgs, Object};
+use crate::object::{object_key, Args, IntoArgs, Object, Reply};
 use crate::protocol::Op;
 use crate::value::{from_value, Value};
 
@@ -225,7 +225,7 @@ impl Proxy {
     /// Runs one operation through the path. Shared by every public operation.
     pub(crate) async fn run(&self, op: Op, timeout: Option<Duration>) -> Result<Value> {
         match &self.target {
-            Target::Local(obj) => run_local(obj.clone(), self.path.clone(), op).await,
+            Target::Local(obj) => start_local(obj.clone(), &self.path, op).await,
             _ => {
                 let mut call = Call::new(self.clone(), Ok(op));
                 if let Some(d) = timeout {
@@ -429,8 +429,10 @@ impl Future for Call {
                         let Target::Local(obj) = &proxy.target else {
                             unreachable!("only local proxies have no connection")
                         };
-                        let fut = run_local(obj.clone(), proxy.path.clone(), op);
-                        self.state = CallState::Local(Box::pin(fut));
+                        match start_local(obj.clone(), &proxy.path, op) {
+                            Reply::Ready(r) => return Poll::Ready(r),
+                            Reply::Later(fut) => self.state = CallState::Local(fut),
+                        }
                         continue;
                     };
                     let started =
@@ -513,13 +515,19 @@ impl Drop for Call {
     }
 }
 
-/// Runs `op` on `path` of a local object through the gate, in-process. A panicking handler
-/// becomes an error here too, as it would remotely.
-async fn run_local(obj: Arc<dyn Object>, path: Arc<[String]>, op: Op) -> Result<Value> {
-    let fut = gate::perform(obj, &path, op);
-    match AssertUnwindSafe(fut).catch_unwind().await {
-        Ok(r) => r,
-        Err(payload) => Err(crate::error::Error::panicked(payload)),
+/// Runs `op` on `path` of a local object through the gate, in-process: synchronously as far
+/// as the handlers allow (see [`gate::start`]). A panicking handler becomes an error here too,
+/// as it would remotely.
+fn start_local(obj: Arc<dyn Object>, path: &[String], op: Op) -> Reply {
+    match std::panic::catch_unwind(AssertUnwindSafe(|| gate::start(obj, path, op))) {
+        Ok(Reply::Ready(r)) => Reply::Ready(r),
+        Ok(Reply::Later(fut)) => Reply::later(async move {
+            match AssertUnwindSafe(fut).catch_unwind().await {
+                Ok(r) => r,
+                Err(payload) => Err(crate::error::Error::panicked(payload)),
+            }
+        }),
+        Err(payload) => Reply::Ready(Err(crate::error::Error::panicked(payload))),
     }
 }
 
