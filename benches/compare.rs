@@ -576,7 +576,11 @@ fn hidden_mode(args: &[String]) -> Option<Res<()>> {
                     .ok_or("--drive: missing argument")
             };
             let port: u16 = arg(2)?.parse()?;
-            let w = Workload::parse(arg(3)?)?;
+            // Several workloads, comma-separated, run one after the other on one connection.
+            let workloads = arg(3)?
+                .split(',')
+                .map(Workload::parse)
+                .collect::<Result<Vec<_>, _>>()?;
             let mut spec = Spec::parse(&["--quick".to_owned()])?;
             spec.warmup = Duration::ZERO;
             spec.time = Duration::from_millis(arg(4)?.parse()?);
@@ -589,11 +593,13 @@ fn hidden_mode(args: &[String]) -> Option<Res<()>> {
             };
             rt()?.block_on(async {
                 let mut driver = connect(system, port, None).await?;
-                let s = driver
-                    .run(w, &spec)
-                    .await?
-                    .ok_or("no such workload for that system")?;
-                println!("{} calls in {:?}", s.calls, s.elapsed);
+                for w in workloads {
+                    let s = driver
+                        .run(w, &spec)
+                        .await?
+                        .ok_or("no such workload for that system")?;
+                    println!("{} calls in {:?}", s.calls, s.elapsed);
+                }
                 Ok(())
             })
         })()),

@@ -102,8 +102,10 @@ fn reuse_encode_buffer(mut buf: Vec<u8>) {
     }
 }
 
-/// The largest encode buffer kept for reuse.
-const ENCODE_KEEP: usize = 16 * 1024;
+/// The largest encode buffer kept for reuse. Large values sent again and again (blobs of a
+/// MiB, say) then reuse one buffer per thread instead of allocating and freeing megabytes
+/// per message, which glibc's allocator can turn into fresh pages (page faults) each time.
+const ENCODE_KEEP: usize = 4 * 1024 * 1024;
 
 /// Hashes this side's own call ids, which count up from 1: a multiplication spreads them over
 /// the table (SipHash's resistance to chosen keys is not needed for ids we pick ourselves).
