@@ -463,26 +463,33 @@ impl Future for Call {
                     self.state = CallState::Done;
                     return Poll::Ready(r);
                 }
-                CallState::Queued { proxy, id, send } => {
+                CallState::Queued { send, .. } => {
                     let sent = std::task::ready!(send.as_mut().poll(cx));
-                    let (proxy, id) = (proxy.clone(), *id);
+                    let CallState::Queued { proxy, id, .. } =
+                        std::mem::replace(&mut self.state, CallState::Done)
+                    else {
+                        unreachable!("matched just above")
+                    };
                     let shared = proxy.shared().expect("a queued call is remote");
                     if let Err(e) = sent {
                         shared.forget_call(id);
-                        self.state = CallState::Done;
                         return Poll::Ready(Err(e));
                     }
                     shared.count_call();
                     self.state = CallState::Waiting { proxy, id };
                 }
-                CallState::Flush { proxy, id, yielded } => {
+                CallState::Flush { proxy, yielded, .. } => {
                     if !*yielded {
                         *yielded = true;
                         cx.waker().wake_by_ref();
                         return Poll::Pending;
                     }
-                    let (proxy, id) = (proxy.clone(), *id);
                     proxy.shared().expect("a sent call is remote").uncork();
+                    let CallState::Flush { proxy, id, .. } =
+                        std::mem::replace(&mut self.state, CallState::Done)
+                    else {
+                        unreachable!("matched just above")
+                    };
                     self.state = CallState::Waiting { proxy, id };
                 }
                 CallState::Waiting { proxy, id } => {

@@ -104,19 +104,19 @@ pub(crate) fn encode(msg: &Message, out: &mut Vec<u8>) -> bool {
             scalar(out, v);
             true
         }
-        Message::Cancel(n) | Message::Finish(n) | Message::Ping(n) | Message::Pong(n) => {
-            let tag = match msg {
-                Message::Cancel(_) => MSG_CANCEL,
-                Message::Finish(_) => MSG_FINISH,
-                Message::Ping(_) => MSG_PING,
-                _ => MSG_PONG,
-            };
-            varint(out, tag);
-            varint(out, *n);
-            true
-        }
+        Message::Cancel(n) => number(out, MSG_CANCEL, *n),
+        Message::Finish(n) => number(out, MSG_FINISH, *n),
+        Message::Ping(n) => number(out, MSG_PING, *n),
+        Message::Pong(n) => number(out, MSG_PONG, *n),
         _ => false,
     }
+}
+
+/// A message that is its tag and one number.
+fn number(out: &mut Vec<u8>, tag: u64, n: u64) -> bool {
+    varint(out, tag);
+    varint(out, n);
+    true
 }
 
 fn is_scalar(v: &WireValue) -> bool {
