@@ -2,7 +2,9 @@
 
 mod cli_support;
 
-use cli_support::{closed_port, run, serve, NETREF};
+use std::io::Write;
+
+use cli_support::{closed_port, run, run_with, serve, serve_own_sandbox, temp_dir, NETREF};
 
 #[test]
 fn call_prints_a_value_as_json() {
@@ -211,4 +213,171 @@ fn tls_on_both_sides() {
     let out = run(&["call", &addr, "add", "1", "2", "--timeout", "5"], "");
     assert_eq!(out.code(), Some(2), "{out:?}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn targets_take_default_ports_schemes_and_commands() {
+    let (_server, addr) = serve(&["--listen", "127.0.0.1:0"]);
+    let port = addr.rsplit_once(':').expect("HOST:PORT").1;
+    for target in [
+        format!("tcp://{addr}"),
+        format!(":{port}"),
+        format!("tcp:{addr}"),
+    ] {
+        let out = run(&["call", &target, "add", "1", "2"], "");
+        assert_eq!(
+            (out.code(), out.stdout.as_str()),
+            (Some(0), "3\n"),
+            "{target}: {out:?}"
+        );
+    }
+    // A bare host gets the default port (whether or not something listens there).
+    let out = run(
+        &["call", "127.0.0.1", "add", "1", "2", "--timeout", "5"],
+        "",
+    );
+    assert!(
+        out.code() == Some(0) || out.stderr.contains("cannot connect to 127.0.0.1:18861"),
+        "{out:?}"
+    );
+    assert!(!out.stderr.contains("cannot start"), "{out:?}");
+    // One word is a host, not a program; a path names the `cmd:` form.
+    let out = run(&["call", "./server", "add"], "");
+    assert_eq!(out.code(), Some(2), "{out:?}");
+    assert!(out.stderr.contains("cmd:./server"), "{}", out.stderr);
+    let out = run(&["call", "http://127.0.0.1:1", "add"], "");
+    assert_eq!(out.code(), Some(2), "{out:?}");
+    assert!(
+        out.stderr.contains("unknown scheme `http://`"),
+        "{}",
+        out.stderr
+    );
+    // `cmd:` says it is a command.
+    let target = format!("cmd:'{NETREF}' serve --stdio");
+    let out = run(&["call", &target, "add", "40", "2"], "");
+    assert_eq!(
+        (out.code(), out.stdout.as_str()),
+        (Some(0), "42\n"),
+        "{out:?}"
+    );
+}
+
+/// Sends `signal` to a child process.
+#[cfg(unix)]
+fn send(child: &std::process::Child, signal: nix::sys::signal::Signal) {
+    let pid = i32::try_from(child.id()).expect("a pid fits in i32");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), signal).expect("send a signal");
+}
+
+#[cfg(unix)]
+#[test]
+fn serve_stops_on_sigterm_and_cleans_up_with_a_call_in_flight() {
+    use nix::sys::signal::Signal;
+    let dir = temp_dir("sigterm");
+    let socket = dir.join("lab.sock");
+    let socket_arg = socket.to_str().expect("utf-8 temp path");
+    let (mut server, addr, sandbox) = serve_own_sandbox(&["--unix", socket_arg, "--allow-exec"]);
+    assert!(
+        sandbox.is_dir() && socket.exists(),
+        "{sandbox:?} {socket:?}"
+    );
+
+    // A call that stays in flight: a command that says it started, then waits.
+    let mut caller = std::process::Command::new(NETREF)
+        .args(["repl", &addr])
+        .env("NETREF_HISTORY", "/dev/null")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start netref repl");
+    let mut input = caller.stdin.take().expect("piped stdin");
+    // Kept open until the end: the REPL waits for the call, not for more input.
+    input
+        .write_all(b"root.exec([\"sh\", \"-c\", \"touch started; sleep 20\"], print)\n")
+        .expect("write to the REPL");
+    let started = sandbox.join("started");
+    let deadline = std::time::Instant::now() + cli_support::RUN_TIMEOUT;
+    while !started.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the command never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+
+    send(&server.0, Signal::SIGTERM);
+    let status = cli_support::wait_bounded(&mut server.0, "netref serve after SIGTERM");
+    assert_eq!(status.code(), Some(0), "a graceful stop: {status:?}");
+    assert!(!socket.exists(), "the socket file is left behind");
+    assert!(!sandbox.exists(), "the sandbox is left behind");
+    // The caller hears that the server went away.
+    drop(input);
+    let status = cli_support::wait_bounded(&mut caller, "netref repl");
+    assert_ne!(status.code(), Some(0), "{status:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[cfg(unix)]
+#[test]
+fn serve_cleans_up_on_ctrl_c() {
+    use nix::sys::signal::Signal;
+    let (mut server, addr, sandbox) = serve_own_sandbox(&["--listen", "127.0.0.1:0"]);
+    let out = run(&["call", &addr, "files.open", "note.txt", "w"], "");
+    assert_eq!(out.code(), Some(0), "{out:?}");
+    assert!(sandbox.join("note.txt").exists());
+    send(&server.0, Signal::SIGINT);
+    let status = cli_support::wait_bounded(&mut server.0, "netref serve after SIGINT");
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    assert!(!sandbox.exists(), "the sandbox is left behind");
+}
+
+#[cfg(unix)]
+#[test]
+fn a_command_targets_child_is_asked_to_stop() {
+    // `netref serve --stdio` exits when its stdin closes and removes its sandbox: nothing
+    // is left in its temporary directory.
+    let tmp = temp_dir("child-tmp");
+    let tmp_str = tmp.to_str().expect("utf-8 temp path");
+    let target = format!("'{NETREF}' serve --stdio");
+    let out = run_with(
+        &["call", &target, "add", "1", "2"],
+        "",
+        &[("TMPDIR", tmp_str)],
+    );
+    assert_eq!(out.code(), Some(0), "{out:?}");
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .expect("read the temp dir")
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+
+    // A child that outlives its stdin gets SIGTERM (which it can handle) before any kill.
+    let mark = tmp.join("terminated");
+    let script = format!(
+        "trap 'echo terminated > {mark}; kill $!; exit 0' TERM; '{NETREF}' serve --stdio; \
+         sleep 30 & wait",
+        mark = mark.display()
+    );
+    let target = format!("cmd:sh -c \"{script}\"");
+    let out = run(&["call", &target, "add", "1", "2"], "");
+    assert_eq!(out.code(), Some(0), "{out:?}");
+    assert_eq!(
+        std::fs::read_to_string(&mark).ok().as_deref(),
+        Some("terminated\n"),
+        "the child was not sent SIGTERM"
+    );
+    let _ = std::fs::remove_dir_all(&tmp);
+}
+
+#[test]
+fn logs_have_no_colour_codes_in_a_pipe() {
+    let (_server, addr) = serve(&["--listen", "127.0.0.1:0"]);
+    let out = run(&["-vv", "call", &addr, "add", "1", "2"], "");
+    assert_eq!(out.code(), Some(0), "{out:?}");
+    assert!(out.stderr.contains("DEBUG"), "no debug log: {}", out.stderr);
+    assert!(
+        !out.stderr.contains('\x1b'),
+        "colour codes: {:?}",
+        out.stderr
+    );
 }

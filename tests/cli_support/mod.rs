@@ -31,9 +31,15 @@ impl Output {
 
 /// Runs `netref ARGS` with `stdin` piped in, bounded by [`RUN_TIMEOUT`].
 pub fn run(args: &[&str], stdin: &str) -> Output {
+    run_with(args, stdin, &[])
+}
+
+/// [`run`] with more environment variables.
+pub fn run_with(args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Output {
     let mut child = Command::new(NETREF)
         .args(args)
         .env_remove("NETREF_LOG")
+        .envs(env.iter().copied())
         .env("NETREF_HISTORY", "/dev/null")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -48,23 +54,28 @@ pub fn run(args: &[&str], stdin: &str) -> Output {
     });
     let out = reader(child.stdout.take().expect("piped stdout"));
     let err = reader(child.stderr.take().expect("piped stderr"));
-    let deadline = Instant::now() + RUN_TIMEOUT;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("poll netref") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("netref {args:?} did not finish within {RUN_TIMEOUT:?}");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    let status = wait_bounded(&mut child, &format!("netref {args:?}"));
     let _ = writer.join();
     Output {
         status,
         stdout: out.join().expect("stdout reader"),
         stderr: err.join().expect("stderr reader"),
+    }
+}
+
+/// Waits for `child` to exit, for at most [`RUN_TIMEOUT`]; kills it and fails after that.
+pub fn wait_bounded(child: &mut Child, what: &str) -> ExitStatus {
+    let deadline = Instant::now() + RUN_TIMEOUT;
+    loop {
+        if let Some(status) = child.try_wait().expect("poll the child") {
+            return status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{what} did not finish within {RUN_TIMEOUT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -100,11 +111,19 @@ fn sandbox() -> PathBuf {
 /// the guard and that address (`127.0.0.1:PORT` or `unix:PATH`).
 pub fn serve(args: &[&str]) -> (Guard, String) {
     let dir = sandbox();
+    let mut full = args.to_vec();
+    full.extend(["--sandbox", dir.to_str().expect("utf-8 temp path")]);
+    let (mut guard, addr, _) = serve_own_sandbox(&full);
+    guard.1 = Some(dir);
+    (guard, addr)
+}
+
+/// [`serve`] without `--sandbox`: the server makes (and should remove) its own. Returns the
+/// guard (which removes nothing), the address and the sandbox directory the server named.
+pub fn serve_own_sandbox(args: &[&str]) -> (Guard, String, PathBuf) {
     let mut child = Command::new(NETREF)
         .arg("serve")
         .args(args)
-        .arg("--sandbox")
-        .arg(&dir)
         .env_remove("NETREF_LOG")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
@@ -112,22 +131,32 @@ pub fn serve(args: &[&str]) -> (Guard, String) {
         .spawn()
         .expect("start netref serve");
     let stderr = child.stderr.take().expect("piped stderr");
-    let guard = Guard(child, Some(dir));
+    let guard = Guard(child, None);
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines() {
             let Ok(line) = line else { return };
             if let Some(rest) = line.split("listening on ").nth(1) {
                 let addr = rest.split_whitespace().next().unwrap_or("").to_owned();
-                let _ = tx.send(addr);
+                let files = rest.split("files in ").nth(1).unwrap_or("");
+                let files = files.split(");").next().unwrap_or("").to_owned();
+                let _ = tx.send((addr, PathBuf::from(files)));
             }
             // Keep draining so the server never blocks on a full pipe.
         }
     });
-    let addr = rx
+    let (addr, files) = rx
         .recv_timeout(RUN_TIMEOUT)
         .expect("netref serve says where it listens");
-    (guard, addr)
+    (guard, addr, files)
+}
+
+/// A fresh empty directory for one test, named after `name`.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("netref-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("create a temp dir");
+    dir
 }
 
 /// A loopback port nobody listens on (bound, then released).

@@ -11,7 +11,8 @@ use crate::target::{self, ConnectOpts};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// Where to connect: HOST:PORT, unix:PATH, or a command speaking netref on its stdio.
+    /// Where to connect: HOST[:PORT] (port 18861 by default), tcp://HOST:PORT, unix:PATH, or
+    /// cmd:COMMAND, a command speaking netref on its stdio (a TARGET with a space is one too).
     target: String,
     /// What to call, from the root: `add`, `counter.inc`, `kv.get`. A property (`counter.value`)
     /// is read when no ARG is given.
@@ -67,7 +68,7 @@ pub(crate) async fn run(args: Args) -> ExitCode {
             }
         }
     };
-    attached.conn.close().await;
+    attached.close().await;
     code
 }
 

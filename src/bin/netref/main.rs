@@ -6,9 +6,12 @@
 //! netref repl [TARGET]
 //! ```
 //!
-//! TARGET is `HOST:PORT`, `unix:PATH`, or a command whose stdio speaks netref
-//! (`"ssh host netref serve --stdio"`). Logs go to stderr (`-v`, `-vv`, or `NETREF_LOG`).
+//! TARGET is `HOST[:PORT]` (port 18861 by default; also `tcp://HOST:PORT` and `:PORT`),
+//! `unix:PATH`, or a command whose stdio speaks netref: `cmd:PROGRAM [ARG...]`, or any
+//! TARGET with a space (`"ssh host netref serve --stdio"`). Logs go to stderr (`-v`, `-vv`,
+//! or `NETREF_LOG`), coloured only on a terminal.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -72,8 +75,12 @@ fn init_logging(verbose: u8) {
         _ => "trace",
     };
     let filter = EnvFilter::try_from_env("NETREF_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    // Colours only for a person at a terminal: not in a pipe, a file or a CI log.
+    let ansi = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        .with_ansi(ansi)
         .try_init();
 }

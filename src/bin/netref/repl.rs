@@ -32,8 +32,9 @@ const CONTINUATION: &str = "   ...> ";
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// Where to attach: HOST:PORT, unix:PATH, or a command speaking netref on its stdio
-    /// (`"ssh host netref serve --stdio"`). Default: start the lab in this process.
+    /// Where to attach: HOST[:PORT], tcp://HOST:PORT, unix:PATH, or cmd:COMMAND, a command
+    /// speaking netref on its stdio (`"ssh host netref serve --stdio"`, with a space, is one
+    /// too). Default: start the lab in this process.
     target: Option<String>,
     #[command(flatten)]
     connect: ConnectOpts,
@@ -57,7 +58,7 @@ pub(crate) struct Args {
 
 pub(crate) fn run(args: Args, runtime: &Runtime) -> ExitCode {
     let opened = runtime.block_on(open(&args));
-    let (session, _attached) = match opened {
+    let (session, attached) = match opened {
         Ok(x) => x,
         Err(message) => {
             eprintln!("netref repl: {message}");
@@ -69,7 +70,12 @@ pub(crate) fn run(args: Args, runtime: &Runtime) -> ExitCode {
     } else {
         runtime.block_on(script(&session, args.echo))
     };
-    runtime.block_on(session.close());
+    runtime.block_on(async {
+        session.close().await;
+        if let Some(attached) = attached {
+            attached.close().await;
+        }
+    });
     code
 }
 

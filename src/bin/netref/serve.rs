@@ -1,7 +1,12 @@
 //! `netref serve`: lend the lab.
+//!
+//! Ctrl-C (SIGINT) or SIGTERM stops it gracefully: no new connections or calls, the calls in
+//! flight get [`GRACE`] to finish, then every connection is closed with a goodbye (a second
+//! signal skips the wait). On every exit it removes what it made: the Unix socket file and
+//! the temporary sandbox directory (not a `--sandbox DIR` it was given).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -11,7 +16,7 @@ use netref::{Config, Secret, Server};
 /// The default address: loopback only.
 const DEFAULT_LISTEN: &str = "127.0.0.1:18861";
 
-/// How long calls in flight may finish after Ctrl-C.
+/// How long calls in flight may finish after Ctrl-C or SIGTERM.
 const GRACE: Duration = Duration::from_secs(5);
 
 #[derive(Debug, clap::Args)]
@@ -54,6 +59,8 @@ pub(crate) async fn run(args: Args) -> ExitCode {
 }
 
 async fn serve(args: Args) -> Result<(), String> {
+    // Before anything that must be cleaned up: from here a signal is ours to handle.
+    let mut signals = StopSignals::install()?;
     let mut config = Config::default();
     if let Some(path) = &args.secret_file {
         config = config.with_secret(Secret::from_file(path).map_err(|e| e.to_string())?);
@@ -75,6 +82,12 @@ async fn serve(args: Args) -> Result<(), String> {
         options = options.sandbox(dir);
     }
     let lab = Lab::new(options).map_err(|e| format!("cannot create the sandbox: {e}"))?;
+    // A sandbox we made is removed here, not by the lab's own `Drop`: a call still in flight
+    // at exit keeps the lab alive.
+    let _sandbox = args
+        .sandbox
+        .is_none()
+        .then(|| RemoveOnDrop::Dir(lab.sandbox().to_path_buf()));
     let sandbox = lab.sandbox().display().to_string();
     let root = lab.into_root();
 
@@ -83,7 +96,18 @@ async fn serve(args: Args) -> Result<(), String> {
             .await
             .map_err(|e| e.to_string())?;
         tracing::info!(%sandbox, "serving the lab on stdio");
-        conn.closed().await;
+        tokio::select! {
+            _ = conn.closed() => {}
+            signal = signals.recv() => {
+                tracing::info!("{signal}: stopping");
+                let drain = conn.drain(tokio::time::Instant::now() + GRACE);
+                tokio::select! {
+                    _ = drain => {}
+                    _ = signals.recv() => {}
+                }
+                conn.close_with("the server is shutting down".into()).await;
+            }
+        }
         return Ok(());
     }
 
@@ -100,11 +124,16 @@ async fn serve(args: Args) -> Result<(), String> {
         }
         _ => false,
     };
+    let mut _socket: Option<RemoveOnDrop> = None;
     let handle = match &args.unix {
         #[cfg(unix)]
-        Some(path) => server
-            .bind_unix(path)
-            .map_err(|e| format!("cannot listen on unix:{}: {e}", path.display()))?,
+        Some(path) => {
+            let handle = server
+                .bind_unix(path)
+                .map_err(|e| format!("cannot listen on unix:{}: {e}", path.display()))?;
+            _socket = Some(RemoveOnDrop::File(path.clone()));
+            handle
+        }
         #[cfg(not(unix))]
         Some(_) => return Err("unix sockets are not available on this platform".into()),
         None => server
@@ -121,10 +150,76 @@ async fn serve(args: Args) -> Result<(), String> {
         if tls { "TLS; " } else { "" },
         if args.allow_exec { ", with exec" } else { "" }
     );
-    let _ = tokio::signal::ctrl_c().await;
-    eprintln!("netref serve: stopping");
-    handle.shutdown_graceful(GRACE).await;
+    let signal = signals.recv().await;
+    eprintln!("netref serve: {signal}: stopping");
+    tokio::select! {
+        _ = handle.shutdown_graceful(GRACE) => {}
+        signal = signals.recv() => {
+            eprintln!("netref serve: {signal} again: stopping now");
+            handle.shutdown().await;
+        }
+    }
     Ok(())
+}
+
+/// The signals that stop the server, installed once so none is missed between two waits.
+struct StopSignals {
+    #[cfg(unix)]
+    interrupt: tokio::signal::unix::Signal,
+    #[cfg(unix)]
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn install() -> Result<StopSignals, String> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let install = |kind| signal(kind).map_err(|e| format!("cannot handle signals: {e}"));
+            Ok(StopSignals {
+                interrupt: install(SignalKind::interrupt())?,
+                terminate: install(SignalKind::terminate())?,
+            })
+        }
+        #[cfg(not(unix))]
+        Ok(StopSignals {})
+    }
+
+    /// Waits for the next stop signal and names it.
+    async fn recv(&mut self) -> &'static str {
+        #[cfg(unix)]
+        {
+            tokio::select! {
+                _ = self.interrupt.recv() => "interrupted",
+                _ = self.terminate.recv() => "terminated",
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+            "interrupted"
+        }
+    }
+}
+
+/// A file or directory this process made, removed when it exits (by any path but a kill).
+enum RemoveOnDrop {
+    File(PathBuf),
+    Dir(PathBuf),
+}
+
+impl Drop for RemoveOnDrop {
+    fn drop(&mut self) {
+        let (path, removed): (&Path, _) = match self {
+            RemoveOnDrop::File(p) => (p, std::fs::remove_file(&*p)),
+            RemoveOnDrop::Dir(p) => (p, std::fs::remove_dir_all(&*p)),
+        };
+        if let Err(e) = removed {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                eprintln!("netref serve: cannot remove {}: {e}", path.display());
+            }
+        }
+    }
 }
 
 /// Says so when `addr` can be reached from other machines.

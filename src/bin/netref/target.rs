@@ -1,9 +1,32 @@
 //! TARGET: where `call` and `repl` connect, and the options every connection takes.
+//!
+//! # Forms
+//!
+//! | TARGET | means |
+//! |---|---|
+//! | `HOST:PORT`, `tcp://HOST:PORT`, `tcp:HOST:PORT` | TCP (TLS with `--tls-ca`) |
+//! | `HOST`, `:PORT` | TCP with the default port 18861, or the default host 127.0.0.1 |
+//! | `unix:PATH`, `unix://PATH` | a Unix socket |
+//! | `cmd:PROGRAM [ARG...]`, or anything with a space | a command speaking netref on its stdio |
+//!
+//! A scheme (`NAME://`) is dispatched by one `match` in [`parse`] and one in [`connect`]: a
+//! new transport is a [`Target`] variant and an arm in each.
 
+use std::net::Ipv6Addr;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use netref::{Config, Connection, Secret};
+
+/// The port `netref serve` listens on by default, and a TARGET without a port reaches.
+pub(crate) const DEFAULT_PORT: u16 = 18861;
+
+/// The host a TARGET of only `:PORT` reaches.
+pub(crate) const DEFAULT_HOST: &str = "127.0.0.1";
+
+/// How long a command target's child gets to exit after its stdin closes, and again after
+/// SIGTERM, before it is killed.
+const CHILD_GRACE: Duration = Duration::from_secs(3);
 
 /// Options for connecting to a TARGET.
 #[derive(Debug, Clone, clap::Args)]
@@ -25,7 +48,7 @@ pub(crate) struct ConnectOpts {
 /// Where to connect.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Target {
-    /// `HOST:PORT`.
+    /// `HOST:PORT`, both always present.
     Tcp(String),
     /// `unix:PATH`.
     Unix(PathBuf),
@@ -43,27 +66,109 @@ impl std::fmt::Display for Target {
     }
 }
 
-/// Reads a TARGET: `unix:PATH`, `tcp:HOST:PORT`, `HOST:PORT`, or else a command line.
+/// The forms of a TARGET, for messages.
+const FORMS: &str = "HOST[:PORT], tcp://HOST:PORT, unix:PATH, or cmd:COMMAND";
+
+/// Reads a TARGET (see the module docs for the forms).
 pub(crate) fn parse(s: &str) -> Result<Target, String> {
     let s = s.trim();
-    if let Some(path) = s.strip_prefix("unix:") {
-        if path.is_empty() {
-            return Err("`unix:` needs a socket path".into());
+    if s.is_empty() {
+        return Err(format!("empty TARGET: use {FORMS}"));
+    }
+    if let Some(command) = s.strip_prefix("cmd:") {
+        return parse_command(command);
+    }
+    if let Some((scheme, rest)) = s.split_once("://") {
+        if is_scheme(scheme) {
+            return match scheme {
+                "tcp" => parse_tcp(rest),
+                "unix" => parse_unix(rest),
+                _ => Err(format!(
+                    "unknown scheme `{scheme}://` in TARGET `{s}`: use {FORMS}"
+                )),
+            };
         }
-        return Ok(Target::Unix(PathBuf::from(path)));
+    }
+    if let Some(path) = s.strip_prefix("unix:") {
+        return parse_unix(path);
     }
     if let Some(addr) = s.strip_prefix("tcp:") {
-        return Ok(Target::Tcp(addr.to_owned()));
+        return parse_tcp(addr);
     }
-    let looks_like_addr = !s.contains(char::is_whitespace)
-        && s.rsplit_once(':')
-            .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
-    if looks_like_addr {
-        return Ok(Target::Tcp(s.to_owned()));
+    if s.contains(char::is_whitespace) {
+        return parse_command(s);
     }
-    let argv = split_command(s)?;
+    parse_tcp(s)
+}
+
+/// True for the `NAME` of `NAME://`: a letter, then letters, digits, `+`, `-` or `.`.
+fn is_scheme(s: &str) -> bool {
+    s.starts_with(|c: char| c.is_ascii_alphabetic())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+}
+
+/// `HOST:PORT`, `HOST`, `:PORT`, `[V6]:PORT`, `[V6]` or a bare IPv6 address.
+fn parse_tcp(addr: &str) -> Result<Target, String> {
+    let bad_port =
+        |p: &str| format!("bad port `{p}` in TARGET `{addr}`: a port is a number from 1 to 65535");
+    let port = |p: &str| match p {
+        "" => Ok(DEFAULT_PORT),
+        p => match p.parse::<u16>() {
+            Ok(0) | Err(_) => Err(bad_port(p)),
+            Ok(n) => Ok(n),
+        },
+    };
+    if let Some(rest) = addr.strip_prefix('[') {
+        let Some((ip, after)) = rest.split_once(']') else {
+            return Err(format!("unclosed `[` in TARGET `{addr}`"));
+        };
+        if ip.parse::<Ipv6Addr>().is_err() {
+            return Err(format!(
+                "`{ip}` is not an IPv6 address (in TARGET `{addr}`)"
+            ));
+        }
+        let port = match after {
+            "" => DEFAULT_PORT,
+            _ => match after.strip_prefix(':') {
+                Some(p) => port(p)?,
+                None => return Err(bad_port(after)),
+            },
+        };
+        return Ok(Target::Tcp(format!("[{ip}]:{port}")));
+    }
+    if addr.parse::<Ipv6Addr>().is_ok() {
+        return Ok(Target::Tcp(format!("[{addr}]:{DEFAULT_PORT}")));
+    }
+    let (host, port) = match addr.rsplit_once(':') {
+        Some((host, p)) => (host, port(p)?),
+        None => (addr, DEFAULT_PORT),
+    };
+    let host = if host.is_empty() { DEFAULT_HOST } else { host };
+    let name_like = !host.starts_with(['-', '.'])
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_'));
+    if !name_like {
+        return Err(format!(
+            "`{addr}` is not a host or address; a command target is written `cmd:{addr}` \
+             (TARGET is {FORMS})"
+        ));
+    }
+    Ok(Target::Tcp(format!("{host}:{port}")))
+}
+
+fn parse_unix(path: &str) -> Result<Target, String> {
+    if path.is_empty() {
+        return Err("`unix:` needs a socket path".into());
+    }
+    Ok(Target::Unix(PathBuf::from(path)))
+}
+
+fn parse_command(command: &str) -> Result<Target, String> {
+    let argv = split_command(command)?;
     if argv.is_empty() {
-        return Err("empty TARGET".into());
+        return Err("`cmd:` needs a command".into());
     }
     Ok(Target::Command(argv))
 }
@@ -143,47 +248,99 @@ impl ConnectOpts {
     }
 }
 
-/// A connection, with the child process behind it for command targets (killed on drop).
+/// A connection, with the child process behind it for command targets.
 pub(crate) struct Attached {
     pub(crate) conn: Connection,
-    _child: Option<tokio::process::Child>,
+    /// Killed on drop; [`Attached::close`] asks it to stop first.
+    child: Option<tokio::process::Child>,
+}
+
+impl Attached {
+    fn plain(conn: Connection) -> Attached {
+        Attached { conn, child: None }
+    }
+
+    /// Closes the connection; a command target's child is then asked to stop, so it can
+    /// clean up: its stdin is closed with the connection, after [`CHILD_GRACE`] it gets
+    /// SIGTERM, and after another it is killed.
+    pub(crate) async fn close(mut self) {
+        self.conn.close().await;
+        if let Some(child) = self.child.take() {
+            stop_child(child).await;
+        }
+    }
+}
+
+/// Waits for a child whose stdin is closed; then SIGTERM; then SIGKILL.
+async fn stop_child(mut child: tokio::process::Child) {
+    if exited(&mut child).await {
+        return;
+    }
+    #[cfg(unix)]
+    if let Some(pid) = child.id().and_then(|id| i32::try_from(id).ok()) {
+        use nix::sys::signal::{kill, Signal};
+        tracing::debug!(pid, "the command target is still running: SIGTERM");
+        let _ = kill(nix::unistd::Pid::from_raw(pid), Signal::SIGTERM);
+        if exited(&mut child).await {
+            return;
+        }
+    }
+    tracing::warn!("the command target did not stop: killing it");
+    let _ = child.kill().await;
+}
+
+/// True when `child` exits within [`CHILD_GRACE`].
+async fn exited(child: &mut tokio::process::Child) -> bool {
+    matches!(
+        tokio::time::timeout(CHILD_GRACE, child.wait()).await,
+        Ok(Ok(_))
+    )
 }
 
 /// Connects to `target`.
 pub(crate) async fn connect(target: &Target, opts: &ConnectOpts) -> netref::Result<Attached> {
     let config = opts.config()?;
-    let (conn, child) = match target {
-        Target::Tcp(addr) => match &opts.tls_ca {
-            Some(ca) => (
-                connect_tls(addr, ca, opts.tls_name.as_deref(), config).await?,
-                None,
-            ),
-            None => (
-                netref::connect_with(addr.as_str(), config, None).await?,
-                None,
-            ),
-        },
-        #[cfg(unix)]
-        Target::Unix(path) => (netref::connect_unix_with(path, config, None).await?, None),
-        #[cfg(not(unix))]
-        Target::Unix(_) => {
-            return Err(netref::Error::Io(std::io::Error::new(
-                std::io::ErrorKind::Unsupported,
-                "unix sockets are not available on this platform",
-            )))
-        }
-        Target::Command(argv) => {
-            let Some((program, args)) = argv.split_first() else {
-                return Err(netref::Error::Value("empty command".into()));
-            };
-            let child = netref::connect_command_with(program, args, config, None).await?;
-            let (conn, child) = child.into_parts();
-            (conn, Some(child))
-        }
+    if opts.tls_ca.is_some() && !matches!(target, Target::Tcp(_)) {
+        return Err(netref::Error::Value(format!(
+            "--tls-ca needs a TCP target, not {target}"
+        )));
+    }
+    match target {
+        Target::Tcp(addr) => connect_tcp(addr, opts, config).await.map(Attached::plain),
+        Target::Unix(path) => connect_unix(path, config).await.map(Attached::plain),
+        Target::Command(argv) => connect_command(argv, config).await,
+    }
+}
+
+async fn connect_tcp(addr: &str, opts: &ConnectOpts, config: Config) -> netref::Result<Connection> {
+    match &opts.tls_ca {
+        Some(ca) => connect_tls(addr, ca, opts.tls_name.as_deref(), config).await,
+        None => netref::connect_with(addr, config, None).await,
+    }
+}
+
+#[cfg(unix)]
+async fn connect_unix(path: &std::path::Path, config: Config) -> netref::Result<Connection> {
+    netref::connect_unix_with(path, config, None).await
+}
+
+#[cfg(not(unix))]
+async fn connect_unix(_path: &std::path::Path, _config: Config) -> netref::Result<Connection> {
+    Err(netref::Error::Io(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "unix sockets are not available on this platform",
+    )))
+}
+
+async fn connect_command(argv: &[String], config: Config) -> netref::Result<Attached> {
+    let Some((program, args)) = argv.split_first() else {
+        return Err(netref::Error::Value("empty command".into()));
     };
+    let child = netref::connect_command_with(program, args, config, None).await?;
+    let (conn, child) = child.into_parts();
     Ok(Attached {
         conn,
-        _child: child,
+        child: Some(child),
     })
 }
 
@@ -231,15 +388,35 @@ async fn connect_tls(
 mod tests {
     use super::*;
 
+    fn tcp(s: &str) -> Result<Target, String> {
+        Ok(Target::Tcp(s.into()))
+    }
+
     #[test]
-    fn targets() {
-        assert_eq!(
-            parse("127.0.0.1:18861"),
-            Ok(Target::Tcp("127.0.0.1:18861".into()))
-        );
-        assert_eq!(parse("localhost:1"), Ok(Target::Tcp("localhost:1".into())));
-        assert_eq!(parse("[::1]:80"), Ok(Target::Tcp("[::1]:80".into())));
+    fn tcp_targets() {
+        assert_eq!(parse("127.0.0.1:18861"), tcp("127.0.0.1:18861"));
+        assert_eq!(parse("localhost:1"), tcp("localhost:1"));
+        assert_eq!(parse("[::1]:80"), tcp("[::1]:80"));
+        assert_eq!(parse("tcp://host.example:9"), tcp("host.example:9"));
+        assert_eq!(parse("tcp:host:9"), tcp("host:9"));
+        // The defaults: port 18861, host 127.0.0.1.
+        assert_eq!(parse("127.0.0.1"), tcp("127.0.0.1:18861"));
+        assert_eq!(parse("lab1"), tcp("lab1:18861"));
+        assert_eq!(parse(":9000"), tcp("127.0.0.1:9000"));
+        assert_eq!(parse("tcp://[::1]"), tcp("[::1]:18861"));
+        assert_eq!(parse("::1"), tcp("[::1]:18861"));
+        assert!(parse("host:0").is_err());
+        assert!(parse("host:99999").is_err());
+        assert!(parse("host:http").is_err());
+        assert!(parse("[::1").is_err());
+        assert!(parse("[nope]:1").is_err());
+    }
+
+    #[test]
+    fn other_targets() {
         assert_eq!(parse("unix:/tmp/s"), Ok(Target::Unix("/tmp/s".into())));
+        assert_eq!(parse("unix:///tmp/s"), Ok(Target::Unix("/tmp/s".into())));
+        assert_eq!(parse("unix:/tmp/a b"), Ok(Target::Unix("/tmp/a b".into())));
         assert_eq!(
             parse("ssh host 'netref serve' --stdio"),
             Ok(Target::Command(vec![
@@ -249,8 +426,25 @@ mod tests {
                 "--stdio".into()
             ]))
         );
-        assert_eq!(parse("netref"), Ok(Target::Command(vec!["netref".into()])));
+        assert_eq!(
+            parse("cmd:netref"),
+            Ok(Target::Command(vec!["netref".into()]))
+        );
+        assert_eq!(
+            parse("sh -c 'curl http://x'"),
+            Ok(Target::Command(vec![
+                "sh".into(),
+                "-c".into(),
+                "curl http://x".into()
+            ]))
+        );
+        // A path is not a host: it names the `cmd:` form.
+        let err = parse("./server").unwrap_err();
+        assert!(err.contains("cmd:./server"), "{err}");
+        let err = parse("http://x:1").unwrap_err();
+        assert!(err.contains("unknown scheme `http://`"), "{err}");
         assert!(parse("unix:").is_err());
+        assert!(parse("cmd:").is_err());
         assert!(parse("  ").is_err());
         assert!(parse("a 'b").is_err());
     }
