@@ -194,9 +194,14 @@ fn member_arms(index: TokenStream, member: &Member) -> TokenStream {
             } else {
                 quote!(mut __args)
             };
+            // Named arguments are checked against every parameter first, so a misspelt
+            // keyword is reported as itself, not as the parameter it failed to fill.
+            let names = handler.params.iter().map(|p| &p.name);
+            let expect = try_or_reply(handler, quote!(__args.expect_names(&[#(#names),*])));
             let finish = try_or_reply(handler, quote!(__args.finish()));
             let reply = call_and_reply(handler, &vars);
             let body = quote! {
+                #expect;
                 #(#takes)*
                 #finish;
                 #reply

@@ -35,7 +35,9 @@ use proc_macro::TokenStream;
 ///   member, in source order, each with its remote name, kind, a readable signature
 ///   (`add(a: i64, b: i64) -> i64`, or `value: i64` for a property) and its doc comment;
 /// - `invoke`: a dispatcher by member index that decodes each argument with serde (a named
-///   argument wins over a positional one, extra arguments are refused), calls the method
+///   argument stands for the parameter of its name; a named argument that names no parameter,
+///   a missing argument of any type but `Option`, and extra arguments are refused with
+///   `BadArguments` errors naming them), calls the method
 ///   (awaiting it when it is `async`) and encodes its return value. A return type written as
 ///   a path ending in `Result` (`Result<T, E>`, `io::Result<T>`, `netref::Result<T>`...) is
 ///   unwrapped: `Err(e)` becomes a remote error of kind `Failed` with `e`'s type name and
