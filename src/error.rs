@@ -52,6 +52,9 @@ pub enum ErrorKind {
     Protocol,
     /// A value could not be converted to or from its typed form.
     Value,
+    /// An iterator's `next` was called after its last item: the end of the sequence, told
+    /// apart from every item (nil included). Not a failure; see [`Error::stop_iteration`].
+    StopIteration,
 }
 
 impl ErrorKind {
@@ -70,6 +73,7 @@ impl ErrorKind {
             ErrorKind::Disconnected => "disconnected",
             ErrorKind::Protocol => "protocol error",
             ErrorKind::Value => "value error",
+            ErrorKind::StopIteration => "stop iteration",
         }
     }
 }
@@ -177,6 +181,24 @@ impl Error {
     /// True when the member is unknown or not exposed.
     pub fn is_no_such_member(&self) -> bool {
         self.kind() == ErrorKind::NoSuchMember
+    }
+
+    /// The end of an iteration: what an iterator's exposed `next` returns after its last item
+    /// (kind [`ErrorKind::StopIteration`]), so that the end cannot be mistaken for an item.
+    /// Return it from your own `next` to end the same way.
+    ///
+    /// ```
+    /// let end = netref::Error::stop_iteration();
+    /// assert!(end.is_stop_iteration());
+    /// assert_eq!(end.kind(), netref::ErrorKind::StopIteration);
+    /// ```
+    pub fn stop_iteration() -> Self {
+        Error::remote(ErrorKind::StopIteration, "the iterator is exhausted")
+    }
+
+    /// True when this error is the end of an iteration ([`Error::stop_iteration`]).
+    pub fn is_stop_iteration(&self) -> bool {
+        self.kind() == ErrorKind::StopIteration
     }
 
     /// The remote error, if this error came from the peer or the gate.

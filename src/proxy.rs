@@ -207,7 +207,12 @@ impl Proxy {
     }
 
     /// Iterates the object this proxy names: calls its `iter()` (or uses the object itself
-    /// when it is an iterator) and pulls items in batches of `batch`.
+    /// when it has none) and pulls items in batches of `batch` with `next_batch(max)`. An
+    /// iterator that has no `next_batch` is pulled one item at a time with `next()`, until
+    /// that fails with [`ErrorKind::StopIteration`](crate::ErrorKind::StopIteration).
+    ///
+    /// [`RemoteIter::next`] tells the end from every item: a nil item is `Some(Value::Nil)`,
+    /// the end is `None`.
     pub async fn iter(&self, batch: u32) -> Result<RemoteIter> {
         let it = match self.call_method("iter", ()).await {
             Ok(v) => v.into_proxy()?,
@@ -219,6 +224,7 @@ impl Proxy {
             buf: std::collections::VecDeque::new(),
             done: false,
             batch: batch.max(1),
+            one_by_one: false,
         })
     }
 
@@ -551,21 +557,49 @@ pub struct RemoteIter {
     buf: std::collections::VecDeque<Value>,
     done: bool,
     batch: u32,
+    /// The iterator has no `next_batch`: items come from `next()`, one per call.
+    one_by_one: bool,
 }
 
 impl RemoteIter {
     /// The next item, or `None` at the end.
+    ///
+    /// The end is distinct from every item: a nil item is `Some(Value::Nil)`. Once `None`
+    /// has been returned, every later call returns `None` without asking the peer.
     pub async fn next(&mut self) -> Result<Option<Value>> {
         if self.buf.is_empty() && !self.done {
-            let items: Vec<Value> = self
+            if self.one_by_one {
+                return self.next_one().await;
+            }
+            let items: Vec<Value> = match self
                 .it
                 .call_method("next_batch", (self.batch,))
                 .decode()
-                .await?;
+                .await
+            {
+                Ok(items) => items,
+                Err(e) if e.is_no_such_member() => {
+                    self.one_by_one = true;
+                    return self.next_one().await;
+                }
+                Err(e) => return Err(e),
+            };
             self.done = items.is_empty();
             self.buf.extend(items);
         }
         Ok(self.buf.pop_front())
+    }
+
+    /// One item from the iterator's `next()`; its `stop iteration` error is the end.
+    async fn next_one(&mut self) -> Result<Option<Value>> {
+        match self.it.call_method("next", ()).await {
+            Ok(item) => Ok(Some(item)),
+            Err(e) if e.is_stop_iteration() => {
+                self.done = true;
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Every remaining item.

@@ -9,6 +9,20 @@ use crate::value::{to_value, Value};
 type BoxIter = Box<dyn Iterator<Item = Result<Value>> + Send>;
 
 /// An iterator lent by reference: the peer pulls items in batches.
+///
+/// The end of the sequence is told apart from every item: `next_batch` answers an empty
+/// list only at the end (an item that is nil is a list holding nil), and `next` fails with
+/// [`ErrorKind::StopIteration`](crate::ErrorKind::StopIteration) there.
+///
+/// ```
+/// use netref::{adapters::Iter, Obj, Proxy, Value};
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let it = Proxy::local(Obj::new(Iter::new([Value::Nil, Value::Int(7)])).erase());
+/// assert_eq!(it.call_method("next", ()).await.unwrap(), Value::Nil);
+/// assert_eq!(it.call_method("next", ()).await.unwrap(), Value::Int(7));
+/// assert!(it.call_method("next", ()).await.unwrap_err().is_stop_iteration());
+/// # });
+/// ```
 pub struct Iter {
     inner: Mutex<Option<BoxIter>>,
 }
@@ -36,7 +50,9 @@ impl Iter {
     }
 }
 
-/// A remote iterator: call `next_batch(max)` until it returns an empty list.
+/// A remote iterator: call `next_batch(max)` until it returns an empty list, or `next()`
+/// until it fails with `stop iteration`. [`Proxy::iter`](crate::Proxy::iter) does the
+/// batching for you.
 #[crate::expose]
 impl Iter {
     /// Returns up to `max` next items (at least one unless the iterator is exhausted); an
@@ -60,9 +76,13 @@ impl Iter {
         Ok(out)
     }
 
-    /// Returns the next item, or nil at the end.
+    /// Returns the next item; after the last one, fails with a `stop iteration` error
+    /// (`ErrorKind::StopIteration`), so that the end is never mistaken for an item such as
+    /// nil.
     #[exposed]
     fn next(&self) -> Result<Value> {
-        Ok(self.next_batch(1)?.pop().unwrap_or_default())
+        self.next_batch(1)?
+            .pop()
+            .ok_or_else(crate::Error::stop_iteration)
     }
 }

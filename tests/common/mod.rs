@@ -485,7 +485,7 @@ pub mod wire {
     pub const HELLO: [u8; 16] = [b'N', b'R', b'E', b'F', 0, 1, 0, 0, 0, 3, 1, 0, 0, 0, 0, 64];
 
     /// The error kinds in wire order.
-    pub const KINDS: [ErrorKind; 12] = [
+    pub const KINDS: [ErrorKind; 13] = [
         ErrorKind::NoSuchObject,
         ErrorKind::NoSuchMember,
         ErrorKind::WrongOperation,
@@ -498,6 +498,7 @@ pub mod wire {
         ErrorKind::Disconnected,
         ErrorKind::Protocol,
         ErrorKind::Value,
+        ErrorKind::StopIteration,
     ];
 
     /// A wire value.
