@@ -94,7 +94,7 @@ pub use config::Config;
 pub use connection::{live_tasks, Connection, TableEntry, Tables};
 pub use error::{Error, ErrorKind, RemoteError, Result};
 pub use object::{
-    Args, IntoArgs, Invocation, MemberInfo, MemberKind, Obj, Object, Reply, TypeInfo,
+    Args, IntoArgs, Invocation, MemberInfo, MemberKind, Obj, Object, Reply, Restricted, TypeInfo,
 };
 pub use proxy::{Call, Proxy, RemoteIter};
 pub use server::{ConnectionInfo, ListenAddr, Server, ServerHandle, DEFAULT_MAX_CONNECTIONS};

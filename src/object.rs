@@ -38,6 +38,10 @@
 //! # });
 //! ```
 
+mod restricted;
+
+pub use restricted::Restricted;
+
 use std::any::Any;
 use std::fmt;
 use std::future::Future;
@@ -549,6 +553,28 @@ impl<T: Object> Obj<T> {
     /// True when both handles point to the same object.
     pub fn ptr_eq(a: &Self, b: &Self) -> bool {
         Arc::ptr_eq(&a.0, &b.0)
+    }
+
+    /// A view of this object with only the exposed members named in `members`, to lend as
+    /// a narrower capability (see [`Restricted`] for what it guarantees).
+    ///
+    /// Every operation on the view goes through the policy gate with the view's own
+    /// description, which lists only those members: the others are refused as
+    /// [`NoSuchMember`](crate::ErrorKind::NoSuchMember) and hidden from `dir` and `help`.
+    /// Fails with `NoSuchMember` when a name is not an exposed member of `T`.
+    ///
+    /// ```
+    /// use netref::{adapters::List, Obj, Proxy};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let list = Obj::new(List::new());
+    /// let append_only = Proxy::local(list.restrict(&["append"]).unwrap());
+    /// append_only.call_method("append", (1,)).await.unwrap();
+    /// assert!(append_only.call_method("pop", ()).await.unwrap_err().is_no_such_member());
+    /// assert_eq!(list.len(), 1);
+    /// # });
+    /// ```
+    pub fn restrict(&self, members: &[&str]) -> Result<Obj<Restricted>> {
+        Restricted::new(self.erase(), members).map(Obj::new)
     }
 
     /// Recovers a typed handle from an erased object, if it is a `T`.
