@@ -144,6 +144,11 @@ fn rss_mib() -> f64 {
 }
 
 /// Exports and imports summed over connections.
+/// The server's side of every open connection.
+fn server_side(server: &netref::ServerHandle) -> Vec<Connection> {
+    server.connections().into_iter().map(|(_, c)| c).collect()
+}
+
 fn tables(conns: &[Connection]) -> (u64, u64) {
     conns.iter().fold((0, 0), |(e, i), c| {
         let s = c.stats();
@@ -279,7 +284,7 @@ async fn run(o: Options) -> bool {
         if d >= shown + step || d >= o.ops {
             shown = d - d % step;
             let elapsed = started.elapsed().as_secs_f64();
-            let (se, si) = tables(&server.connections());
+            let (se, si) = tables(&server_side(&server));
             let (ce, ci) = tables(&clients);
             println!(
                 "| {d} | {elapsed:.1} s | {:.0} | {:.1} | {se} / {si} | {ce} / {ci} | {} |",
@@ -298,7 +303,7 @@ async fn run(o: Options) -> bool {
     let elapsed = started.elapsed();
 
     // Releases are one-way: give them a moment to land, then read the tables.
-    let server_conns = server.connections();
+    let server_conns = server_side(&server);
     let mut drained = false;
     for _ in 0..500 {
         let (se, si) = tables(&server_conns);

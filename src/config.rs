@@ -56,6 +56,27 @@ pub struct Config {
     /// Which end of the transport this side is, when the transport knows (TCP or TLS
     /// connect, a server's accept); it labels this side's authentication proof.
     pub(crate) role: Role,
+    /// Hooks a [`Server`](crate::Server) gives the connections it accepts, installed before
+    /// the connection's tasks start so that none can be missed.
+    pub(crate) hooks: Hooks,
+}
+
+/// What runs when a connection closes, before its tables are torn down (see
+/// [`Connection::on_closing`](crate::Connection::on_closing)).
+pub(crate) type ClosingFn = std::sync::Arc<dyn Fn(&crate::Connection) + Send + Sync>;
+
+/// The hooks of [`Config::hooks`].
+#[derive(Clone, Default)]
+pub(crate) struct Hooks {
+    pub(crate) closing: Option<ClosingFn>,
+}
+
+impl std::fmt::Debug for Hooks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Hooks")
+            .field("closing", &self.closing.is_some())
+            .finish()
+    }
 }
 
 impl Default for Config {
@@ -75,6 +96,7 @@ impl Default for Config {
             write_stall_timeout: Duration::from_secs(30),
             secret: None,
             role: Role::Unknown,
+            hooks: Hooks::default(),
         }
     }
 }

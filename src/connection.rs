@@ -266,6 +266,11 @@ pub(crate) struct Shared {
     pub(crate) queued_bytes: std::sync::atomic::AtomicUsize,
     /// Told when the writer takes frames out of the queue, and on close.
     pub(crate) room: Notify,
+    /// Run once by [`Shared::teardown`] before the tables are emptied
+    /// ([`Connection::on_closing`]).
+    closing: Mutex<Vec<ClosingHook>>,
+    /// This very `Shared`, to give closing hooks a handle when the last [`Link`] is gone.
+    me: Weak<Shared>,
 }
 
 /// What user-facing handles hold: dropping the last one closes the connection.
@@ -319,7 +324,14 @@ impl Connection {
         let n = NEXT_CONN.fetch_add(1, Ordering::Relaxed);
         let label = config.label.clone().unwrap_or_else(|| format!("conn{n}"));
         let max_exports = config.max_exports;
-        let shared = Arc::new(Shared {
+        let closing: Vec<ClosingHook> = match &config.hooks.closing {
+            Some(hook) => {
+                let hook = hook.clone();
+                vec![Box::new(move |conn: &Connection| hook(conn))]
+            }
+            None => Vec::new(),
+        };
+        let shared = Arc::new_cyclic(|me| Shared {
             sink: tokio::sync::Mutex::new(Sink {
                 io: Box::new(writer),
                 partial: Vec::new(),
@@ -355,6 +367,8 @@ impl Connection {
             overflow_bytes: std::sync::atomic::AtomicUsize::new(0),
             queued_bytes: std::sync::atomic::AtomicUsize::new(0),
             room: Notify::new(),
+            closing: Mutex::new(closing),
+            me: me.clone(),
         });
         let link = Arc::new(Link {
             shared: shared.clone(),
@@ -425,6 +439,56 @@ impl Connection {
     pub async fn close_with(&self, reason: String) {
         self.link.shared.close(reason);
         self.closed().await;
+    }
+
+    /// Runs `hook` once when this connection closes (for any reason: either side closing,
+    /// the peer lost, a protocol error, the last handle dropped), **before** anything it
+    /// lent is freed: when the hook runs the connection is already closed (its pending calls
+    /// have failed with [`Error::Disconnected`] and [`Connection::close_reason`] is set), but
+    /// its root, the objects it lends and the proxies it holds are all still in the tables
+    /// ([`Connection::tables`], [`Connection::stats`]), and handlers still running have not
+    /// been cancelled yet. Right after the hook returns they are all dropped. This is when
+    /// RPyC runs a service's `on_disconnect`.
+    ///
+    /// The hook runs synchronously on whichever task notices the close; keep it short and
+    /// spawn a task for work that waits. A panic in it is caught. Hooks run in the order
+    /// they were added. When the connection is already closed, `hook` runs at once (the
+    /// tables are then empty already): a server installs its
+    /// [`on_closing`](crate::Server::on_closing) hook before the connection starts, so that
+    /// case cannot arise there.
+    ///
+    /// ```
+    /// use std::sync::{Arc, Mutex};
+    /// use netref::{adapters::List, Obj};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// // `a` lends a list; `b` puts a callback of its own in it.
+    /// let (a, b) = netref::pair(Some(Obj::new(List::new()).erase()), None).await.unwrap();
+    /// b.root().call_method("append", (netref::callback(|| ()),)).await.unwrap();
+    /// let seen = Arc::new(Mutex::new(None));
+    /// let record = seen.clone();
+    /// a.on_closing(move |conn| {
+    ///     // Closed, but what it holds is still there.
+    ///     *record.lock().unwrap() = Some((conn.is_closed(), conn.stats().live_imports));
+    /// });
+    /// a.close().await;
+    /// assert_eq!(*seen.lock().unwrap(), Some((true, 1)));
+    /// assert_eq!(a.stats().live_imports, 0);
+    /// # drop(b);
+    /// # });
+    /// ```
+    pub fn on_closing<F>(&self, hook: F)
+    where
+        F: FnOnce(&Connection) + Send + 'static,
+    {
+        let shared = &self.link.shared;
+        {
+            let mut hooks = shared.closing.lock();
+            if !shared.is_closed() {
+                hooks.push(Box::new(hook));
+                return;
+            }
+        }
+        run_closing_hook(Box::new(hook), self);
     }
 
     /// Refuses new incoming calls (with [`ErrorKind::Overloaded`]) and waits until the calls
@@ -1109,6 +1173,7 @@ impl Shared {
         for w in wakers {
             w.wake();
         }
+        self.run_closing_hooks();
         let running: Vec<_> = self.running.lock().drain().collect();
         drop(running);
         let answers: Vec<_> = self.answers.lock().drain().collect();
@@ -1119,6 +1184,41 @@ impl Shared {
         drop(imports);
         let root = self.root.lock().take();
         drop(root);
+    }
+}
+
+impl Shared {
+    /// Runs the [`Connection::on_closing`] hooks (once: they are taken out). Called by
+    /// [`Shared::teardown`] after the connection is marked closed, before its tables are
+    /// emptied.
+    fn run_closing_hooks(&self) {
+        let hooks = std::mem::take(&mut *self.closing.lock());
+        if hooks.is_empty() {
+            return;
+        }
+        // Closing because the last handle was dropped: lend the hooks a fresh one (the
+        // connection is closed already, so dropping it again does nothing).
+        let link = self
+            .link()
+            .or_else(|| self.me.upgrade().map(|shared| Arc::new(Link { shared })));
+        let Some(link) = link else {
+            return;
+        };
+        let conn = Connection { link };
+        for hook in hooks {
+            run_closing_hook(hook, &conn);
+        }
+    }
+}
+
+/// A hook of [`Connection::on_closing`].
+type ClosingHook = Box<dyn FnOnce(&Connection) + Send>;
+
+/// Runs one closing hook, containing a panic in it.
+fn run_closing_hook(hook: ClosingHook, conn: &Connection) {
+    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| hook(conn)));
+    if ran.is_err() {
+        tracing::warn!("a connection's closing hook panicked");
     }
 }
 

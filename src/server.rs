@@ -22,19 +22,32 @@
 //! ```
 //!
 //! Each accepted connection gets its root from the factory (or shares one root), runs the
-//! connect hook, and runs the disconnect hook once it is closed and everything it lent has been
+//! connect hook, runs the closing hook when it closes (while what it lent is still in its
+//! tables), and runs the disconnect hook once it is closed and everything it lent has been
 //! freed.
+//!
+//! # Lifecycle hooks
+//!
+//! | hook | runs | the connection's tables |
+//! |---|---|---|
+//! | [`Server::on_connect`] | after the hello | empty but for the root |
+//! | [`Server::on_closing`] | once it is closed, before anything is freed (RPyC's `on_disconnect`) | as they were |
+//! | [`Server::on_disconnect`] | after it closed and its tasks are gone | empty: everything lent was freed |
+//!
+//! [`ServerHandle::connections`] lists the open connections with their [`ConnectionInfo`]
+//! (id, peer address), the same info the hooks and the factory receive, so a server can find
+//! the connection of a given client. [`Server::one_shot`] serves a single connection.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use parking_lot::Mutex;
 use tokio::net::{TcpListener, ToSocketAddrs};
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 
 use crate::config::Config;
@@ -62,8 +75,10 @@ pub struct Server {
     config: Config,
     factory: Option<Factory>,
     on_connect: Option<Hook>,
+    on_closing: Option<Hook>,
     on_disconnect: Option<Hook>,
     max_connections: usize,
+    one_shot: bool,
     #[cfg(feature = "tls")]
     tls: Option<crate::tls::TlsAcceptor>,
 }
@@ -73,6 +88,7 @@ impl fmt::Debug for Server {
         f.debug_struct("Server")
             .field("config", &self.config)
             .field("max_connections", &self.max_connections)
+            .field("one_shot", &self.one_shot)
             .finish_non_exhaustive()
     }
 }
@@ -93,8 +109,10 @@ impl Server {
             config: Config::default(),
             factory: Some(Arc::new(factory)),
             on_connect: None,
+            on_closing: None,
             on_disconnect: None,
             max_connections: DEFAULT_MAX_CONNECTIONS,
+            one_shot: false,
             #[cfg(feature = "tls")]
             tls: None,
         }
@@ -131,12 +149,58 @@ impl Server {
         self
     }
 
-    /// Runs `hook` after each connection has closed and freed what it lent.
+    /// Runs `hook` when each connection closes, **before** its tables are torn down: the
+    /// connection is already closed (calls to the peer fail, its close reason is set), but
+    /// its root, the objects it lends and the proxies it holds are all still there, and the
+    /// handlers still running have not been cancelled. This is RPyC's `on_disconnect`.
+    ///
+    /// The hook is installed before the connection's tasks start, so it runs exactly once
+    /// for every connection that completed the hello and was not refused, however soon it
+    /// closes. It runs synchronously on the task that notices the close (see
+    /// [`Connection::on_closing`]): keep it short. A panic in it is caught.
+    pub fn on_closing<F>(mut self, hook: F) -> Server
+    where
+        F: Fn(&ConnectionInfo, &Connection) + Send + Sync + 'static,
+    {
+        self.on_closing = Some(Arc::new(hook));
+        self
+    }
+
+    /// Runs `hook` after each connection has closed and freed what it lent (its tables are
+    /// empty and its tasks gone). To see what it lent before that, use
+    /// [`Server::on_closing`].
     pub fn on_disconnect<F>(mut self, hook: F) -> Server
     where
         F: Fn(&ConnectionInfo, &Connection) + Send + Sync + 'static,
     {
         self.on_disconnect = Some(Arc::new(hook));
+        self
+    }
+
+    /// Serves a single connection: the first one that completes the hello (and any
+    /// authentication) is served, and then the server stops accepting, so later clients are
+    /// refused by the operating system. A client whose hello fails does not use up the shot.
+    /// Hellos run one at a time, each bounded by [`Config::handshake_timeout`].
+    /// [`ServerHandle::stopped`] returns once that connection has closed.
+    ///
+    /// ```
+    /// use netref::{adapters::List, Obj, Server};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let server = Server::with_root(Obj::new(List::new()).erase())
+    ///     .one_shot()
+    ///     .bind("127.0.0.1:0")
+    ///     .await
+    ///     .unwrap();
+    /// let conn = netref::connect(server.local_addr()).await.unwrap();
+    /// conn.root().call_method("append", (1,)).await.unwrap();
+    /// // Nobody else gets in.
+    /// assert!(netref::connect(server.local_addr()).await.is_err());
+    /// conn.close().await;
+    /// server.stopped().await;
+    /// # });
+    /// ```
+    pub fn one_shot(mut self) -> Server {
+        self.one_shot = true;
         self
     }
 
@@ -162,12 +226,13 @@ impl Server {
 
     fn start(self, listener: Listener, local: ListenAddr) -> ServerHandle {
         let (stop_tx, stop_rx) = watch::channel(false);
-        let live: Live = Arc::new(Mutex::new(HashMap::new()));
-        let task = tokio::spawn(accept_loop(self, listener, stop_rx, live.clone()));
+        let state = Arc::new(State::default());
+        let busy = Busy::new(&state);
+        let task = tokio::spawn(accept_loop(self, listener, stop_rx, state.clone(), busy));
         ServerHandle {
             local,
             stop: stop_tx,
-            live,
+            state,
             task: Mutex::new(Some(task)),
         }
     }
@@ -216,13 +281,40 @@ impl fmt::Display for ListenAddr {
     }
 }
 
-type Live = Arc<Mutex<HashMap<u64, Connection>>>;
+/// What a server and its handle share.
+#[derive(Default)]
+struct State {
+    /// The open connections, by [`ConnectionInfo::id`].
+    live: Mutex<HashMap<u64, (ConnectionInfo, Connection)>>,
+    /// The accept loop (while it runs) plus each accepted connection until it is served.
+    busy: AtomicUsize,
+    /// Told when `busy` drops.
+    idle: Notify,
+}
+
+/// Counts one unit of [`State::busy`] while it lives.
+struct Busy(Arc<State>);
+
+impl Busy {
+    fn new(state: &Arc<State>) -> Busy {
+        state.busy.fetch_add(1, Ordering::AcqRel);
+        Busy(state.clone())
+    }
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        self.0.busy.fetch_sub(1, Ordering::AcqRel);
+        self.0.idle.notify_waiters();
+    }
+}
 
 async fn accept_loop(
     server: Server,
     listener: Listener,
     mut stop: watch::Receiver<bool>,
-    live: Live,
+    state: Arc<State>,
+    _busy: Busy,
 ) {
     let next = AtomicU64::new(1);
     loop {
@@ -248,7 +340,26 @@ async fn accept_loop(
             id: next.fetch_add(1, Ordering::Relaxed),
             peer,
         };
-        tokio::spawn(serve_one(server.clone(), accepted, info, live.clone()));
+        let busy = Busy::new(&state);
+        if server.one_shot {
+            // One hello at a time; the first that succeeds is the one served.
+            let opened = tokio::select! {
+                c = open(&server, accepted, &info, &state) => c,
+                _ = stop.wait_for(|s| *s) => return,
+            };
+            if let Some(conn) = opened {
+                tokio::spawn(serve(server, conn, info, state, busy));
+                return; // the listener is dropped: nobody else gets in
+            }
+            continue;
+        }
+        let server = server.clone();
+        let state = state.clone();
+        tokio::spawn(async move {
+            if let Some(conn) = open(&server, accepted, &info, &state).await {
+                serve(server, conn, info, state, busy).await;
+            }
+        });
     }
 }
 
@@ -268,16 +379,28 @@ async fn tcp_connection(
     from_tcp(stream, config, root).await
 }
 
-async fn serve_one(server: Server, accepted: Accepted, info: ConnectionInfo, live: Live) {
-    let full = live.lock().len() >= server.max_connections;
+/// Runs the hello on an accepted stream; returns the connection when it is to be served
+/// (registered in `state` already), or `None` when the hello failed or the server is full.
+async fn open(
+    server: &Server,
+    accepted: Accepted,
+    info: &ConnectionInfo,
+    state: &State,
+) -> Option<Connection> {
+    let full = state.live.lock().len() >= server.max_connections;
     let root = if full {
         None
     } else {
-        server.factory.as_ref().map(|f| f(&info))
+        server.factory.as_ref().map(|f| f(info))
     };
     let mut config = server.config.clone().with_role(crate::auth::Role::Acceptor);
+    if let (Some(hook), false) = (&server.on_closing, full) {
+        let hook = hook.clone();
+        let info = info.clone();
+        config.hooks.closing = Some(Arc::new(move |conn: &Connection| hook(&info, conn)));
+    }
     let made = match accepted {
-        Accepted::Tcp(stream, _) => tcp_connection(&server, stream, config, root).await,
+        Accepted::Tcp(stream, _) => tcp_connection(server, stream, config, root).await,
         #[cfg(unix)]
         Accepted::Unix(stream) => {
             config
@@ -291,7 +414,7 @@ async fn serve_one(server: Server, accepted: Accepted, info: ConnectionInfo, liv
         Ok(c) => c,
         Err(e) => {
             tracing::debug!(peer = ?info.peer, error = %e, "handshake failed");
-            return;
+            return None;
         }
     };
     if full {
@@ -300,14 +423,28 @@ async fn serve_one(server: Server, accepted: Accepted, info: ConnectionInfo, liv
             server.max_connections
         ))
         .await;
-        return;
+        return None;
     }
-    live.lock().insert(info.id, conn.clone());
+    state
+        .live
+        .lock()
+        .insert(info.id, (info.clone(), conn.clone()));
+    Some(conn)
+}
+
+/// Serves an open connection until it is closed and gone, running the hooks.
+async fn serve(
+    server: Server,
+    conn: Connection,
+    info: ConnectionInfo,
+    state: Arc<State>,
+    _busy: Busy,
+) {
     if let Some(hook) = &server.on_connect {
         hook(&info, &conn);
     }
     conn.closed().await;
-    live.lock().remove(&info.id);
+    state.live.lock().remove(&info.id);
     if let Some(hook) = &server.on_disconnect {
         hook(&info, &conn);
     }
@@ -317,7 +454,7 @@ async fn serve_one(server: Server, accepted: Accepted, info: ConnectionInfo, liv
 pub struct ServerHandle {
     local: ListenAddr,
     stop: watch::Sender<bool>,
-    live: Live,
+    state: Arc<State>,
     task: Mutex<Option<JoinHandle<()>>>,
 }
 
@@ -348,12 +485,44 @@ impl ServerHandle {
 
     /// Connections currently open.
     pub fn connection_count(&self) -> usize {
-        self.live.lock().len()
+        self.state.live.lock().len()
     }
 
-    /// Handles of the connections currently open.
-    pub fn connections(&self) -> Vec<Connection> {
-        self.live.lock().values().cloned().collect()
+    /// The connections currently open, each with its [`ConnectionInfo`] (the id and peer
+    /// address its factory call and hooks saw), in the order they were accepted.
+    ///
+    /// A connection is listed from the end of its hello (before its
+    /// [`on_connect`](Server::on_connect) hook runs) until it has closed and its tasks are
+    /// gone (before its [`on_disconnect`](Server::on_disconnect) hook runs).
+    pub fn connections(&self) -> Vec<(ConnectionInfo, Connection)> {
+        let mut all: Vec<_> = self.state.live.lock().values().cloned().collect();
+        all.sort_by_key(|(info, _)| info.id);
+        all
+    }
+
+    /// The open connection whose [`ConnectionInfo::id`] is `id`, if it is still open.
+    pub fn connection(&self, id: u64) -> Option<Connection> {
+        self.state
+            .live
+            .lock()
+            .get(&id)
+            .map(|(_, conn)| conn.clone())
+    }
+
+    /// Waits until the server has stopped accepting (after [`ServerHandle::stop_accepting`],
+    /// a shutdown, dropping the handle, or a [one-shot](Server::one_shot) server's
+    /// connection) and every connection it accepted is closed and gone, its
+    /// [`on_disconnect`](Server::on_disconnect) hook run.
+    pub async fn stopped(&self) {
+        loop {
+            let idle = self.state.idle.notified();
+            tokio::pin!(idle);
+            idle.as_mut().enable();
+            if self.state.busy.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            idle.await;
+        }
     }
 
     /// Stops accepting new connections (open ones go on).
@@ -375,7 +544,7 @@ impl ServerHandle {
     /// server is shutting down, and waits until they are gone.
     pub async fn shutdown_graceful(&self, grace: Duration) {
         self.stop_accepting().await;
-        let conns = self.connections();
+        let conns: Vec<Connection> = self.connections().into_iter().map(|(_, c)| c).collect();
         let deadline = tokio::time::Instant::now() + grace;
         let drains = conns.iter().map(|c| c.drain(deadline));
         futures_util::future::join_all(drains).await;
@@ -383,7 +552,7 @@ impl ServerHandle {
             .iter()
             .map(|c| c.close_with("the server is shutting down".into()));
         futures_util::future::join_all(closes).await;
-        self.live.lock().clear();
+        self.state.live.lock().clear();
     }
 
     /// Runs [`ServerHandle::shutdown_graceful`] when `signal` completes (a Ctrl-C future, a

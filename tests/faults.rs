@@ -859,10 +859,10 @@ fn a_server_shutdown_with_calls_in_flight() {
                 && server
                     .connections()
                     .iter()
-                    .all(|c| c.stats().calls_received >= 3)
+                    .all(|(_, c)| c.stats().calls_received >= 3)
         })
         .await;
-        let server_conns = server.connections();
+        let server_conns: Vec<_> = server.connections().into_iter().map(|(_, c)| c).collect();
 
         server.shutdown().await;
         let mut reasons = Vec::new();

@@ -319,7 +319,8 @@ impl Fixture {
                 .connections()
                 .into_iter()
                 .next()
-                .expect("the bystander's server side");
+                .expect("the bystander's server side")
+                .1;
             assert_eq!(side.stats().live_exports, 0);
             assert!(!side.is_closed());
         });

@@ -273,7 +273,7 @@ pub async fn server_side(server: &ServerHandle) -> Connection {
         server.connection_count() == 1
     })
     .await;
-    server.connections().into_iter().next().unwrap()
+    server.connections().into_iter().next().unwrap().1
 }
 
 // ---- Transports and the blocking API (tests/transports.rs, tests/blocking.rs) ----
