@@ -211,11 +211,17 @@ impl Session {
     /// Starts a [lab](crate::lab) in this process, connected over an in-memory pair, and a
     /// session attached to it.
     pub async fn embedded(options: LabOptions) -> Result<Session> {
+        Session::embedded_with(options, Config::default()).await
+    }
+
+    /// [`Session::embedded`] with `config` for both ends of the in-memory connection: its
+    /// `call_timeout` is the default deadline of each call (`netref repl --timeout`).
+    pub async fn embedded_with(options: LabOptions, config: Config) -> Result<Session> {
         let lab = Lab::new(options)?;
         // Nothing can be lost in memory; pings would only clutter `:trace`.
         let config = Config {
             keepalive_interval: None,
-            ..Config::default()
+            ..config
         };
         let (server, client) = crate::pair_with(config, Some(lab.into_root()), None).await?;
         Ok(Session::build(

@@ -381,3 +381,98 @@ fn logs_have_no_colour_codes_in_a_pipe() {
         out.stderr
     );
 }
+
+#[test]
+fn call_sets_properties_and_passes_named_arguments() {
+    let (_server, addr) = serve(&["--listen", "127.0.0.1:0"]);
+    for (set, expect) in [
+        (vec!["counter.step", "=", "5"], "5\n"),
+        (vec!["counter.step", "--set", "7"], "7\n"),
+        (vec!["counter.step=9"], "9\n"),
+    ] {
+        let mut args = vec!["call", &addr];
+        args.extend(&set);
+        let out = run(&args, "");
+        assert_eq!(
+            (out.code(), out.stdout.as_str()),
+            (Some(0), "null\n"),
+            "{set:?}: {out:?}"
+        );
+        let out = run(&["call", &addr, "counter.step"], "");
+        assert_eq!(out.stdout, expect, "{set:?}: {out:?}");
+    }
+    let out = run(&["call", &addr, "counter.step", "=", "1", "2"], "");
+    assert_eq!(out.code(), Some(2), "{out:?}");
+    assert!(out.stderr.contains("takes one VALUE"), "{}", out.stderr);
+    // A read-only property stays read-only.
+    let out = run(&["call", &addr, "counter.value", "=", "1"], "");
+    assert_eq!(out.code(), Some(1), "{out:?}");
+
+    // Named arguments, in any order with positional ones.
+    let out = run(&["call", &addr, "add", "b=2", "a=40"], "");
+    assert_eq!(
+        (out.code(), out.stdout.as_str()),
+        (Some(0), "42\n"),
+        "{out:?}"
+    );
+    let out = run(&["call", &addr, "add", "1", "b=[2]"], "");
+    assert_eq!(out.code(), Some(1), "{out:?}"); // 1 + [2]: the lab refuses
+    let out = run(&["call", &addr, "add", "a=x", "b=\"=y\""], "");
+    assert_eq!(out.stdout, "\"x=y\"\n", "{out:?}");
+    let out = run(&["call", &addr, "add", "1", "nope=2"], "");
+    assert_eq!(out.code(), Some(1), "{out:?}");
+    assert!(out.stderr.contains("nope"), "{}", out.stderr);
+}
+
+#[test]
+fn call_json_is_strict_and_integers_are_exact() {
+    let (_server, addr) = serve(&["--listen", "127.0.0.1:0"]);
+    let out = run(&["call", &addr, "echo", "--json", r#"{"a": [1, "x"]}"#], "");
+    assert_eq!(out.stdout, "{\"a\":[1,\"x\"]}\n", "{out:?}");
+    for bad in ["{\"a\": 1", "hello", "[1,]"] {
+        let out = run(&["call", &addr, "echo", "--json", bad], "");
+        assert_eq!(out.code(), Some(2), "{bad}: {out:?}");
+        assert!(out.stderr.contains("is not JSON"), "{bad}: {}", out.stderr);
+        assert!(out.stdout.is_empty());
+    }
+    let out = run(&["call", &addr, "echo", "--json", "x=hello"], "");
+    assert_eq!(out.code(), Some(2), "{out:?}");
+
+    let out = run(&["call", &addr, "echo", "18446744073709551615"], "");
+    assert_eq!(out.stdout, "18446744073709551615\n", "{out:?}");
+    let out = run(&["call", &addr, "echo", "-9223372036854775808"], "");
+    assert_eq!(out.stdout, "-9223372036854775808\n", "{out:?}");
+    for big in ["18446744073709551616", "[1, -9223372036854775809]"] {
+        let out = run(&["call", &addr, "echo", big], "");
+        assert_eq!(out.code(), Some(2), "{big}: {out:?}");
+        assert!(
+            out.stderr.contains("does not fit in 64 bits"),
+            "{big}: {}",
+            out.stderr
+        );
+    }
+}
+
+#[test]
+fn a_bad_timeout_is_a_bad_flag() {
+    // Reported before connecting: the target does not even have to exist.
+    let addr = closed_port();
+    for bad in ["0", "-1", "nan", "inf", "1e9", "soon"] {
+        let out = run(&["call", &addr, "add", "1", "2", "--timeout", bad], "");
+        assert_eq!(out.code(), Some(2), "{bad}: {out:?}");
+        assert!(out.stderr.contains("--timeout"), "{bad}: {}", out.stderr);
+        assert!(!out.stderr.contains("connect"), "{bad}: {}", out.stderr);
+    }
+    let out = run(&["repl", "--timeout", "0"], "");
+    assert_eq!(out.code(), Some(2), "{out:?}");
+    assert!(out.stderr.contains("--timeout"), "{}", out.stderr);
+}
+
+#[test]
+fn repl_timeout_applies_to_the_embedded_lab() {
+    // The lab sees the caller's deadline: whole seconds left, 29 or 30 by default.
+    let out = run(&["repl", "--timeout", "100"], "root.time_left()\n");
+    assert_eq!(out.code(), Some(0), "{out:?}");
+    let left: u64 = out.stdout.trim().parse().expect("a number of seconds");
+    assert!((90..=100).contains(&left), "{out:?}");
+}

@@ -90,7 +90,8 @@ async fn open(args: &Args) -> Result<(Session, Option<target::Attached>), String
             if let Some(dir) = &args.sandbox {
                 options = options.sandbox(dir);
             }
-            let session = Session::embedded(options)
+            let config = args.connect.config().map_err(|e| e.to_string())?;
+            let session = Session::embedded_with(options, config)
                 .await
                 .map_err(|e| format!("cannot start the lab: {e}"))?;
             Ok((session, None))

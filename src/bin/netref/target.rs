@@ -29,7 +29,7 @@ pub(crate) const DEFAULT_HOST: &str = "127.0.0.1";
 const CHILD_GRACE: Duration = Duration::from_secs(3);
 
 /// Options for connecting to a TARGET.
-#[derive(Debug, Clone, clap::Args)]
+#[derive(Debug, Clone, Default, clap::Args)]
 pub(crate) struct ConnectOpts {
     /// A file holding the shared secret the server requires.
     #[arg(long, value_name = "FILE")]
@@ -40,9 +40,9 @@ pub(crate) struct ConnectOpts {
     /// The name to verify the server's certificate against (default: the target's host).
     #[arg(long, value_name = "NAME", requires = "tls_ca")]
     pub(crate) tls_name: Option<String>,
-    /// The deadline of each call, in seconds (default 30).
-    #[arg(long, value_name = "SECONDS")]
-    pub(crate) timeout: Option<f64>,
+    /// The deadline of each call, in seconds, more than 0 and at most 86400 (default 30).
+    #[arg(long, value_name = "SECONDS", value_parser = parse_timeout)]
+    pub(crate) timeout: Option<Duration>,
 }
 
 /// Where to connect.
@@ -236,15 +236,19 @@ impl ConnectOpts {
         if let Some(path) = &self.secret_file {
             config = config.with_secret(Secret::from_file(path)?);
         }
-        if let Some(secs) = self.timeout {
-            if !(secs > 0.0 && secs.is_finite() && secs <= 86_400.0) {
-                return Err(netref::Error::Value(
-                    "--timeout takes seconds between 0 and 86400".into(),
-                ));
-            }
-            config = config.with_call_timeout(Duration::from_secs_f64(secs));
+        if let Some(timeout) = self.timeout {
+            config = config.with_call_timeout(timeout);
         }
         Ok(config)
+    }
+}
+
+/// `--timeout SECONDS`: checked while the command line is read, so a bad value is reported
+/// as a bad flag, before anything connects.
+fn parse_timeout(text: &str) -> Result<Duration, String> {
+    match text.trim().parse::<f64>() {
+        Ok(secs) if secs > 0.0 && secs <= 86_400.0 => Ok(Duration::from_secs_f64(secs)),
+        _ => Err("the deadline is in seconds, more than 0 and at most 86400 (a day)".into()),
     }
 }
 
