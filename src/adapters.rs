@@ -30,7 +30,7 @@ mod iter;
 mod list;
 mod map;
 
-pub use file::File;
-pub use iter::Iter;
-pub use list::List;
-pub use map::Map;
+pub use file::{File, FileProxy};
+pub use iter::{Iter, IterProxy};
+pub use list::{List, ListProxy};
+pub use map::{Map, MapProxy};

@@ -146,6 +146,19 @@ pub enum Error {
     /// A value could not be converted to or from its typed form.
     #[error("value error: {0}")]
     Value(String),
+    /// A typed proxy was asked for an object of another type
+    /// ([`Proxy::typed`](crate::Proxy::typed)). Its [`ErrorKind`] is `Value`.
+    #[error(
+        "typed proxy `{proxy}` needs an object of type `{expected}`, but the object is a `{found}`"
+    )]
+    TypeMismatch {
+        /// The typed proxy's name (`LabProxy`).
+        proxy: &'static str,
+        /// The type it serves (`Lab`).
+        expected: &'static str,
+        /// The type the owner reported.
+        found: String,
+    },
     /// The handshake's shared-secret authentication failed (wrong or missing secret, a
     /// replayed or reflected handshake). Its [`ErrorKind`] is `Protocol`.
     #[error("authentication failed: {0}")]
@@ -164,7 +177,7 @@ impl Error {
             Error::Remote(r) => r.kind,
             Error::Disconnected(_) | Error::Io(_) => ErrorKind::Disconnected,
             Error::Protocol(_) | Error::Auth(_) => ErrorKind::Protocol,
-            Error::Value(_) => ErrorKind::Value,
+            Error::Value(_) | Error::TypeMismatch { .. } => ErrorKind::Value,
         }
     }
 

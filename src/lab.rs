@@ -488,7 +488,7 @@ struct Exec {
 }
 
 /// Commands on the serving machine.
-#[crate::expose]
+#[crate::expose(no_proxy)]
 impl Exec {
     /// Runs `command` (a string for the shell, or a list `[program, args...]`) in the
     /// sandbox, calls `on_line(line)` for each line it prints (stdout and stderr), and

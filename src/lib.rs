@@ -68,6 +68,7 @@ mod transport;
 mod value;
 
 pub mod trace;
+pub mod typed;
 
 #[cfg(feature = "tls")]
 pub mod tls;
@@ -105,6 +106,7 @@ pub use transport::{
 };
 #[cfg(unix)]
 pub use transport::{connect_unix, connect_unix_with};
+pub use typed::{HasProxy, TypedCall, TypedProxy};
 pub use value::{from_value, to_value, Value};
 
 /// The README's examples, compiled and run as doctests.
@@ -134,4 +136,12 @@ pub struct ReadmeDoctests;
 ///
 /// Members without a marker are invisible to the peer: they cannot be called, read, set,
 /// listed or documented remotely.
+///
+/// The macro also writes a typed client, `LabProxy` for `Lab` (see [`typed`]): a method per
+/// exposed method, a getter per property and `set_<name>` per settable property, checked by
+/// the compiler, in an async ([`TypedCall`]) and a blocking flavour. `#[expose]` on a trait
+/// defines an interface instead: the trait, `LabServer<T>` serving any implementation, and
+/// the same `LabProxy` for clients that have only the trait. Options:
+/// `#[expose(proxy = "Name")]`, `#[expose(proxy_vis = "pub(crate)")]`,
+/// `#[expose(no_proxy)]`.
 pub use netref_macros::expose;

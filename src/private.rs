@@ -11,6 +11,10 @@ use crate::error::{Error, ErrorKind, RemoteError, Result};
 use crate::value::{to_value, Value};
 
 pub use crate::object::{Args, Invocation, MemberInfo, MemberKind, Object, Reply, TypeInfo};
+pub use crate::typed::support::{
+    arg as typed_arg, args as typed_args, blocking_call, blocking_get, blocking_set,
+    call as typed_call, get as typed_get, set as typed_set,
+};
 pub use crate::value::from_value;
 
 /// Converts a handler's plain return value into the reply value.

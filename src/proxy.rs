@@ -369,6 +369,11 @@ enum CallState {
 }
 
 impl Call {
+    /// A call of `op` on `proxy` (the typed proxies' entry point).
+    pub(crate) fn with_op(proxy: Proxy, op: Result<Op>) -> Call {
+        Call::new(proxy, op)
+    }
+
     fn new(proxy: Proxy, op: Result<Op>) -> Call {
         Call {
             state: CallState::Unsent {

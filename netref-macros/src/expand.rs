@@ -13,9 +13,35 @@ use syn::ItemImpl;
 use crate::check::{Handler, Kind, Member, Model, Output};
 use crate::render::type_text;
 
+/// How the dispatcher reaches the handlers.
+pub(crate) struct Dispatch {
+    /// `impl<...> ::netref::__private::Object for Type`.
+    pub(crate) header: TokenStream,
+    /// The path the handlers are called through: `Self` (inherent methods) or `<T as Trait>`.
+    pub(crate) callee: TokenStream,
+    /// The `&` expression handlers take as `self`, given `self: Arc<Self>`.
+    pub(crate) receiver: TokenStream,
+}
+
 /// The block as written (markers already removed) followed by its `Object` impl.
 pub(crate) fn expand(item: &ItemImpl, model: &Model) -> TokenStream {
     let self_ty = &item.self_ty;
+    let dispatch = Dispatch {
+        header: quote!(impl ::netref::__private::Object for #self_ty),
+        callee: quote!(Self),
+        receiver: quote!(&*self),
+    };
+    let object = object_impl(&dispatch, model);
+    quote! {
+        #item
+
+        #object
+    }
+}
+
+/// The `Object` impl serving `model` through `dispatch`.
+pub(crate) fn object_impl(dispatch: &Dispatch, model: &Model) -> TokenStream {
+    let header = &dispatch.header;
     let type_name = &model.type_name;
     let type_doc = &model.doc;
     let infos = model.members.iter().map(member_info);
@@ -24,12 +50,10 @@ pub(crate) fn expand(item: &ItemImpl, model: &Model) -> TokenStream {
         .members
         .iter()
         .zip(indices)
-        .map(|(member, index)| member_arms(index, member));
+        .map(|(member, index)| member_arms(index, member, dispatch));
 
     quote! {
-        #item
-
-        impl ::netref::__private::Object for #self_ty {
+        #header {
             fn type_info(&self) -> &'static ::netref::__private::TypeInfo {
                 static INFO: ::netref::__private::TypeInfo = ::netref::__private::TypeInfo {
                     name: #type_name,
@@ -168,7 +192,7 @@ fn method_signature(name: &str, handler: &Handler) -> String {
 /// A plain `fn` handler runs inside the arm: its arguments are decoded, it is called and its
 /// result encoded before `invoke` returns, as a `Reply::Ready`. An `async fn` handler's arm
 /// returns a `Reply::Later` whose future does all of that when polled.
-fn member_arms(index: TokenStream, member: &Member) -> TokenStream {
+fn member_arms(index: TokenStream, member: &Member, dispatch: &Dispatch) -> TokenStream {
     let cfgs = cfg_attrs(&member.handler().cfgs);
     match &member.kind {
         Kind::Method(handler) => {
@@ -199,7 +223,7 @@ fn member_arms(index: TokenStream, member: &Member) -> TokenStream {
             let names = handler.params.iter().map(|p| &p.name);
             let expect = try_or_reply(handler, quote!(__args.expect_names(&[#(#names),*])));
             let finish = try_or_reply(handler, quote!(__args.finish()));
-            let reply = call_and_reply(handler, &vars);
+            let reply = call_and_reply(handler, &vars, dispatch);
             let body = quote! {
                 #expect;
                 #(#takes)*
@@ -213,7 +237,7 @@ fn member_arms(index: TokenStream, member: &Member) -> TokenStream {
             }
         }
         Kind::Property { getter, setter } => {
-            let get = in_reply(getter, call_and_reply(getter, &[]));
+            let get = in_reply(getter, call_and_reply(getter, &[], dispatch));
             let set = setter.as_ref().map(|setter| {
                 let var = format_ident!("__arg0");
                 let ty = setter.params.first().map(|p| &p.ty);
@@ -239,7 +263,7 @@ fn member_arms(index: TokenStream, member: &Member) -> TokenStream {
                         })
                     },
                 );
-                let reply = call_and_reply(setter, std::slice::from_ref(&var));
+                let reply = call_and_reply(setter, std::slice::from_ref(&var), dispatch);
                 let reply = in_reply(
                     setter,
                     quote! {
@@ -295,10 +319,12 @@ fn try_or_reply(handler: &Handler, result: TokenStream) -> TokenStream {
 }
 
 /// Calls the handler on `self` with `vars` and turns its return into the reply.
-fn call_and_reply(handler: &Handler, vars: &[Ident]) -> TokenStream {
+fn call_and_reply(handler: &Handler, vars: &[Ident], dispatch: &Dispatch) -> TokenStream {
     let ident = &handler.ident;
     let wait = handler.is_async.then(|| quote!(.await));
-    let call = quote!(Self::#ident(&*self, #(#vars),*) #wait);
+    let callee = &dispatch.callee;
+    let receiver = &dispatch.receiver;
+    let call = quote!(#callee::#ident(#receiver, #(#vars),*) #wait);
     // The reply's argument is spanned at the return type, so that "`T` cannot be serialized"
     // points there rather than at `#[expose]`.
     match &handler.output {

@@ -18,9 +18,11 @@
 //! compiling and no follow-up errors drown the real ones.
 
 mod check;
+mod client;
 mod expand;
 mod parse;
 mod render;
+mod service;
 
 use proc_macro::TokenStream;
 
@@ -43,6 +45,29 @@ use proc_macro::TokenStream;
 ///   unwrapped: `Err(e)` becomes a remote error of kind `Failed` with `e`'s type name and
 ///   message;
 /// - `as_any`: the upcast used to recover the concrete type from a proxy of a local object.
+///
+/// It also writes a typed client, `<Type>Proxy` (see `netref::typed` and `docs/typed.md`):
+///
+/// - `pub struct LabProxy<M: Mode = Async>` wrapping a dynamic proxy, with `Clone`, `Debug`,
+///   `PartialEq`, `Eq`, `Hash`, serde (it travels as a reference), `From<LabProxy> for
+///   Proxy`, `netref::TypedProxy` and an inherent `dynamic()`;
+/// - in `impl LabProxy<Async>`, one method per exposed method (same name and parameters,
+///   returning `netref::TypedCall<T>`), a getter per property and `set_<name>` per settable
+///   property; in `impl LabProxy<Blocking>` the same methods returning `netref::Result<T>`.
+///   A result `Result<T, E>` becomes `T`; `Obj<X>` anywhere in a type becomes X's proxy; a
+///   `Proxy` parameter takes `impl Into<Proxy>` (callbacks and typed proxies);
+/// - `impl netref::HasProxy for Lab`, mapping `Obj<Lab>` to `LabProxy`.
+///
+/// Options: `#[expose(proxy = "Name")]` renames the client, `#[expose(proxy_vis =
+/// "pub(crate)")]` sets its visibility, `#[expose(no_proxy)]` leaves it out.
+///
+/// # Traits
+///
+/// On a trait (no generic parameters), `#[expose]` keeps the trait (markers removed, each
+/// `async fn` declared as `fn ... -> impl Future<Output = R> + Send`), and writes
+/// `LabServer<T>`, which serves any `T: Lab + Send + Sync + 'static` under the type name
+/// `Lab`, and the typed client `LabProxy`. The markers and rules are those of impl blocks;
+/// unmarked trait functions stay ordinary trait functions.
 ///
 /// # Markers
 ///
@@ -116,13 +141,27 @@ pub fn expose(args: TokenStream, item: TokenStream) -> TokenStream {
 /// The whole pipeline on `proc_macro2` streams (testable outside a macro invocation).
 fn run(args: proc_macro2::TokenStream, item: proc_macro2::TokenStream) -> proc_macro2::TokenStream {
     let mut errors = Vec::new();
-    let parsed = match parse::parse(args, item, &mut errors) {
+    let options = client::parse_options(args, &mut errors);
+    if let Ok(syn::Item::Trait(item)) = syn::parse2::<syn::Item>(item.clone()) {
+        return service::run(options, item, &mut errors);
+    }
+    let parsed = match parse::parse(proc_macro2::TokenStream::new(), item, &mut errors) {
         Ok(parsed) => parsed,
         Err(original) => return report(errors, original),
     };
     let model = check::check(&parsed, &mut errors);
+    let client = if errors.is_empty() {
+        let subject = client::Subject::Impl {
+            self_ty: &parsed.item.self_ty,
+        };
+        client::expand(&model, &options, &subject, &mut errors)
+    } else {
+        proc_macro2::TokenStream::new()
+    };
     if errors.is_empty() {
-        expand::expand(&parsed.item, &model)
+        let mut out = expand::expand(&parsed.item, &model);
+        out.extend(client);
+        out
     } else {
         report(errors, quote::ToTokens::to_token_stream(&parsed.item))
     }
@@ -162,10 +201,44 @@ mod tests {
             },
         );
         let file: syn::File = syn::parse2(out.clone()).expect("items");
-        assert_eq!(file.items.len(), 2, "{out}");
         let text = out.to_string();
+        assert!(file.items.len() > 2, "{out}");
         assert!(text.contains("__NETREF_MEMBER_2"), "{text}");
-        assert!(!text.contains("exposed"), "{text}");
+        assert!(text.contains("struct LabProxy"), "{text}");
+        assert!(text.contains("fn set_value"), "{text}");
+        assert!(!text.contains("# [exposed"), "{text}");
+    }
+
+    #[test]
+    fn a_trait_expands_to_itself_a_server_and_a_client() {
+        let out = super::run(
+            quote!(),
+            quote! {
+                /// Doc.
+                pub trait Lab {
+                    #[exposed]
+                    async fn add(&self, a: i64, b: i64) -> i64;
+                    #[exposed(property)]
+                    fn value(&self) -> i64 { 1 }
+                    fn helper(&self) {}
+                }
+            },
+        );
+        let file: syn::File = syn::parse2(out.clone()).expect("items");
+        let text = out.to_string();
+        assert!(file.items.len() > 3, "{out}");
+        for part in [
+            "pub trait Lab",
+            "pub struct LabServer",
+            "pub struct LabProxy",
+            "Send",
+        ] {
+            assert!(text.contains(part), "{part}: {text}");
+        }
+        assert!(
+            !text.contains("# [exposed") && !text.contains("async fn"),
+            "{text}"
+        );
     }
 
     #[test]
@@ -180,6 +253,23 @@ mod tests {
             quote!(impl X { #[exposed(setter = 1)] fn f(&self) {} }),
             quote!(impl X { #[exposed(setter)] fn set_(&self) {} }),
             quote!(impl X { #[exposed] fn f(&self, ...) {} }),
+            quote!(
+                trait X<T> {
+                    #[exposed]
+                    fn f(&self);
+                }
+            ),
+            quote!(
+                trait X {
+                    #[exposed]
+                    fn f(self);
+                }
+            ),
+            quote!(impl X {
+                #[exposed(property)] fn x(&self) -> i64 { 1 }
+                #[exposed(setter)] fn set_x(&self, v: i64) {}
+                #[exposed(name = "set_x")] fn other(&self) {}
+            }),
             quote!(impl dyn X { #[exposed] fn f(&self) {} }),
             quote!(
                 impl<T> X<T> where T: Send {}

@@ -61,7 +61,7 @@ pub(crate) fn parse(
         Ok(other) => {
             errors.push(syn::Error::new_spanned(
                 other,
-                "#[expose] goes on an `impl` block: `#[expose] impl MyType { ... }`",
+                "#[expose] goes on an `impl` block or a trait: `#[expose] impl MyType { ... }`",
             ));
             return Err(item);
         }
@@ -94,7 +94,10 @@ pub(crate) fn parse(
 }
 
 /// Removes the markers from `attrs` and reads the first one.
-fn take_marker(attrs: &mut Vec<Attribute>, errors: &mut Vec<syn::Error>) -> Option<Marker> {
+pub(crate) fn take_marker(
+    attrs: &mut Vec<Attribute>,
+    errors: &mut Vec<syn::Error>,
+) -> Option<Marker> {
     let mut found = None;
     for attr in take_marker_attrs(attrs) {
         if found.is_some() {
@@ -110,7 +113,7 @@ fn take_marker(attrs: &mut Vec<Attribute>, errors: &mut Vec<syn::Error>) -> Opti
 }
 
 /// Reports and removes markers on items that are not functions.
-fn reject_marker(attrs: &mut Vec<Attribute>, errors: &mut Vec<syn::Error>) {
+pub(crate) fn reject_marker(attrs: &mut Vec<Attribute>, errors: &mut Vec<syn::Error>) {
     for attr in take_marker_attrs(attrs) {
         errors.push(syn::Error::new_spanned(
             attr,
@@ -123,7 +126,7 @@ fn reject_marker(attrs: &mut Vec<Attribute>, errors: &mut Vec<syn::Error>) {
 ///
 /// rustc does not evaluate `cfg` on the items inside the block before running the macro, so
 /// the expansion carries them over to everything it generates for the member.
-fn cfg_predicates(attrs: &[Attribute]) -> Vec<TokenStream> {
+pub(crate) fn cfg_predicates(attrs: &[Attribute]) -> Vec<TokenStream> {
     attrs
         .iter()
         .filter(|a| a.path().is_ident("cfg"))
@@ -137,7 +140,7 @@ fn cfg_predicates(attrs: &[Attribute]) -> Vec<TokenStream> {
 /// Reports and removes `#[cfg_attr(..., exposed...)]`: a conditional marker on an
 /// unconditional function cannot be seen before `cfg_attr` is evaluated, which happens after
 /// this macro runs.
-fn reject_cfg_attr_marker(attrs: &mut Vec<Attribute>, errors: &mut Vec<syn::Error>) {
+pub(crate) fn reject_cfg_attr_marker(attrs: &mut Vec<Attribute>, errors: &mut Vec<syn::Error>) {
     attrs.retain(|attr| {
         if !attr.path().is_ident("cfg_attr") {
             return true;

@@ -186,6 +186,26 @@ impl Proxy {
     pub fn into_async(self) -> crate::Proxy {
         self.inner
     }
+
+    /// Runs `f(async proxy)` on this proxy's runtime, blocking until it is done.
+    pub(crate) fn block_on_async<F, Fut, T>(&self, f: F) -> Result<T>
+    where
+        F: FnOnce(crate::Proxy) -> Fut,
+        Fut: std::future::Future<Output = Result<T>>,
+    {
+        self.runtime()?.block_on(f(self.inner.clone()))?
+    }
+
+    /// Runs a typed call to completion and decodes its result, with this proxy's runtime as
+    /// the home of any blocking proxies in it.
+    pub(crate) fn finish_typed<T: serde::de::DeserializeOwned + 'static>(
+        &self,
+        call: crate::Call,
+    ) -> Result<T> {
+        let rt = self.runtime()?;
+        let value = rt.block_on(call)??;
+        super::runtime::decode_at_home(&self.rt, || crate::value::from_value(value))
+    }
 }
 
 fn runtime_of(rt: &Weak<Runtime>) -> Result<Arc<Runtime>> {

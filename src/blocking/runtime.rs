@@ -28,6 +28,24 @@ thread_local! {
     static IN_CALLBACK: Cell<bool> = const { Cell::new(false) };
 }
 
+/// Runs `decode` with `rt` as this thread's blocking runtime, so that the
+/// [`blocking::Proxy`](super::Proxy)s it decodes are bound to `rt`; the thread's own home (if
+/// any) is restored afterwards.
+pub(crate) fn decode_at_home<T>(rt: &Weak<Runtime>, decode: impl FnOnce() -> T) -> T {
+    let cell: OnceLock<Weak<Runtime>> = OnceLock::new();
+    let _ = cell.set(rt.clone());
+    let previous = HOME.with(|h| h.borrow_mut().replace(Arc::new(cell)));
+    struct Restore(Option<Home>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            let previous = self.0.take();
+            HOME.with(|h| *h.borrow_mut() = previous);
+        }
+    }
+    let _restore = Restore(previous);
+    decode()
+}
+
 /// A multi-thread tokio runtime owned by blocking connections, shut down (bounded) when the
 /// last of them is dropped.
 pub(crate) struct Runtime {
