@@ -62,10 +62,6 @@ mod gate;
 mod object;
 mod protocol;
 mod proxy;
-// The RPyC wire's layers; the connection that drives them plugs in behind the engine's
-// protocol seam.
-#[allow(dead_code)]
-mod rpyc;
 mod server;
 mod stats;
 mod transport;
@@ -85,6 +81,7 @@ pub mod debug;
 pub mod lab;
 #[cfg(feature = "cli")]
 pub mod repl;
+pub mod rpyc;
 
 #[doc(hidden)]
 #[path = "private.rs"]

@@ -81,7 +81,13 @@ pub struct Server {
     one_shot: bool,
     #[cfg(feature = "tls")]
     tls: Option<crate::tls::TlsAcceptor>,
+    /// Speak Python RPyC 6's wire instead of netref's ([`Server::rpyc`]).
+    rpyc: bool,
+    /// The open RPyC connections (the native ones are in the handle's `state`).
+    rpyc_live: RpycLive,
 }
+
+type RpycLive = Arc<Mutex<HashMap<u64, crate::rpyc::Connection>>>;
 
 impl fmt::Debug for Server {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -115,6 +121,8 @@ impl Server {
             one_shot: false,
             #[cfg(feature = "tls")]
             tls: None,
+            rpyc: false,
+            rpyc_live: Arc::default(),
         }
     }
 
@@ -126,6 +134,17 @@ impl Server {
         self
     }
 
+    /// Speaks Python RPyC 6's own wire instead of netref's: Python's
+    /// `rpyc.connect(host, port)` then reaches the root (see [`crate::rpyc`]). RPyC has no
+    /// authentication, so listen on loopback or a Unix socket, or add [`Server::tls`]
+    /// (Python's `rpyc.ssl_connect`). The connect and disconnect hooks are for netref
+    /// connections and are not called for RPyC ones.
+    pub fn rpyc(mut self) -> Server {
+        self.rpyc = true;
+        self
+    }
+
+    /// Sets the configuration of every accepted connection.
     /// Sets the configuration of every accepted connection.
     pub fn config(mut self, config: Config) -> Server {
         self.config = config;
@@ -228,8 +247,10 @@ impl Server {
         let (stop_tx, stop_rx) = watch::channel(false);
         let state = Arc::new(State::default());
         let busy = Busy::new(&state);
+        let rpyc_live = self.rpyc_live.clone();
         let task = tokio::spawn(accept_loop(self, listener, stop_rx, state.clone(), busy));
         ServerHandle {
+            rpyc_live,
             local,
             stop: stop_tx,
             state,
@@ -341,6 +362,13 @@ async fn accept_loop(
             peer,
         };
         let busy = Busy::new(&state);
+        if server.rpyc {
+            tokio::spawn(serve_rpyc(server.clone(), accepted, info, busy));
+            if server.one_shot {
+                return;
+            }
+            continue;
+        }
         if server.one_shot {
             // One hello at a time; the first that succeeds is the one served.
             let opened = tokio::select! {
@@ -450,8 +478,62 @@ async fn serve(
     }
 }
 
+/// Serves one RPyC client: no handshake, so the connection starts at once (after TLS when
+/// configured); over the connection limit it is closed straight away.
+async fn serve_rpyc(server: Server, accepted: Accepted, info: ConnectionInfo, _busy: Busy) {
+    let full = server.rpyc_live.lock().len() >= server.max_connections;
+    if full {
+        tracing::debug!(peer = ?info.peer, "rpyc connection refused: over the limit");
+        return;
+    }
+    let root = server.factory.as_ref().map(|f| f(&info));
+    let mut config = server.config.clone();
+    let conn = match accepted {
+        Accepted::Tcp(stream, peer) => {
+            config.label.get_or_insert_with(|| format!("rpyc:{peer}"));
+            #[cfg(feature = "tls")]
+            if let Some(acceptor) = &server.tls {
+                match crate::tls::accept_stream(stream, acceptor, config.handshake_timeout).await {
+                    Ok(tls) => {
+                        let (r, w) = tokio::io::split(tls);
+                        crate::rpyc::from_io(r, w, config, root)
+                    }
+                    Err(e) => {
+                        tracing::debug!(peer = ?info.peer, error = %e, "tls handshake failed");
+                        return;
+                    }
+                }
+            } else {
+                if let Err(e) = stream.set_nodelay(true) {
+                    tracing::debug!(error = %e, "set_nodelay failed");
+                }
+                let (r, w) = stream.into_split();
+                crate::rpyc::from_io(r, w, config, root)
+            }
+            #[cfg(not(feature = "tls"))]
+            {
+                let _ = stream.set_nodelay(true);
+                let (r, w) = stream.into_split();
+                crate::rpyc::from_io(r, w, config, root)
+            }
+        }
+        #[cfg(unix)]
+        Accepted::Unix(stream) => {
+            config
+                .label
+                .get_or_insert_with(|| format!("rpyc:unix#{}", info.id));
+            let (r, w) = stream.into_split();
+            crate::rpyc::from_io(r, w, config, root)
+        }
+    };
+    server.rpyc_live.lock().insert(info.id, conn.clone());
+    conn.closed().await;
+    server.rpyc_live.lock().remove(&info.id);
+}
+
 /// A running server. Dropping it stops accepting; open connections go on until closed.
 pub struct ServerHandle {
+    rpyc_live: RpycLive,
     local: ListenAddr,
     stop: watch::Sender<bool>,
     state: Arc<State>,
@@ -483,9 +565,14 @@ impl ServerHandle {
         &self.local
     }
 
-    /// Connections currently open.
+    /// Connections currently open (RPyC ones included).
     pub fn connection_count(&self) -> usize {
-        self.state.live.lock().len()
+        self.state.live.lock().len() + self.rpyc_live.lock().len()
+    }
+
+    /// The RPyC connections currently open (see [`Server::rpyc`]).
+    pub fn rpyc_connections(&self) -> Vec<crate::rpyc::Connection> {
+        self.rpyc_live.lock().values().cloned().collect()
     }
 
     /// The connections currently open, each with its [`ConnectionInfo`] (the id and peer
@@ -553,6 +640,9 @@ impl ServerHandle {
             .map(|c| c.close_with("the server is shutting down".into()));
         futures_util::future::join_all(closes).await;
         self.state.live.lock().clear();
+        let rpyc: Vec<_> = self.rpyc_live.lock().values().cloned().collect();
+        futures_util::future::join_all(rpyc.iter().map(|c| c.close())).await;
+        self.rpyc_live.lock().clear();
     }
 
     /// Runs [`ServerHandle::shutdown_graceful`] when `signal` completes (a Ctrl-C future, a

@@ -277,6 +277,45 @@ pub async fn connect(
         .map_err(|e| refused_after_handshake(peer, e))
 }
 
+/// Connects over TCP to `addr` and runs TLS verifying the server as `server_name`, within
+/// `timeout`; no netref hello (for wires that have none, such as RPyC's).
+pub(crate) async fn connect_stream(
+    addr: impl ToSocketAddrs,
+    server_name: &str,
+    tls: &TlsClientConfig,
+    timeout: std::time::Duration,
+) -> Result<(
+    tokio_rustls::client::TlsStream<TcpStream>,
+    Option<std::net::SocketAddr>,
+)> {
+    let name = ServerName::try_from(server_name.to_owned())
+        .map_err(|e| invalid(&format!("bad server name {server_name:?}"), e))?;
+    let stream = TcpStream::connect(addr).await?;
+    stream.set_nodelay(true)?;
+    let peer = stream.peer_addr().ok();
+    let connector = tokio_rustls::TlsConnector::from(tls.inner.clone());
+    match tokio::time::timeout(timeout, connector.connect(name, stream)).await {
+        Ok(Ok(s)) => Ok((s, peer)),
+        Ok(Err(e)) => Err(handshake_failed(peer, e)),
+        Err(_) => Err(handshake_timed_out(timeout)),
+    }
+}
+
+/// Runs the server side of TLS on an accepted stream within `timeout`; no netref hello.
+pub(crate) async fn accept_stream(
+    stream: TcpStream,
+    acceptor: &TlsAcceptor,
+    timeout: std::time::Duration,
+) -> Result<tokio_rustls::server::TlsStream<TcpStream>> {
+    stream.set_nodelay(true)?;
+    let peer = stream.peer_addr().ok();
+    match tokio::time::timeout(timeout, acceptor.inner.accept(stream)).await {
+        Ok(Ok(s)) => Ok(s),
+        Ok(Err(e)) => Err(handshake_failed(peer, e)),
+        Err(_) => Err(handshake_timed_out(timeout)),
+    }
+}
+
 /// The netref hello over an established TLS `stream`, within what is left of the handshake
 /// timeout since `start`; labels the connection `tls:PEER` unless `config` names it.
 async fn hello<S>(

@@ -85,6 +85,7 @@ pub(crate) enum Boxed {
 
 impl Boxed {
     /// The boxed form as brine: `(label, value)`.
+    #[cfg(test)]
     pub(crate) fn to_brine(&self) -> Brine {
         let (label, value) = match self {
             Boxed::Value(v) => (LABEL_VALUE, v.clone()),

@@ -86,14 +86,6 @@ impl Brine {
         Brine::Str(s.into())
     }
 
-    /// The string, when this is a `str`.
-    pub(crate) fn as_str(&self) -> Option<&str> {
-        match self {
-            Brine::Str(s) => Some(s),
-            _ => None,
-        }
-    }
-
     /// The int, when this is one that fits `i64`.
     pub(crate) fn as_i64(&self) -> Option<i64> {
         match self {
@@ -263,6 +255,7 @@ pub(crate) fn encode(value: &Brine, out: &mut Vec<u8>) {
 }
 
 /// Encodes `value` into a fresh buffer.
+#[cfg(test)]
 pub(crate) fn to_bytes(value: &Brine) -> Vec<u8> {
     let mut out = Vec::new();
     encode(value, &mut out);

@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Once};
 use std::time::Duration;
 
+pub mod python;
+
 use netref::{expose, Connection, Obj, Proxy, Result, Server, ServerHandle, Value};
 
 /// Installs a test tracing subscriber once (respects RUST_LOG).

@@ -1,0 +1,202 @@
+//! Python → Rust over RPyC 6's wire: Python's own `rpyc.connect` against a netref
+//! `Server::rpyc()` (`tests/python/rpyc_client_checks.py`, rpyc 6.0.2 from the package index).
+
+mod common;
+
+use std::sync::atomic::{AtomicI64, Ordering};
+
+use common::python::PyProc;
+use netref::adapters::{Iter, List};
+use netref::{expose, Obj, Proxy, Result, Server};
+use parking_lot::Mutex;
+
+#[derive(Default)]
+struct Counter {
+    value: AtomicI64,
+}
+
+/// A counter.
+#[expose]
+impl Counter {
+    /// Adds one.
+    #[exposed]
+    fn inc(&self) -> i64 {
+        self.value.fetch_add(1, Ordering::SeqCst) + 1
+    }
+
+    /// The count.
+    #[exposed(property)]
+    fn value(&self) -> i64 {
+        self.value.load(Ordering::SeqCst)
+    }
+}
+
+struct Thing {
+    name: String,
+}
+
+/// A thing lent by reference.
+#[expose]
+impl Thing {
+    /// Its name.
+    #[exposed]
+    fn name(&self) -> String {
+        self.name.clone()
+    }
+}
+
+struct Calc {
+    counter: Obj<Counter>,
+    last: Mutex<Option<Obj<Thing>>>,
+    label: Mutex<String>,
+}
+
+/// The test service.
+#[expose]
+impl Calc {
+    /// Adds two numbers.
+    #[exposed]
+    fn add(&self, a: i64, b: i64) -> i64 {
+        a + b
+    }
+
+    /// A shared counter.
+    #[exposed(property)]
+    fn counter(&self) -> Obj<Counter> {
+        self.counter.clone()
+    }
+
+    /// Calls `cb(i)` for i in 0..n.
+    #[exposed]
+    async fn every(&self, n: u32, cb: Proxy) -> Result<u32> {
+        for i in 0..n {
+            cb.call((i,)).await?;
+        }
+        Ok(n)
+    }
+
+    /// The sum of `cb(i)` for i in 0..n.
+    #[exposed]
+    async fn sum_callbacks(&self, n: u32, cb: Proxy) -> Result<i64> {
+        let mut sum = 0;
+        for i in 0..n {
+            sum += cb.call((i,)).await?.as_i64().unwrap_or(0);
+        }
+        Ok(sum)
+    }
+
+    /// An iterator over 0..n.
+    #[exposed]
+    fn numbers(&self, n: u64) -> Obj<Iter> {
+        Obj::new(Iter::new(0..n))
+    }
+
+    /// Squares, by value.
+    #[exposed]
+    fn squares(&self, n: i64) -> Vec<i64> {
+        (0..n).map(|i| i * i).collect()
+    }
+
+    /// A shared list.
+    #[exposed]
+    fn items(&self) -> Obj<List> {
+        Obj::new(List::from_vec(vec!["a".into(), "b".into(), "c".into()]))
+    }
+
+    /// Makes a thing and remembers it.
+    #[exposed]
+    fn make(&self, name: String) -> Obj<Thing> {
+        let t = Obj::new(Thing { name });
+        *self.last.lock() = Some(t.clone());
+        t
+    }
+
+    /// True when `t` is the very thing made last.
+    #[exposed]
+    fn is_made(&self, t: Obj<Thing>) -> bool {
+        self.last
+            .lock()
+            .as_ref()
+            .is_some_and(|l| Obj::ptr_eq(l, &t))
+    }
+
+    /// Fails with `message`.
+    #[exposed]
+    fn fail(&self, message: String) -> std::result::Result<i64, std::io::Error> {
+        Err(std::io::Error::other(message))
+    }
+
+    /// A label.
+    #[exposed(property)]
+    fn label(&self) -> String {
+        self.label.lock().clone()
+    }
+
+    /// Sets the label.
+    #[exposed(setter)]
+    fn set_label(&self, label: String) {
+        *self.label.lock() = label;
+    }
+
+    #[allow(dead_code)]
+    fn hidden(&self) -> i64 {
+        42
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_drives_a_rust_service() {
+    common::init_tracing();
+    let root = Obj::new(Calc {
+        counter: Obj::new(Counter::default()),
+        last: Mutex::new(None),
+        label: Mutex::new(String::new()),
+    });
+    let server = Server::with_root(root.erase())
+        .rpyc()
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let port = server.local_addr().port().to_string();
+    let mut py = PyProc::start("rpyc_client_checks.py", &[&port], None);
+    for check in [
+        "add",
+        "counter",
+        "every",
+        "callbacks",
+        "iteration",
+        "dir",
+        "hidden",
+        "identity",
+        "setattr",
+        "errors",
+        "repr",
+    ] {
+        assert_eq!(py.line().await, format!("ok {check}"));
+    }
+    assert_eq!(py.line().await, "DROPPED");
+    let conns = server.rpyc_connections();
+    assert_eq!(conns.len(), 1);
+    let conn = conns[0].clone();
+    // Everything Python held was released with DELs, but the root, which Python's
+    // connection keeps until it closes.
+    assert_eq!(conn.tables(), vec![conn.tables()[0].clone()]);
+    assert!(
+        conn.tables()[0].contains("netref.Calc"),
+        "{:?}",
+        conn.tables()
+    );
+    assert_eq!(conn.import_count(), 0, "every Python callback was released");
+    py.send("bye").await;
+    assert_eq!(py.line().await, "CLOSED");
+    py.finish().await;
+    conn.closed().await;
+    assert_eq!(conn.export_count(), 0);
+    common::eventually("the server saw the client go", || async {
+        server.connection_count() == 0
+    })
+    .await;
+    assert_eq!(root.counter.value.load(Ordering::SeqCst), 2);
+    assert_eq!(&*root.label.lock(), "from python");
+    server.shutdown().await;
+}
