@@ -9,7 +9,10 @@
 //!
 //! Every system runs its server in a separate process (this binary re-executed with a hidden
 //! `--serve SYSTEM`, or `scripts/rpyc_server.py`); the Rust clients run in this process on a
-//! multi-thread tokio runtime, the RPyC client in `scripts/rpyc_client.py`. Each workload
+//! multi-thread tokio runtime, the RPyC client in `scripts/rpyc_client.py`. Two more pairs
+//! speak RPyC's wire with one side netref: Python's client against `Server::rpyc`, and
+//! `netref::rpyc`'s client against Python's server; they are reported against Python →
+//! Python. Each workload
 //! runs round by round, every system once per round in turn, so slow drifts of the machine
 //! hit every system alike. See `docs/benchmarks.md` for what each workload measures.
 //!
@@ -104,10 +107,31 @@ pub(crate) enum System {
     Rpyc,
     Tarpc,
     Raw,
+    /// RPyC's wire with Python's client and a netref server (`Server::rpyc`).
+    PyToNetref,
+    /// RPyC's wire with netref's client (`netref::rpyc`) and Python's server.
+    NetrefToPy,
 }
 
 impl System {
-    const ALL: [System; 4] = [System::Netref, System::Rpyc, System::Tarpc, System::Raw];
+    const ALL: [System; 6] = [
+        System::Netref,
+        System::Rpyc,
+        System::Tarpc,
+        System::Raw,
+        System::PyToNetref,
+        System::NetrefToPy,
+    ];
+
+    /// True for the systems that need Python's rpyc.
+    pub(crate) fn needs_python(self) -> bool {
+        matches!(self, System::Rpyc | System::PyToNetref | System::NetrefToPy)
+    }
+
+    /// True for the mixed pairs on RPyC's wire (reported against Python → Python).
+    pub(crate) fn is_mixed(self) -> bool {
+        matches!(self, System::PyToNetref | System::NetrefToPy)
+    }
 
     /// Whether the system has the workload at all (tarpc has no callbacks or references;
     /// the raw baseline has no objects).
@@ -115,7 +139,10 @@ impl System {
         !matches!(
             (self, w),
             (System::Tarpc, Workload::Callback | Workload::Memory)
-                | (System::Raw, Workload::Memory)
+                | (
+                    System::Raw | System::PyToNetref | System::NetrefToPy,
+                    Workload::Memory
+                )
         )
     }
 }
@@ -300,6 +327,7 @@ pub(crate) async fn announce_and_wait(port: u16) {
 /// One client per system, each connected to its server process.
 enum Driver {
     Netref(netref_sys::Client),
+    NetrefRpyc(netref_sys::RpycClient),
     Rpyc(Box<rpyc_sys::Client>),
     Tarpc(tarpc_sys::Client),
     Raw(raw_sys::Client),
@@ -309,6 +337,7 @@ impl Driver {
     async fn run(&mut self, w: Workload, spec: &Spec) -> Res<Option<Sample>> {
         match self {
             Driver::Netref(c) => c.run(w, spec).await,
+            Driver::NetrefRpyc(c) => c.run(w, spec).await,
             Driver::Rpyc(c) => c.run(w, spec).await,
             Driver::Tarpc(c) => c.run(w, spec).await,
             Driver::Raw(c) => c.run(w, spec).await,
@@ -351,7 +380,10 @@ impl Results {
 
 async fn spawn_server(system: System, python: Option<&std::path::Path>) -> Res<ServerProc> {
     match system {
-        System::Rpyc => rpyc_sys::spawn_server(python.ok_or("no Python for RPyC")?).await,
+        System::Rpyc | System::NetrefToPy => {
+            rpyc_sys::spawn_server(python.ok_or("no Python for RPyC")?).await
+        }
+        System::PyToNetref => ServerProc::spawn(self_command(&["--serve", "netref-rpyc"])?).await,
         System::Netref => ServerProc::spawn(self_command(&["--serve", "netref"])?).await,
         System::Tarpc => ServerProc::spawn(self_command(&["--serve", "tarpc"])?).await,
         System::Raw => ServerProc::spawn(self_command(&["--serve", "raw"])?).await,
@@ -363,10 +395,11 @@ async fn connect(system: System, port: u16, python: Option<&std::path::Path>) ->
         System::Netref => Driver::Netref(netref_sys::Client::connect(port).await?),
         System::Tarpc => Driver::Tarpc(tarpc_sys::Client::connect(port).await?),
         System::Raw => Driver::Raw(raw_sys::Client::connect(port).await?),
-        System::Rpyc => Driver::Rpyc(Box::new(rpyc_sys::Client::connect(
+        System::Rpyc | System::PyToNetref => Driver::Rpyc(Box::new(rpyc_sys::Client::connect(
             python.ok_or("no Python for RPyC")?,
             port,
         )?)),
+        System::NetrefToPy => Driver::NetrefRpyc(netref_sys::RpycClient::connect(port).await?),
     })
 }
 
@@ -412,10 +445,14 @@ async fn harness(spec: Spec) -> Res<Results> {
                 return Err(why.into());
             }
             eprintln!("compare: {why}");
-            skipped.push((System::Rpyc, why.to_owned()));
+            for s in System::ALL.into_iter().filter(|s| s.needs_python()) {
+                skipped.push((s, why.to_owned()));
+            }
         }
     } else {
-        skipped.push((System::Rpyc, "RPyC skipped: --no-rpyc".to_owned()));
+        for s in System::ALL.into_iter().filter(|s| s.needs_python()) {
+            skipped.push((s, "RPyC skipped: --no-rpyc".to_owned()));
+        }
     }
     let systems: Vec<System> = System::ALL
         .into_iter()
@@ -492,7 +529,9 @@ async fn harness(spec: Spec) -> Res<Results> {
                     )
                     .await
                 }
-                System::Tarpc | System::Raw => unreachable!("filtered by System::has"),
+                System::Tarpc | System::Raw | System::PyToNetref | System::NetrefToPy => {
+                    unreachable!("filtered by System::has")
+                }
             };
             let r = match r {
                 Ok(r) => r,
@@ -548,6 +587,7 @@ fn hidden_mode(args: &[String]) -> Option<Res<()>> {
             let rt = rt()?;
             match args.get(1).map(String::as_str) {
                 Some("netref") => rt.block_on(netref_sys::serve()),
+                Some("netref-rpyc") => rt.block_on(netref_sys::serve_rpyc()),
                 Some("tarpc") => rt.block_on(tarpc_sys::serve()),
                 Some("raw") => rt.block_on(raw_sys::serve()),
                 other => Err(format!("--serve: unknown system {other:?}").into()),

@@ -100,6 +100,88 @@ pub(crate) async fn serve() -> Res<()> {
     Ok(())
 }
 
+/// The server process on RPyC's wire: the same root, for Python's `rpyc` client.
+pub(crate) async fn serve_rpyc() -> Res<()> {
+    let server = Server::with_factory(|_| Obj::new(BenchRoot::default()).erase())
+        .rpyc()
+        .bind("127.0.0.1:0")
+        .await?;
+    crate::announce_and_wait(server.local_addr().port()).await;
+    server.shutdown().await;
+    Ok(())
+}
+
+/// netref's RPyC client against Python's `scripts/rpyc_server.py`.
+pub(crate) struct RpycClient {
+    _conn: netref::rpyc::Connection,
+    root: Proxy,
+}
+
+impl RpycClient {
+    pub(crate) async fn connect(port: u16) -> Res<RpycClient> {
+        let conn = netref::rpyc::connect(("127.0.0.1", port)).await?;
+        let root = conn.root().await?;
+        Ok(RpycClient { _conn: conn, root })
+    }
+
+    pub(crate) async fn run(&mut self, w: Workload, spec: &Spec) -> Res<Option<Sample>> {
+        let _ = self.once(w, spec, spec.warmup).await?;
+        self.once(w, spec, spec.time).await
+    }
+
+    async fn once(&mut self, w: Workload, spec: &Spec, time: Duration) -> Res<Option<Sample>> {
+        let root = &self.root;
+        Ok(Some(match w {
+            // One CALLATTR per call.
+            Workload::EchoFresh => timed!(time, {
+                root.call_method("echo", (1,)).await?;
+            }),
+            // The bound method once (GETATTR), then one CALL per call, as Python's `f(1)`.
+            Workload::EchoCached => {
+                let f = root.attr("echo").get().await?.into_proxy()?;
+                timed!(time, {
+                    f.call((1,)).await?;
+                })
+            }
+            Workload::Attr => timed!(time, {
+                root.attr("value").get().await?;
+            }),
+            Workload::Callback => {
+                let cb = netref::callback(|x: i64| x);
+                let (elapsed_ns, lat_ns): (u64, Vec<u64>) = root
+                    .call_method("callback_loop", (cb, 0u64, time.as_nanos() as u64))
+                    .decode()
+                    .await?;
+                Sample {
+                    calls: lat_ns.len() as u64,
+                    elapsed: Duration::from_nanos(elapsed_ns),
+                    lat_ns,
+                }
+            }
+            Workload::InFlight => {
+                let f = root.attr("echo").get().await?.into_proxy()?;
+                let issue = |t0: Instant| {
+                    let call = f.call((1,));
+                    async move { call.await.map(|_| t0) }
+                };
+                crate::stats::in_flight(spec.depth, time, issue).await?
+            }
+            Workload::Bytes => {
+                let original = crate::random_bytes(spec.bytes);
+                let mut payload = Value::Bytes(original.clone());
+                let s = timed!(time, {
+                    payload = root.call_method("echo", vec![payload]).await?;
+                });
+                if payload != Value::Bytes(original) {
+                    return Err("the echoed bytes differ".into());
+                }
+                s
+            }
+            Workload::Memory => return Ok(None),
+        }))
+    }
+}
+
 pub(crate) struct Client {
     conn: Connection,
 }

@@ -15,6 +15,8 @@ fn system_name(s: System) -> &'static str {
         System::Rpyc => "RPyC 6.0.2",
         System::Tarpc => "tarpc 0.37",
         System::Raw => "raw TCP",
+        System::PyToNetref => "Python client → netref server",
+        System::NetrefToPy => "netref client → Python server",
     }
 }
 
@@ -187,7 +189,7 @@ pub(crate) fn render(r: &Results) -> (String, Vec<String>) {
         }
         let ours = sum(w, System::Netref);
         let mut first = true;
-        for &s in &r.systems {
+        for &s in r.systems.iter().filter(|s| !s.is_mixed()) {
             let label = if first {
                 workload_name(w, spec.bytes)
             } else {
@@ -232,6 +234,8 @@ pub(crate) fn render(r: &Results) -> (String, Vec<String>) {
             );
         }
     }
+
+    mixed_section(r, &mut md, &mut problems);
 
     let _ = writeln!(
         md,
@@ -385,7 +389,35 @@ pub(crate) fn render(r: &Results) -> (String, Vec<String>) {
             ceiling: None,
         },
     ];
-    let _ = writeln!(md, "\n### Targets (issue 6)\n");
+    let mixed = |s| {
+        paired(
+            r,
+            (Workload::EchoFresh, s),
+            (Workload::EchoFresh, System::Rpyc),
+        )
+    };
+    let targets: Vec<Target> = targets
+        .into_iter()
+        .chain([
+            Target {
+                text: "RPyC wire, Python client → netref server ≥ 1.5× Python → Python",
+                measured: mixed(System::PyToNetref),
+                at_least: true,
+                bound: 1.5,
+                unit: "×",
+                ceiling: None,
+            },
+            Target {
+                text: "RPyC wire, netref client → Python server ≥ 1.5× Python → Python",
+                measured: mixed(System::NetrefToPy),
+                at_least: true,
+                bound: 1.5,
+                unit: "×",
+                ceiling: None,
+            },
+        ])
+        .collect();
+    let _ = writeln!(md, "\n### Targets (issues 6 and 14)\n");
     let _ = writeln!(
         md,
         "| target | measured | verdict | ceiling: raw TCP ÷ peer |"
@@ -402,6 +434,65 @@ pub(crate) fn render(r: &Results) -> (String, Vec<String>) {
         let _ = writeln!(md, "| {} | {measured} | {verdict} | {ceiling} |", t.text);
     }
     (md, problems)
+}
+
+/// The pairs on RPyC's wire with one side netref, against Python → Python in the same
+/// rounds.
+fn mixed_section(r: &Results, md: &mut String, problems: &mut Vec<String>) {
+    let mixed: Vec<System> = r.systems.iter().copied().filter(|s| s.is_mixed()).collect();
+    if mixed.is_empty() || !r.systems.contains(&System::Rpyc) {
+        return;
+    }
+    let spec = &r.spec;
+    let _ = writeln!(
+        md,
+        "\n### RPyC's wire with one side netref\n\nThe same Python peers \
+         (`scripts/rpyc_client.py`, `scripts/rpyc_server.py`) with the other side replaced \
+         by netref (`Server::rpyc`, `netref::rpyc::connect`); ratio is the median over \
+         rounds of the pair's rate over Python → Python's in the same round.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| workload | pair | calls/s | p50 µs | p99 µs | ÷ Python → Python |"
+    );
+    let _ = writeln!(md, "|---|---|--:|--:|--:|--:|");
+    for w in Workload::TIMED {
+        if !spec.runs(w) {
+            continue;
+        }
+        let mut first = true;
+        for s in std::iter::once(System::Rpyc).chain(mixed.iter().copied()) {
+            let label = if first {
+                workload_name(w, spec.bytes)
+            } else {
+                String::new()
+            };
+            first = false;
+            let name = if s == System::Rpyc {
+                "Python client → Python server"
+            } else {
+                system_name(s)
+            };
+            let Some(x) = summarize(r.samples(w, s)) else {
+                problems.push(format!("{w:?} on {s:?} produced no number"));
+                let _ = writeln!(md, "| {label} | {name} | **missing** | | | |");
+                continue;
+            };
+            let ratio = if s == System::Rpyc {
+                String::new()
+            } else {
+                paired(r, (w, s), (w, System::Rpyc))
+                    .map_or_else(|| "–".to_owned(), |x| format!("{x:.2}×"))
+            };
+            let _ = writeln!(
+                md,
+                "| {label} | {name} | {} | {} | {} | {ratio} |",
+                thousands(x.rate),
+                us(x.p50_us),
+                us(x.p99_us)
+            );
+        }
+    }
 }
 
 /// netref's rate over a peer's in the same workload: the median over rounds of the ratio

@@ -96,10 +96,16 @@ fn run_later(
         return session.answer(seq, Err(e));
     }
     let s = session.clone();
+    let mut closed = session.closed_signal();
     session.spawn(async move {
-        let r = fut.await.unwrap_or_else(|p| Err(Error::panicked(p)));
+        // A handler still running when the connection closes is dropped: nobody is left
+        // to answer.
+        let r = tokio::select! {
+            r = fut => Some(r.unwrap_or_else(|p| Err(Error::panicked(p)))),
+            _ = closed.wait_for(|c| *c) => None,
+        };
         s.in_flight.fetch_sub(1, Ordering::AcqRel);
-        if !s.is_closed() {
+        if let Some(r) = r {
             s.answer(seq, r);
         }
     });

@@ -245,6 +245,9 @@ impl Session {
     /// Appends one message's frame to the outgoing buffer (never waits). Past twice the
     /// buffer's bound the peer is taken to have stopped reading and the connection closes.
     pub(crate) fn push(&self, msg: &Message) {
+        if self.is_closed() {
+            return;
+        }
         let mut payload = Vec::new();
         msg.encode(&mut payload);
         self.trace(Direction::Sent, msg);
@@ -274,6 +277,11 @@ impl Session {
             }
             room.await;
         }
+    }
+
+    /// A receiver that turns true when the connection closes.
+    pub(crate) fn closed_signal(&self) -> watch::Receiver<bool> {
+        self.closed_tx.subscribe()
     }
 
     /// The error of an operation on a closed connection.
@@ -307,6 +315,10 @@ impl Session {
         let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
         self.pending.lock().insert(seq, tx);
         let guard = PendingGuard { session: self, seq };
+        if self.is_closed() {
+            // Closed after the check above: teardown may have missed this entry.
+            return Err(self.disconnected());
+        }
         self.push(&Message::Request {
             seq,
             handler: handler.id(),

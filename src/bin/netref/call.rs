@@ -15,8 +15,9 @@ use crate::target::{self, ConnectOpts};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// Where to connect: HOST[:PORT] (port 18861 by default), tcp://HOST:PORT, unix:PATH, or
-    /// cmd:COMMAND, a command speaking netref on its stdio (a TARGET with a space is one too).
+    /// Where to connect: HOST[:PORT] (port 18861 by default), tcp://HOST:PORT, unix:PATH,
+    /// cmd:COMMAND, a command speaking netref on its stdio (a TARGET with a space is one too),
+    /// or rpyc://HOST[:PORT] (rpycs:// for TLS), a Python RPyC server.
     target: String,
     /// What to call, from the root: `add`, `counter.inc`, `kv.get`. A property (`counter.value`)
     /// is read when no ARG is given; `counter.step = 5` sets one.
@@ -57,14 +58,14 @@ pub(crate) async fn run(args: Args) -> ExitCode {
         Ok(x) => x,
         Err(e) => return usage(&e),
     };
-    let attached = match target::connect(&target, &args.connect).await {
+    let attached = match Attached::connect(&target, &args.connect).await {
         Ok(a) => a,
         Err(e) => {
             eprintln!("netref call: cannot connect to {target}: {e}");
             return ExitCode::from(CONNECTION_ERROR);
         }
     };
-    let proxy = attached.conn.root().path_to(path.split('.'));
+    let proxy = attached.root.path_to(path.split('.'));
     let result = match request {
         Request::Call(positional, named) => call_or_get(&proxy, positional, named).await,
         Request::Set(value) => proxy.set(value).await.map(|()| Value::Nil),
@@ -86,6 +87,42 @@ pub(crate) async fn run(args: Args) -> ExitCode {
     };
     attached.close().await;
     code
+}
+
+/// The root of a netref peer or of a Python RPyC server, and how to close its connection.
+struct Attached {
+    root: Proxy,
+    conn: Conn,
+}
+
+enum Conn {
+    Netref(target::Attached),
+    Rpyc(netref::rpyc::Connection),
+}
+
+impl Attached {
+    async fn connect(target: &target::Target, opts: &ConnectOpts) -> netref::Result<Attached> {
+        if let target::Target::Rpyc { addr, tls } = target {
+            let conn = target::connect_rpyc(addr, *tls, opts).await?;
+            return Ok(Attached {
+                root: conn.root().await?,
+                conn: Conn::Rpyc(conn),
+            });
+        }
+        let attached = target::connect(target, opts).await?;
+        Ok(Attached {
+            root: attached.conn.root(),
+            conn: Conn::Netref(attached),
+        })
+    }
+
+    async fn close(self) {
+        drop(self.root);
+        match self.conn {
+            Conn::Netref(a) => a.close().await,
+            Conn::Rpyc(c) => c.close().await,
+        }
+    }
 }
 
 fn usage(message: &str) -> ExitCode {
@@ -160,8 +197,15 @@ async fn call_or_get(
     named: Vec<(String, Value)>,
 ) -> netref::Result<Value> {
     let no_args = positional.is_empty() && named.is_empty();
+    // A Python attribute that is not callable raises TypeError ("… is not callable").
+    let not_callable = |e: &netref::Error| {
+        e.kind() == ErrorKind::WrongOperation
+            || e.as_remote().is_some_and(|r| {
+                r.type_name == "builtins.TypeError" && r.message.ends_with("is not callable")
+            })
+    };
     match proxy.call(CallArgs::from_parts(positional, named)).await {
-        Err(e) if no_args && e.kind() == ErrorKind::WrongOperation => match proxy.get().await {
+        Err(e) if no_args && not_callable(&e) => match proxy.get().await {
             Ok(v) => Ok(v),
             // Neither callable nor readable: the call's error says more.
             Err(_) => Err(e),

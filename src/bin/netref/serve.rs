@@ -16,6 +16,9 @@ use netref::{Config, Secret, Server};
 /// The default address: loopback only.
 const DEFAULT_LISTEN: &str = "127.0.0.1:18861";
 
+/// The default address with `--rpyc`: loopback, RPyC's port.
+const DEFAULT_LISTEN_RPYC: &str = "127.0.0.1:18812";
+
 /// How long calls in flight may finish after Ctrl-C or SIGTERM.
 const GRACE: Duration = Duration::from_secs(5);
 
@@ -46,6 +49,11 @@ pub(crate) struct Args {
     /// The private key of --tls-cert, a PEM file.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Speak Python RPyC 6's wire, for Python's `rpyc.connect(host, port)` [default
+    /// address: 127.0.0.1:18812]. RPyC has no authentication: an address other machines can
+    /// reach needs --tls-cert (Python's `rpyc.ssl_connect`).
+    #[arg(long, conflicts_with_all = ["stdio", "secret_file"])]
+    rpyc: bool,
 }
 
 pub(crate) async fn run(args: Args) -> ExitCode {
@@ -65,7 +73,19 @@ async fn serve(args: Args) -> Result<(), String> {
     if let Some(path) = &args.secret_file {
         config = config.with_secret(Secret::from_file(path).map_err(|e| e.to_string())?);
     }
-    let listen = args.listen.as_deref().unwrap_or(DEFAULT_LISTEN);
+    let default_listen = if args.rpyc {
+        DEFAULT_LISTEN_RPYC
+    } else {
+        DEFAULT_LISTEN
+    };
+    let listen = args.listen.as_deref().unwrap_or(default_listen);
+    if args.rpyc && args.unix.is_none() && args.tls_cert.is_none() && !loopback_only(listen).await?
+    {
+        return Err(format!(
+            "refusing to serve RPyC, which has no authentication, on {listen}, which is not a \
+             loopback address, without --tls-cert"
+        ));
+    }
     if args.allow_exec && args.unix.is_none() && !args.stdio {
         // Running commands for anyone who can reach the port: only on loopback, or with
         // a secret.
@@ -112,6 +132,9 @@ async fn serve(args: Args) -> Result<(), String> {
     }
 
     let mut server = Server::with_root(root).config(config);
+    if args.rpyc {
+        server = server.rpyc();
+    }
     let tls = match (&args.tls_cert, &args.tls_key) {
         #[cfg(feature = "tls")]
         (Some(cert), Some(key)) => {
@@ -146,7 +169,12 @@ async fn serve(args: Args) -> Result<(), String> {
         warn_if_public(*a, args.secret_file.is_some());
     }
     eprintln!(
-        "netref serve: listening on {addr} ({}the lab{}; files in {sandbox}); Ctrl-C stops",
+        "netref serve: listening on {addr} ({}{}the lab{}; files in {sandbox}); Ctrl-C stops",
+        if args.rpyc {
+            "Python RPyC's wire; "
+        } else {
+            ""
+        },
         if tls { "TLS; " } else { "" },
         if args.allow_exec { ", with exec" } else { "" }
     );

@@ -8,6 +8,7 @@
 //! | `HOST`, `:PORT` | TCP with the default port 18861, or the default host 127.0.0.1 |
 //! | `unix:PATH`, `unix://PATH` | a Unix socket |
 //! | `cmd:PROGRAM [ARG...]`, or anything with a space | a command speaking netref on its stdio |
+//! | `rpyc://HOST[:PORT]`, `rpycs://HOST[:PORT]` | Python RPyC 6's wire (TLS with `rpycs`, trusting `--tls-ca`); default port 18812 |
 //!
 //! A scheme (`NAME://`) is dispatched by one `match` in [`parse`] and one in [`connect`]: a
 //! new transport is a [`Target`] variant and an arm in each.
@@ -54,6 +55,13 @@ pub(crate) enum Target {
     Unix(PathBuf),
     /// A command (program and arguments) speaking netref on its stdio.
     Command(Vec<String>),
+    /// A Python RPyC 6 server (`rpyc://`, or `rpycs://` with `tls`): `HOST:PORT`.
+    Rpyc {
+        /// `HOST:PORT`.
+        addr: String,
+        /// `rpycs://`: TLS.
+        tls: bool,
+    },
 }
 
 impl std::fmt::Display for Target {
@@ -62,12 +70,15 @@ impl std::fmt::Display for Target {
             Target::Tcp(a) => f.write_str(a),
             Target::Unix(p) => write!(f, "unix:{}", p.display()),
             Target::Command(argv) => write!(f, "`{}`", argv.join(" ")),
+            Target::Rpyc { addr, tls } => {
+                write!(f, "{}://{addr}", if *tls { "rpycs" } else { "rpyc" })
+            }
         }
     }
 }
 
 /// The forms of a TARGET, for messages.
-const FORMS: &str = "HOST[:PORT], tcp://HOST:PORT, unix:PATH, or cmd:COMMAND";
+const FORMS: &str = "HOST[:PORT], tcp://HOST:PORT, unix:PATH, cmd:COMMAND, or rpyc://HOST[:PORT]";
 
 /// Reads a TARGET (see the module docs for the forms).
 pub(crate) fn parse(s: &str) -> Result<Target, String> {
@@ -83,6 +94,7 @@ pub(crate) fn parse(s: &str) -> Result<Target, String> {
             return match scheme {
                 "tcp" => parse_tcp(rest),
                 "unix" => parse_unix(rest),
+                "rpyc" | "rpycs" => parse_rpyc(rest, scheme == "rpycs"),
                 _ => Err(format!(
                     "unknown scheme `{scheme}://` in TARGET `{s}`: use {FORMS}"
                 )),
@@ -156,6 +168,20 @@ fn parse_tcp(addr: &str) -> Result<Target, String> {
         ));
     }
     Ok(Target::Tcp(format!("{host}:{port}")))
+}
+
+/// `rpyc://HOST[:PORT]`: a TCP address whose default port is RPyC's.
+fn parse_rpyc(addr: &str, tls: bool) -> Result<Target, String> {
+    let port = netref::rpyc::DEFAULT_PORT;
+    let with_port = match addr.rsplit_once(':') {
+        _ if addr.parse::<Ipv6Addr>().is_ok() => format!("[{addr}]:{port}"),
+        Some((_, p)) if !addr.ends_with(']') && p.parse::<u16>().is_ok() => addr.to_owned(),
+        _ => format!("{addr}:{port}"),
+    };
+    match parse_tcp(&with_port)? {
+        Target::Tcp(addr) => Ok(Target::Rpyc { addr, tls }),
+        other => Err(format!("`{other}` is not an address for rpyc://")),
+    }
 }
 
 fn parse_unix(path: &str) -> Result<Target, String> {
@@ -313,7 +339,76 @@ pub(crate) async fn connect(target: &Target, opts: &ConnectOpts) -> netref::Resu
         Target::Tcp(addr) => connect_tcp(addr, opts, config).await.map(Attached::plain),
         Target::Unix(path) => connect_unix(path, config).await.map(Attached::plain),
         Target::Command(argv) => connect_command(argv, config).await,
+        Target::Rpyc { .. } => Err(netref::Error::Value(format!(
+            "{target} speaks Python RPyC's wire: only `netref call` reaches it"
+        ))),
     }
+}
+
+/// Connects to a Python RPyC server (`rpyc://`, `rpycs://` with `--tls-ca`).
+pub(crate) async fn connect_rpyc(
+    addr: &str,
+    tls: bool,
+    opts: &ConnectOpts,
+) -> netref::Result<netref::rpyc::Connection> {
+    let config = opts.config()?;
+    if config.secret.is_some() {
+        return Err(netref::Error::Value(
+            "RPyC's wire has no authentication: --secret-file does not apply to rpyc://".into(),
+        ));
+    }
+    if !tls {
+        if opts.tls_ca.is_some() {
+            return Err(netref::Error::Value(
+                "--tls-ca goes with rpycs://, RPyC over TLS".into(),
+            ));
+        }
+        return netref::rpyc::connect_with(addr, config, None).await;
+    }
+    rpyc_tls(addr, opts, config).await
+}
+
+#[cfg(feature = "tls")]
+async fn rpyc_tls(
+    addr: &str,
+    opts: &ConnectOpts,
+    config: Config,
+) -> netref::Result<netref::rpyc::Connection> {
+    use netref::tls;
+    let Some(ca) = &opts.tls_ca else {
+        return Err(netref::Error::Value(
+            "rpycs:// needs --tls-ca, the CA that signed the server's certificate".into(),
+        ));
+    };
+    let pem = std::fs::read(ca).map_err(|e| {
+        netref::Error::Io(std::io::Error::new(
+            e.kind(),
+            format!("cannot read {}: {e}", ca.display()),
+        ))
+    })?;
+    let client = tls::TlsClientConfig::new(tls::certs_from_pem(&pem)?)?;
+    let host = match opts.tls_name.as_deref() {
+        Some(n) => n.to_owned(),
+        None => addr
+            .rsplit_once(':')
+            .map_or(addr, |(h, _)| h)
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned(),
+    };
+    netref::rpyc::connect_tls(addr, &host, &client, config).await
+}
+
+#[cfg(not(feature = "tls"))]
+async fn rpyc_tls(
+    _addr: &str,
+    _opts: &ConnectOpts,
+    _config: Config,
+) -> netref::Result<netref::rpyc::Connection> {
+    Err(netref::Error::Io(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "this netref was built without the `tls` feature",
+    )))
 }
 
 async fn connect_tcp(addr: &str, opts: &ConnectOpts, config: Config) -> netref::Result<Connection> {
@@ -451,5 +546,27 @@ mod tests {
         assert!(parse("cmd:").is_err());
         assert!(parse("  ").is_err());
         assert!(parse("a 'b").is_err());
+    }
+
+    #[test]
+    fn rpyc_targets() {
+        let rpyc = |addr: &str, tls| {
+            Ok(Target::Rpyc {
+                addr: addr.into(),
+                tls,
+            })
+        };
+        assert_eq!(
+            parse("rpyc://127.0.0.1:18812"),
+            rpyc("127.0.0.1:18812", false)
+        );
+        assert_eq!(parse("rpyc://lab1"), rpyc("lab1:18812", false));
+        assert_eq!(parse("rpycs://lab1:9"), rpyc("lab1:9", true));
+        assert_eq!(parse("rpyc://[::1]"), rpyc("[::1]:18812", false));
+        assert_eq!(parse("rpyc://::1"), rpyc("[::1]:18812", false));
+        assert_eq!(parse("rpyc://[::1]:5"), rpyc("[::1]:5", false));
+        assert!(parse("rpyc://host:0").is_err());
+        assert!(parse("rpyc://a b").is_err());
+        assert_eq!(parse("rpycs://h:1").unwrap().to_string(), "rpycs://h:1");
     }
 }
