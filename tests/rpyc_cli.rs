@@ -2,7 +2,6 @@
 //! `netref call rpyc://…` reaches Python servers (rpyc 6.0.2, installed on first use).
 
 mod cli_support;
-#[allow(dead_code)]
 mod common;
 
 use std::process::Command;

@@ -27,7 +27,7 @@ use futures_util::FutureExt;
 use super::boxing::{Boxed, IdPack};
 use super::brine::Brine;
 use super::message::Handler;
-use super::session::{stop_iteration, Session};
+use super::session::Session;
 use crate::error::{Error, ErrorKind, Result};
 use crate::gate;
 use crate::object::{Args, MemberKind, Reply};
@@ -258,7 +258,7 @@ fn handle_callattr(p: Proxy, name: &str, args: Args) -> Reply {
 
 fn first_item(r: Result<Value>) -> Result<Value> {
     match r? {
-        Value::List(items) => items.into_iter().next().ok_or_else(stop_iteration),
+        Value::List(items) => items.into_iter().next().ok_or_else(Error::stop_iteration),
         other => Err(Error::Value(format!(
             "an iterator's next_batch gave a {}",
             other.type_name()

@@ -409,7 +409,7 @@ impl Session {
                 seq,
                 value: boxed.into_brine(),
             },
-            Err(e) if is_stop_iteration(&e) => Message::Exception {
+            Err(e) if e.is_stop_iteration() => Message::Exception {
                 seq,
                 value: super::vinegar::stop_iteration(),
             },
@@ -420,22 +420,6 @@ impl Session {
         };
         self.push(&msg);
     }
-}
-
-/// True for the error that stands for Python's `StopIteration`.
-pub(crate) fn is_stop_iteration(e: &Error) -> bool {
-    e.as_remote()
-        .is_some_and(|r| r.type_name == "builtins.StopIteration")
-}
-
-/// The error that becomes `StopIteration` on the wire.
-pub(crate) fn stop_iteration() -> Error {
-    Error::Remote(crate::error::RemoteError {
-        kind: ErrorKind::Failed,
-        type_name: "builtins.StopIteration".into(),
-        message: String::new(),
-        chain: Vec::new(),
-    })
 }
 
 /// Removes a request's entry when its waiter goes (answered, timed out or dropped).

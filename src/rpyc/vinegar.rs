@@ -98,7 +98,7 @@ impl Raised {
     pub(crate) fn into_error(self) -> Error {
         match self {
             Raised::StopIteration => Error::Remote(RemoteError {
-                kind: ErrorKind::Failed,
+                kind: ErrorKind::StopIteration,
                 type_name: "builtins.StopIteration".into(),
                 message: String::new(),
                 chain: Vec::new(),
@@ -133,6 +133,7 @@ impl PyException {
             ("builtins", "AttributeError") => ErrorKind::NoSuchMember,
             ("builtins", "TypeError") => ErrorKind::BadArguments,
             ("builtins", "TimeoutError") => ErrorKind::TimedOut,
+            ("builtins", "StopIteration") => ErrorKind::StopIteration,
             _ => ErrorKind::Failed,
         };
         let mut chain = Vec::new();
