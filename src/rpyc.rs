@@ -13,7 +13,7 @@
 //! ```no_run
 //! # async fn demo() -> netref::Result<()> {
 //! let conn = netref::rpyc::connect("127.0.0.1:18812").await?;
-//! let os = conn.root().call_method("getmodule", ("os",)).await?.into_proxy()?;
+//! let os = conn.root().await?.call_method("getmodule", ("os",)).await?.into_proxy()?;
 //! let cwd = os.call_method("getcwd", ()).await?;
 //! println!("the Python process runs in {cwd}");
 //! # Ok(()) }
@@ -24,6 +24,41 @@
 //! then gets the root object, calls its `#[exposed]` members (`conn.root.add(1, 2)`), passes
 //! its own functions as callbacks, iterates netref iterators, and `dir(conn.root)` lists the
 //! exposed members only.
+//!
+//! # Example
+//!
+//! Both ends of RPyC's wire in one process, over an in-memory pipe (with Python on either
+//! side it works the same):
+//!
+//! ```
+//! use netref::{expose, rpyc, Config, Obj};
+//!
+//! struct Calc;
+//!
+//! #[expose]
+//! impl Calc {
+//!     /// Adds two numbers.
+//!     #[exposed]
+//!     fn add(&self, a: i64, b: i64) -> i64 { a + b }
+//! }
+//!
+//! # tokio::runtime::Runtime::new().unwrap().block_on(async {
+//! let (a, b) = tokio::io::duplex(64 * 1024);
+//! let (ar, aw) = tokio::io::split(a);
+//! let (br, bw) = tokio::io::split(b);
+//! let server = rpyc::from_io(ar, aw, Config::default(), Some(Obj::new(Calc).erase()));
+//! let client = rpyc::from_io(br, bw, Config::default(), None);
+//! let root = client.root().await.unwrap();
+//! assert_eq!(root.call_method("add", (1, 2)).await.unwrap().as_i64(), Some(3));
+//! // `dir` lists the exposed members; a hidden or unknown one is "no such member"
+//! assert_eq!(root.dir().await.unwrap(), vec!["add".to_string()]);
+//! assert!(root.call_method("sub", (1, 2)).await.unwrap_err().is_no_such_member());
+//! assert_eq!(server.export_count(), 1); // the root, lent to the client
+//! client.close().await;
+//! server.closed().await;
+//! assert_eq!(server.export_count(), 0);
+//! # });
+//! ```
 //!
 //! # What maps to what
 //!
