@@ -6,7 +6,7 @@
 //! `rpyc_classic`); the connection's [`root`](Connection::root) is a [`Proxy`] of the
 //! Python service, driven with the ordinary proxy API: `call_method`, `attr(..).get()`,
 //! `attr(..).set(..)`, `dir`, keyword arguments through [`Args`](crate::Args). Python objects
-//! that come back are proxies too; [`repr`], [`str`], [`len`], [`getitem`], [`eq`] and
+//! that come back are proxies too; [`repr`], [`str`](str()), [`len`], [`getitem`], [`eq`] and
 //! [`iter`] give Python's view of them. Rust callbacks and objects passed as arguments are
 //! lent to Python by reference.
 //!
