@@ -10,7 +10,7 @@
 //! ```
 //!
 //! Options: `--port PORT` (0 picks a free one), `--stdio` (lend the debug root on stdin and
-//! stdout instead: `netref repl "cargo run -q --example live_debug -- --stdio"`).
+//! stdout instead: `cargo run -- repl "cargo run -q --example live_debug -- --stdio"`).
 //!
 //! The service: a producer makes a job every 100 ms; three workers take jobs from a queue,
 //! "process" them (sleep `config.job_ms`), and count what they did; one job in ten fails.

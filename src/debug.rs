@@ -19,8 +19,9 @@
 //! # Ok(()) }
 //! ```
 //!
-//! then attach with `netref repl 127.0.0.1:4000` ([`serve_stdio`] lends it on stdin and
-//! stdout instead, for a command TARGET). Keep the returned
+//! then attach with `netref repl 127.0.0.1:4000` (`cargo run -- repl 127.0.0.1:4000` in a
+//! netref checkout, or `netref` after `cargo install --path .`; [`serve_stdio`] lends it on
+//! stdin and stdout instead, for a command TARGET). Keep the returned
 //! [`ServerHandle`]: dropping it stops accepting. [`serve`] binds the
 //! loopback interface only; [`serve_on`] takes any address, for when you mean it.
 //!

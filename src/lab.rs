@@ -3,8 +3,9 @@
 //! # Usage
 //!
 //! `netref serve` lends a lab on `127.0.0.1:18861`, and `netref repl` with no target starts
-//! one in-process and attaches to it. In your own program, build one with [`Lab::new`] and
-//! lend [`Lab::into_root`]:
+//! one in-process and attaches to it (`cargo run -- serve` and `cargo run -- repl` in a
+//! netref checkout; `cargo install --path .` puts `netref` on the `PATH`). In your own
+//! program, build one with [`Lab::new`] and lend [`Lab::into_root`]:
 //!
 //! ```
 //! use netref::lab::{Lab, LabOptions};

@@ -476,3 +476,146 @@ fn repl_timeout_applies_to_the_embedded_lab() {
     let left: u64 = out.stdout.trim().parse().expect("a number of seconds");
     assert!((90..=100).contains(&left), "{out:?}");
 }
+
+/// Splits a shell line on spaces, honouring '…' and "…" (enough for the docs' examples).
+fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut quote = None;
+    for c in line.chars() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some(_), c) => word.get_or_insert_with(String::new).push(c),
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                word.get_or_insert_with(String::new);
+            }
+            (None, ' ') => words.extend(word.take()),
+            (None, c) => word.get_or_insert_with(String::new).push(c),
+        }
+    }
+    words.extend(word);
+    words
+}
+
+/// Every `$ netref call …` example of docs/repl.md prints what the page says it prints.
+#[test]
+fn the_docs_call_examples_run_as_written() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/repl.md"))
+        .expect("read docs/repl.md");
+    let (_server, addr) = serve(&["--listen", "127.0.0.1:0"]);
+    // Ports differ from run to run; so does the client's, in an error's `at:` line.
+    let ports = |text: &str| {
+        let mut out = String::new();
+        for line in text.lines() {
+            let line = match line.find("127.0.0.1:") {
+                Some(i) => {
+                    let rest = &line[i + 10..];
+                    let digits =
+                        rest.len() - rest.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+                    format!("{}127.0.0.1:PORT{}", &line[..i], &rest[digits..])
+                }
+                None => line.to_owned(),
+            };
+            out.push_str(&line);
+            out.push('\n');
+        }
+        out
+    };
+    let mut lines = doc.lines().peekable();
+    let mut examples = 0;
+    while let Some(line) = lines.next() {
+        // The lab's examples (the RPyC ones need a Python server).
+        let Some(command) = line.strip_prefix("$ netref call 127.0.0.1:18861 ") else {
+            continue;
+        };
+        let command = format!("127.0.0.1:18861 {command}");
+        let command = command.as_str();
+        let mut expected = String::new();
+        while let Some(next) = lines.peek() {
+            if next.starts_with("$ ") || next.starts_with("```") {
+                break;
+            }
+            expected.push_str(next);
+            expected.push('\n');
+            lines.next();
+        }
+        let command = command.split(" #").next().unwrap_or(command).trim();
+        let (command, show_status) = match command.strip_suffix("; echo $?") {
+            Some(c) => (c, true),
+            None => (command, false),
+        };
+        let mut args = vec!["call".to_owned()];
+        args.extend(shell_words(command));
+        for a in &mut args {
+            if a == "127.0.0.1:18861" {
+                a.clone_from(&addr);
+            }
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = run(&args, "");
+        let mut actual = format!("{}{}", out.stdout, out.stderr);
+        if show_status {
+            actual.push_str(&format!("{}\n", out.code().unwrap_or(-1)));
+        } else {
+            assert_eq!(out.code(), Some(0), "{command}: {out:?}");
+        }
+        assert_eq!(
+            ports(&actual),
+            ports(&expected),
+            "docs/repl.md: $ netref call {command}"
+        );
+        examples += 1;
+    }
+    assert!(examples >= 5, "only {examples} examples found");
+}
+
+/// Every page that shows a `netref` command says how to get one, and the README says how
+/// to depend on the crate, with still exactly two set-up commands.
+#[test]
+fn the_docs_say_how_to_get_the_netref_command() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let mut pages = vec![std::path::PathBuf::from(root).join("README.md")];
+    for entry in std::fs::read_dir(format!("{root}/docs")).expect("read docs/") {
+        let path = entry.expect("a docs entry").path();
+        if path.extension().is_some_and(|e| e == "md") {
+            pages.push(path);
+        }
+    }
+    for page in &pages {
+        let text = std::fs::read_to_string(page).expect("read a page");
+        // A command to type: a line of a code block that runs `netref`.
+        let mut in_code = false;
+        let shows = text.lines().any(|l| {
+            if l.starts_with("```") {
+                in_code = !in_code;
+                return false;
+            }
+            let l = l.strip_prefix("$ ").unwrap_or(l);
+            in_code && l.starts_with("netref ")
+        });
+        if shows {
+            assert!(
+                text.contains("cargo install --path .") || text.contains("cargo run -- "),
+                "{} shows `netref …` but not how to get it",
+                page.display()
+            );
+        }
+    }
+    let readme = std::fs::read_to_string(format!("{root}/README.md")).expect("README");
+    assert!(
+        readme.contains("cargo install --path ."),
+        "README: no install"
+    );
+    assert!(
+        readme.contains("[dependencies]\nnetref = "),
+        "README: no dependency line"
+    );
+    let quickstart = readme
+        .split("## Quickstart")
+        .nth(1)
+        .and_then(|s| s.split("```sh\n").nth(1))
+        .and_then(|s| s.split("```").next())
+        .expect("the Quickstart's commands");
+    assert_eq!(quickstart.lines().count(), 2, "{quickstart}");
+}
