@@ -90,6 +90,7 @@
 //! what it lends (`exports`), serving Python (`serve`) and Python's objects (`pyobj`).
 
 mod boxing;
+mod bridge;
 mod brine;
 mod convert;
 mod exports;
@@ -237,6 +238,18 @@ impl Connection {
         use std::sync::atomic::Ordering::Relaxed;
         let s = &self.link.session;
         (s.sent.load(Relaxed), s.received.load(Relaxed))
+    }
+
+    /// The peer's root as a netref [`Object`]: each public name its `dir()` lists is a
+    /// settable property (read with `GETATTR`, set with `SETATTR`, called by reading the
+    /// bound method and calling it). Lend it on a netref connection and netref's own tools
+    /// reach the Python object: `netref repl rpyc://…` does this with an in-process pair.
+    ///
+    /// The member list is taken once, now, and its description lives until the program
+    /// ends: make one bridge per connection.
+    pub async fn bridge(&self) -> Result<Arc<dyn Object>> {
+        let root = self.root().await?;
+        Ok(Arc::new(bridge::Bridge::new(root).await?))
     }
 
     /// Installs (or removes) a function that sees every RPyC message in readable form

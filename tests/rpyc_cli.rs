@@ -119,3 +119,25 @@ fn call_reads_a_live_rpyc_classic_process() {
         "{out:?}"
     );
 }
+
+#[test]
+fn repl_reaches_a_python_process() {
+    let (_py, port) = python_server("classic");
+    let target = format!("rpyc://127.0.0.1:{port}");
+    let script = "root.getmodule(\"os\").getcwd()\nroot.eval(\"6*7\")\n";
+    let out = run(&["repl", &target], script);
+    let cwd = repo().canonicalize().unwrap();
+    assert_eq!(
+        out.stdout,
+        format!("{:?}\n42\n", cwd.to_str().unwrap()),
+        "{out:?}"
+    );
+    // RPyC's own messages, on request
+    let out = cli_support::run_with(
+        &["repl", &target],
+        "root.eval(\"1\")\n",
+        &[("NETREF_RPYC_TRACE", "1")],
+    );
+    assert!(out.stderr.contains("rpyc -> REQUEST"), "{}", out.stderr);
+    assert!(out.stderr.contains("CALL"), "{}", out.stderr);
+}

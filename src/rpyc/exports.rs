@@ -148,9 +148,7 @@ fn pack_for(proxy: &Proxy, id: i64) -> IdPack {
         if info.call.is_some() && info.members.len() == 1 {
             ("builtins.function".to_owned(), FUNCTION_CLASS)
         } else {
-            // The static type description's address identifies the type.
-            let class_id = (info as *const crate::object::TypeInfo as usize as i64) & i64::MAX;
-            (format!("netref.{}", info.name), class_id)
+            (format!("netref.{}", info.name), class_id(info.name))
         }
     } else {
         ("netref.RemoteObject".to_owned(), FORWARDED_CLASS)
@@ -160,6 +158,17 @@ fn pack_for(proxy: &Proxy, id: i64) -> IdPack {
         class_id,
         instance_id: id,
     }
+}
+
+/// A type's `class_id`: a hash of its name (FNV-1a, 40 bits), the same in every run, so
+/// traces read the same.
+fn class_id(name: &str) -> i64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in name.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    (h & 0xff_ffff_ffff) as i64
 }
 
 #[cfg(test)]

@@ -103,7 +103,8 @@ def main():
 
     del c, lst, t, other, e, hidden, unknown, names
     gc.collect()
-    # A synchronous request after the DELs: they are handled by then.
+    # A synchronous request after the DELs: they are handled by then (its own bound
+    # method's DEL follows it).
     assert root.add(0, 0) == 0
     print("DROPPED", flush=True)
     sys.stdin.readline()

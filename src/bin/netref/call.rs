@@ -96,7 +96,7 @@ struct Attached {
 }
 
 enum Conn {
-    Netref(target::Attached),
+    Netref(Box<target::Attached>),
     Rpyc(netref::rpyc::Connection),
 }
 
@@ -112,7 +112,7 @@ impl Attached {
         let attached = target::connect(target, opts).await?;
         Ok(Attached {
             root: attached.conn.root(),
-            conn: Conn::Netref(attached),
+            conn: Conn::Netref(Box::new(attached)),
         })
     }
 

@@ -101,7 +101,11 @@ async fn open(args: &Args) -> Result<(Session, Option<target::Attached>), String
             let attached = target::connect(&target, &args.connect)
                 .await
                 .map_err(|e| format!("cannot connect to {target}: {e}"))?;
-            let session = Session::new(attached.conn.clone());
+            let session = match &attached.bridge {
+                // rpyc://: the Python root behind an in-process pair; `:tables` shows both ends.
+                Some((peer, _)) => Session::with_peer(attached.conn.clone(), peer.clone()),
+                None => Session::new(attached.conn.clone()),
+            };
             Ok((session, Some(attached)))
         }
     }

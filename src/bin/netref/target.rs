@@ -283,11 +283,18 @@ pub(crate) struct Attached {
     pub(crate) conn: Connection,
     /// Killed on drop; [`Attached::close`] asks it to stop first.
     child: Option<tokio::process::Child>,
+    /// For `rpyc://`: the in-process end lending the Python root through
+    /// [`netref::rpyc::Connection::bridge`], and the RPyC connection behind it.
+    pub(crate) bridge: Option<(Connection, netref::rpyc::Connection)>,
 }
 
 impl Attached {
     fn plain(conn: Connection) -> Attached {
-        Attached { conn, child: None }
+        Attached {
+            conn,
+            child: None,
+            bridge: None,
+        }
     }
 
     /// Closes the connection; a command target's child is then asked to stop, so it can
@@ -295,6 +302,10 @@ impl Attached {
     /// SIGTERM, and after another it is killed.
     pub(crate) async fn close(mut self) {
         self.conn.close().await;
+        if let Some((peer, rpyc)) = self.bridge.take() {
+            peer.close().await;
+            rpyc.close().await;
+        }
         if let Some(child) = self.child.take() {
             stop_child(child).await;
         }
@@ -339,9 +350,26 @@ pub(crate) async fn connect(target: &Target, opts: &ConnectOpts) -> netref::Resu
         Target::Tcp(addr) => connect_tcp(addr, opts, config).await.map(Attached::plain),
         Target::Unix(path) => connect_unix(path, config).await.map(Attached::plain),
         Target::Command(argv) => connect_command(argv, config).await,
-        Target::Rpyc { .. } => Err(netref::Error::Value(format!(
-            "{target} speaks Python RPyC's wire: only `netref call` reaches it"
-        ))),
+        Target::Rpyc { addr, tls } => {
+            // The Python root, lent through an in-process pair so netref's tools reach it.
+            let rpyc = connect_rpyc(addr, *tls, opts).await?;
+            if std::env::var_os("NETREF_RPYC_TRACE").is_some() {
+                // RPyC's own messages, under the REPL's view of the bridge.
+                rpyc.set_tracer(Some(std::sync::Arc::new(
+                    |e: &netref::trace::TraceEvent| {
+                        eprintln!("  rpyc {e}");
+                    },
+                )));
+            }
+            let bridge = rpyc.bridge().await?;
+            let quiet = Config::default().with_keepalive(None, Duration::from_secs(45));
+            let (peer, conn) = netref::pair_with(quiet, Some(bridge), None).await?;
+            Ok(Attached {
+                conn,
+                child: None,
+                bridge: Some((peer, rpyc)),
+            })
+        }
     }
 }
 
@@ -440,6 +468,7 @@ async fn connect_command(argv: &[String], config: Config) -> netref::Result<Atta
     Ok(Attached {
         conn,
         child: Some(child),
+        bridge: None,
     })
 }
 
