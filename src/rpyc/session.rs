@@ -511,7 +511,22 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         }
         session.room.notify_waiters();
         let wrote = tokio::time::timeout(stall, async {
-            writer.write_all(&batch).await?;
+            // One write per frame: over TLS each frame is then a record of its own. Python's
+            // channel polls the socket, not its TLS buffer, so a second frame sharing a record
+            // with the first would wait there unseen (a callback never answered).
+            let mut rest = &batch[..];
+            while !rest.is_empty() {
+                // The buffer holds whole frames this side encoded.
+                let n = match rest.get(..4) {
+                    Some(&[a, b, c, d]) => {
+                        frame::HEADER + u32::from_be_bytes([a, b, c, d]) as usize + 1
+                    }
+                    _ => rest.len(),
+                }
+                .min(rest.len());
+                writer.write_all(&rest[..n]).await?;
+                rest = &rest[n..];
+            }
             writer.flush().await
         })
         .await;
