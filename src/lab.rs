@@ -279,7 +279,7 @@ fn add_values(a: Value, b: Value) -> Result<Value> {
                 _ => Value::Float(wide as f64),
             }
         }
-        (Value::Str(x), Value::Str(y)) => Value::Str(x + &y),
+        (Value::Str(x), Value::Str(y)) => Value::Str(x + y.as_str()),
         (Value::Bytes(mut x), Value::Bytes(y)) => {
             x.extend(y);
             Value::Bytes(x)

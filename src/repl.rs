@@ -17,7 +17,7 @@
 //! let sink = lines.clone();
 //! session.set_output(move |line: &str| sink.lock().unwrap().push(line.to_owned()));
 //!
-//! assert_eq!(session.eval("x = root.add(1, 2)").await, Outcome::Ok);
+//! assert_eq!(session.eval("let x = root.add(1, 2)").await, Outcome::Ok);
 //! session.eval("x").await;
 //! session.eval("root.every(2, print)").await;
 //! assert_eq!(session.eval("root.nope()").await, Outcome::Failed);
@@ -32,18 +32,19 @@
 //!
 //! # The language
 //!
-//! Literals (`12`, `-1.5`, `"text"`, `b"\x00bytes"`, `[1, 2]`, `{name: "x", "k": 1}`,
-//! `true`, `false`, `nil`), variables, `x = expr`, `del x`, attribute paths
-//! (`root.counter.value`), calls with positional and named arguments
-//! (`root.files.open("a.txt", mode="w")`), attribute assignment (`root.counter.step = 5`),
-//! indexing (`xs[0]`, `m["k"]`; on a remote object, `get(k)`), and built-in functions:
-//! `list(x)` (drains a remote iterator), `dir(x)`, `help(x)`, `len(x)`, `type(x)` and
-//! `collector()`. `print` and collectors are REPL-side callbacks: pass them to remote
-//! methods (`root.every(3, print)`). `_` holds the last result. `;` separates statements;
-//! an open bracket continues on the next line. See `docs/repl.md`.
+//! [Rhai](https://rhai.rs): `let`, `fn`, closures (`|x| x * 2`), `if`, `while`, `loop`,
+//! `for x in …`, arrays, maps (`#{k: 1}`), strings with interpolation, `throw` and
+//! `try`/`catch`. On top of it, netref's values: `root` (the peer's root object), proxies
+//! as first-class values (`root.counter.value`, `root.add(1, 2)`, `root.counter.step = 5`,
+//! `root.kv["k"]` for the object's `get("k")`, `for x in root.numbers(5) { … }`,
+//! `let f = root.add; f(1, 2)`), closures passed to remote methods as callbacks
+//! (`root.every(3, |i| print(i * 10))`), and the built-ins `print`, `list`, `dir`, `help`,
+//! `len`, `type`, `collector()`, `partial(f, args…)`, `named(#{k: v})` and `quit()`.
+//! `x.method.pipeline(args)` sends a call without waiting and gives its answer at once.
+//! Variables keep their values from one input to the next. See `docs/repl.md`.
 //!
 //! Commands: `:trace on|off|mermaid`, `:tables`, `:stats`, `:time on|off`,
-//! `:timeout SECS|off`, `:help`, `:quit`.
+//! `:timeout SECS|off`, `:load FILE`, `:reconnect`, `:connect TARGET`, `:help`, `:quit`.
 //!
 //! # Traces
 //!
@@ -59,33 +60,44 @@
 //! # Errors
 //!
 //! A failed input prints one block (`error: KIND: MESSAGE`, then the error's type and the
-//! remote call chain) and the session goes on; [`Session::eval`] returns
-//! [`Outcome::Failed`].
+//! remote call chain) through the error output ([`Session::set_error_output`]) and the
+//! session goes on; [`Session::eval`] returns [`Outcome::Failed`]. An error inside a
+//! closure called by the peer goes back to the peer as the call's error.
 //!
 //! # Cancellation
 //!
-//! Dropping the future of [`Session::eval`] cancels the remote call it is waiting for (the
-//! binary does this on Ctrl-C).
+//! [`Session::cancel`] (Ctrl-C in the binary) cancels the remote call the running input is
+//! waiting for, and stops a running loop; the input ends with a `cancelled` error and its
+//! `Cancel` shows in its own trace. Dropping the future of [`Session::eval`] does the same.
+//!
+//! # Reconnecting
+//!
+//! When the connection is lost the session stays: `:reconnect` and `:connect TARGET` dial
+//! through [`Session::set_dialer`]; variables holding plain values keep them, and proxies
+//! of the lost connection say so when used.
 
 mod collector;
+mod commands;
 mod complete;
-mod eval;
 mod render;
-mod syntax;
+mod script;
+mod values;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::any::Any;
+use std::cell::RefCell;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Weak};
+use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
+use futures_util::future::BoxFuture;
 use parking_lot::{Mutex, RwLock};
+use rhai::{Dynamic, Engine, EvalAltResult, Scope, AST};
 
 use crate::config::Config;
 use crate::connection::Connection;
-use crate::connection::Tables;
 use crate::error::Result;
 use crate::lab::{Lab, LabOptions};
-use crate::protocol::fmt_id;
 use crate::trace::{Direction, Recorder, TraceEvent};
 use crate::value::Value;
 
@@ -99,11 +111,20 @@ pub enum Outcome {
     Ok,
     /// It failed; the error was printed and the session goes on.
     Failed,
-    /// It asked to leave (`:quit`).
+    /// It asked to leave (`:quit`, `quit()`).
     Quit,
 }
 
 type Output = Arc<dyn Fn(&str) + Send + Sync>;
+
+/// What [`Session::set_dialer`] returns: the new connection, a line saying what it is
+/// attached to, and anything to keep alive while it is used (a child process).
+pub type Dialed = (Connection, String, Option<Box<dyn Any + Send + Sync>>);
+
+/// Re-dials for `:reconnect` (`None`: the session's own target) and `:connect TARGET`.
+pub type Dialer = Arc<
+    dyn Fn(Option<String>) -> BoxFuture<'static, std::result::Result<Dialed, String>> + Send + Sync,
+>;
 
 /// A REPL session on one connection. Cheap to clone; clones share variables and settings.
 #[derive(Clone)]
@@ -114,12 +135,13 @@ pub struct Session {
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session")
-            .field("attached_to", &self.inner.description)
+            .field("attached_to", &self.inner.link().description)
             .finish_non_exhaustive()
     }
 }
 
-pub(crate) struct Inner {
+/// The connection a session evaluates against; replaced by `:reconnect` and `:connect`.
+pub(crate) struct Link {
     conn: Connection,
     /// The other end, when it lives in this process (the embedded lab).
     peer: Option<Connection>,
@@ -128,8 +150,28 @@ pub(crate) struct Inner {
     /// The peer's name in diagrams.
     peer_name: String,
     description: String,
-    vars: Mutex<BTreeMap<String, Value>>,
+    /// Counts connections: proxies remember theirs, and a proxy of a lost one says so.
+    epoch: u64,
+    _keep: Option<Box<dyn Any + Send + Sync>>,
+}
+
+pub(crate) struct Inner {
+    me: Weak<Inner>,
+    link: RwLock<Arc<Link>>,
+    engine: Engine,
+    /// The variables, kept from one input to the next.
+    scope: Mutex<Scope<'static>>,
+    /// Every function and closure defined so far (closures are called back later).
+    lib: Mutex<AST>,
+    chains: Mutex<script::Chains>,
+    /// Set by [`Session::cancel`]: calls in flight fail, loops stop.
+    cancelled: AtomicBool,
+    cancel: tokio::sync::Notify,
+    dialer: Mutex<Option<Dialer>>,
+    /// `print` as a callback: one object, however often it is passed.
+    print_proxy: OnceLock<crate::Proxy>,
     out: RwLock<Output>,
+    err: RwLock<Option<Output>>,
     trace: AtomicBool,
     time: AtomicBool,
     /// While above zero, calls sent are the REPL's own lookups: not shown.
@@ -145,6 +187,8 @@ pub(crate) struct Inner {
     timeout: Mutex<Option<Duration>>,
     /// Remote type names, by object key (`#id` or `root`).
     types: Mutex<HashMap<String, String>>,
+    /// The methods of each remote type, from its help.
+    methods: Mutex<HashMap<String, Arc<HashSet<String>>>>,
     /// Member names, by type name (`type:Counter`) or by path (`path:root.counter`).
     dirs: Mutex<HashMap<String, Arc<Vec<String>>>>,
 }
@@ -158,31 +202,82 @@ impl Drop for Mute<'_> {
     }
 }
 
+thread_local! {
+    /// The session evaluating on this thread (for `for x in proxy`).
+    static CURRENT: RefCell<Option<Weak<Inner>>> = const { RefCell::new(None) };
+}
+
+/// The session evaluating on this thread.
+pub(crate) fn current_session() -> Option<Arc<Inner>> {
+    CURRENT.with(|c| c.borrow().as_ref().and_then(Weak::upgrade))
+}
+
+/// Marks this thread as evaluating for a session until dropped.
+struct Current(Option<Weak<Inner>>);
+
+impl Current {
+    fn enter(session: Weak<Inner>) -> Current {
+        Current(CURRENT.with(|c| c.borrow_mut().replace(session)))
+    }
+}
+
+impl Drop for Current {
+    fn drop(&mut self) {
+        CURRENT.with(|c| *c.borrow_mut() = self.0.take());
+    }
+}
+
+/// Cancels the running input when the future of [`Session::eval`] is dropped.
+struct CancelOnDrop<'a>(&'a Inner, bool);
+
+impl Drop for CancelOnDrop<'_> {
+    fn drop(&mut self) {
+        if self.1 {
+            self.0.cancel_now();
+        }
+    }
+}
+
 const COMMANDS: &[&str] = &[
-    ":help", ":quit", ":trace", ":tables", ":stats", ":time", ":timeout",
+    ":help",
+    ":quit",
+    ":trace",
+    ":tables",
+    ":stats",
+    ":time",
+    ":timeout",
+    ":load",
+    ":reconnect",
+    ":connect",
 ];
 
 const HELP: &str = "\
-netref repl: evaluate expressions against the peer's objects.
+netref repl: a Rhai script against the peer's objects.
 
   root                          the peer's root object
-  root.add(1, 2)                call a method (named arguments: f(a, b=2))
-  root.counter.value            read a property
+  root.add(1, 2)                call a method
+  root.counter.value            read a property (one message for the whole path)
   root.counter.step = 5         set a settable property
-  x = root.files.open(\"a.txt\", \"w\")
+  root.kv[\"k\"]                  index: the object's get(\"k\")
+  let f = root.files.open(\"a.txt\", \"w\")
                                 keep a result (objects stay lent while held)
-  x = nil  /  del x             drop it (the peer is told with a Release)
+  f = ()                        drop it (the peer is told with a Release)
+  for x in root.numbers(5) { print(x * 10) }
   list(root.numbers(5))         drain a remote iterator
   dir(x)  help(x)  len(x)  type(x)
   root.every(3, print)          pass a REPL-side callback
-  c = collector(); root.every(3, c); list(c)
-  _                             the last result
-
-literals: 1  -2.5  \"s\"  b\"\\x00\"  [1, 2]  {k: 1}  true  false  nil
-
-  partial(root.add, 10)         a callback that calls root.add(10, ...) (re-entrancy)
-  pipeline(root.files.open(\"a\", \"w\")).write(\"x\")
+  root.every(3, |i| print(i * 10))
+                                a closure lent as a callback (it may call the peer)
+  let c = collector(); root.every(3, c); list(c)
+  partial(root.add, 10)         a callback that calls root.add(10, ...)
+  root.files.open.pipeline(\"a\", \"w\").write(\"x\")
                                 call on an answer before it arrives (one round trip)
+  root.files.open(\"a\", named(#{mode: \"w\"}))
+                                named arguments
+  quit()  exit()                leave
+
+The language is Rhai: let, fn, if/else, while, loop, for, closures |x| ..., arrays [1, 2],
+maps #{k: 1}, strings, `interpolated ${x}`, throw / try-catch. See docs/repl.md.
 
 commands:
   :trace on|off      print every protocol message an input causes
@@ -191,8 +286,27 @@ commands:
   :stats             both sides' counters
   :time on|off       print how long each input took
   :timeout SECS|off  deadline of each call (default: the connection's)
+  :load FILE         run a script file in this session
+  :reconnect         dial the target again (after the connection was lost)
+  :connect TARGET    attach to another target
   :help              this text
   :quit              leave (Ctrl-D works too; Ctrl-C cancels a running call)";
+
+/// Parses without evaluating, to tell complete input from unfinished input.
+fn parser() -> &'static Engine {
+    static PARSER: OnceLock<Engine> = OnceLock::new();
+    PARSER.get_or_init(|| {
+        let mut e = Engine::new_raw();
+        #[allow(deprecated)]
+        e.on_parse_token(|t, _, _| match t {
+            rhai::Token::Reserved(s) if s.as_str() == "print" => {
+                rhai::Token::Identifier(Box::new(script::PRINT.into()))
+            }
+            t => t,
+        });
+        e
+    })
+}
 
 impl Session {
     /// A session on `conn`; `root` is bound to the peer's root object.
@@ -238,33 +352,42 @@ impl Session {
         description: String,
         peer_name: String,
     ) -> Session {
-        let idle_tasks = (
-            conn.task_count(),
-            peer.as_ref().map_or(0, Connection::task_count),
-        );
-        let inner = Arc::new_cyclic(|weak: &Weak<Inner>| {
-            let mut vars = BTreeMap::new();
-            vars.insert("root".to_owned(), Value::Ref(conn.root()));
-            vars.insert("print".to_owned(), Value::Ref(print_callback(weak.clone())));
-            Inner {
-                conn,
-                peer,
-                idle_tasks,
-                peer_name,
-                description,
-                vars: Mutex::new(vars),
-                out: RwLock::new(Arc::new(|line: &str| println!("{line}"))),
-                trace: AtomicBool::new(false),
-                time: AtomicBool::new(false),
-                mute: AtomicUsize::new(0),
-                muted_calls: Mutex::new(HashSet::new()),
-                deferred: Mutex::new(Vec::new()),
-                current: Recorder::new(10_000),
-                last: Mutex::new((Vec::new(), 0)),
-                timeout: Mutex::new(None),
-                types: Mutex::new(HashMap::new()),
-                dirs: Mutex::new(HashMap::new()),
-            }
+        let link = Link {
+            idle_tasks: (
+                conn.task_count(),
+                peer.as_ref().map_or(0, Connection::task_count),
+            ),
+            conn,
+            peer,
+            peer_name,
+            description,
+            epoch: 1,
+            _keep: None,
+        };
+        let inner = Arc::new_cyclic(|weak: &Weak<Inner>| Inner {
+            me: weak.clone(),
+            link: RwLock::new(Arc::new(link)),
+            engine: script::engine(weak.clone()),
+            scope: Mutex::new(Scope::new()),
+            lib: Mutex::new(AST::empty()),
+            chains: Mutex::new(script::Chains::default()),
+            cancelled: AtomicBool::new(false),
+            cancel: tokio::sync::Notify::new(),
+            dialer: Mutex::new(None),
+            print_proxy: OnceLock::new(),
+            out: RwLock::new(Arc::new(|line: &str| println!("{line}"))),
+            err: RwLock::new(None),
+            trace: AtomicBool::new(false),
+            time: AtomicBool::new(false),
+            mute: AtomicUsize::new(0),
+            muted_calls: Mutex::new(HashSet::new()),
+            deferred: Mutex::new(Vec::new()),
+            current: Recorder::new(10_000),
+            last: Mutex::new((Vec::new(), 0)),
+            timeout: Mutex::new(None),
+            types: Mutex::new(HashMap::new()),
+            methods: Mutex::new(HashMap::new()),
+            dirs: Mutex::new(HashMap::new()),
         });
         Session { inner }
     }
@@ -275,9 +398,19 @@ impl Session {
         *self.inner.out.write() = Arc::new(output);
     }
 
-    /// The connection this session evaluates against.
-    pub fn connection(&self) -> &Connection {
-        &self.inner.conn
+    /// Sends error blocks to `output` instead of the output of [`Session::set_output`].
+    pub fn set_error_output(&self, output: impl Fn(&str) + Send + Sync + 'static) {
+        *self.inner.err.write() = Some(Arc::new(output));
+    }
+
+    /// How `:reconnect` and `:connect TARGET` dial. Without one they say they cannot.
+    pub fn set_dialer(&self, dialer: Dialer) {
+        *self.inner.dialer.lock() = Some(dialer);
+    }
+
+    /// The connection this session evaluates against now.
+    pub fn connection(&self) -> Connection {
+        self.inner.link().conn.clone()
     }
 
     /// A line saying what the session is attached to, for an interactive greeting.
@@ -285,18 +418,25 @@ impl Session {
         format!(
             "netref repl: attached to {}. `root` is its root object; try `dir(root)`, \
              `help(root)` or :help.",
-            self.inner.description
+            self.inner.link().description
         )
     }
 
-    /// True when `input` is complete enough to evaluate: no open string or bracket and no
-    /// trailing `=`, `,` or `.` (used for multi-line input).
+    /// True when `input` is complete enough to evaluate: it parses, or fails to parse for
+    /// a reason more lines cannot fix (used for multi-line input). A `:command` is
+    /// always complete.
     pub fn is_complete(input: &str) -> bool {
-        syntax::is_complete(input)
+        if input.trim_start().starts_with(':') {
+            return true;
+        }
+        match parser().compile(input) {
+            Ok(_) => true,
+            Err(e) => !render::is_incomplete(&e.0, e.1, input),
+        }
     }
 
-    /// Evaluates one input (statements separated by `;`, or a `:command`) and prints what
-    /// it shows.
+    /// Evaluates one input (a script, or a `:command`) and prints what it shows: the value
+    /// of its last statement, unless that is `()`.
     ///
     /// With the peer in this process, it returns once both sides are quiet: every message
     /// the input caused (releases included) has arrived, so what follows starts from the
@@ -305,29 +445,38 @@ impl Session {
         let command = input.trim_start().starts_with(':');
         let tracing = self.inner.trace.load(Ordering::Acquire);
         // Only comments: nothing happens, and `:trace mermaid` still shows the last input.
-        let recorded = !command && tracing && !syntax::lex(input).is_ok_and(|t| t.is_empty());
+        let recorded = !command && tracing && !only_comments(input);
         if recorded {
             self.inner.current.clear();
         }
         let started = Instant::now();
         let outcome = self.inner.eval_input(input).await;
         let elapsed = started.elapsed();
-        if self.inner.peer.is_some() {
-            self.inner.settle().await;
-        } else if self.inner.trace.load(Ordering::Acquire) {
-            // Let the one-way messages the input caused reach the trace, for a moment.
-            tokio::time::sleep(Duration::from_millis(30)).await;
-        }
-        self.inner.show_deferred();
-        if recorded {
-            let dropped = self.inner.current.dropped();
-            *self.inner.last.lock() = (self.inner.current.take(), dropped);
-        }
+        self.inner.finish_input(recorded).await;
         if !command && self.inner.time.load(Ordering::Acquire) {
             let ms = elapsed.as_secs_f64() * 1000.0;
             self.inner.print(&format!("time: {ms:.3} ms"));
         }
         outcome
+    }
+
+    /// Runs the script in `path` in this session (as `:load` does).
+    pub async fn run_file(&self, path: &str) -> Outcome {
+        let outcome = self.inner.load(path).await;
+        self.inner.finish_input(false).await;
+        outcome
+    }
+
+    /// Sets the variable `name` (for a script's arguments, say).
+    pub fn set_var(&self, name: &str, value: Value) {
+        let d = values::to_dynamic(value, self.inner.epoch());
+        self.inner.scope.lock().set_value(name.to_owned(), d);
+    }
+
+    /// Cancels the running input: its call in flight is cancelled on the peer and fails,
+    /// and a running loop stops. The input ends with a `cancelled` error.
+    pub fn cancel(&self) {
+        self.inner.cancel_now();
     }
 
     /// Completion candidates for `line` with the cursor at byte `pos`: the byte offset
@@ -337,43 +486,92 @@ impl Session {
         self.inner.complete(line, pos).await
     }
 
-    /// The value of variable `name`.
+    /// The value of variable `name` (a closure becomes a callback).
     pub fn var(&self, name: &str) -> Option<Value> {
-        self.inner.vars.lock().get(name).cloned()
+        let d = self.inner.scope.lock().get_value::<Dynamic>(name)?;
+        values::to_value(&self.inner, &d).ok()
     }
 
     /// Closes the connection (and the in-process peer, if any).
     pub async fn close(&self) {
-        self.inner.conn.set_tracer(None);
-        self.inner.vars.lock().clear();
-        self.inner.conn.close().await;
-        if let Some(peer) = &self.inner.peer {
+        let link = self.inner.link();
+        link.conn.set_tracer(None);
+        self.inner.scope.lock().clear();
+        link.conn.close().await;
+        if let Some(peer) = &link.peer {
             peer.close().await;
         }
     }
 }
 
+/// True when `input` holds nothing but comments and white space.
+fn only_comments(input: &str) -> bool {
+    input
+        .lines()
+        .all(|l| l.trim().is_empty() || l.trim_start().starts_with("//"))
+}
+
 /// The `print` built-in: a callback that prints its arguments on the REPL side.
 fn print_callback(session: Weak<Inner>) -> crate::Proxy {
-    crate::Callback::from_sync_fn(move |args: crate::Args| {
-        if let Some(s) = session.upgrade() {
-            let (pos, named) = args.into_parts();
-            let mut parts: Vec<String> = pos.iter().map(|v| s.render_plain(v)).collect();
-            parts.extend(
-                named
-                    .iter()
-                    .map(|(k, v)| format!("{k}={}", s.render_plain(v))),
-            );
-            s.print(&parts.join(" "));
+    crate::Callback::from_fn(move |args: crate::Args| {
+        let session = session.clone();
+        async move {
+            // Rendering may look up types (a blocking call): off the connection's task.
+            let done = tokio::task::spawn_blocking(move || {
+                if let Some(s) = session.upgrade() {
+                    let epoch = s.epoch();
+                    let (pos, named) = args.into_parts();
+                    let mut parts: Vec<String> = pos
+                        .into_iter()
+                        .map(|v| s.render_dynamic(&values::to_dynamic(v, epoch), false))
+                        .collect();
+                    parts.extend(named.into_iter().map(|(k, v)| {
+                        format!(
+                            "{k}={}",
+                            s.render_dynamic(&values::to_dynamic(v, epoch), false)
+                        )
+                    }));
+                    s.print(&parts.join(" "));
+                }
+            });
+            let _ = done.await;
+            Ok(Value::Nil)
         }
-        Ok(Value::Nil)
     })
     .into_proxy()
 }
 
 impl Inner {
+    pub(crate) fn link(&self) -> Arc<Link> {
+        self.link.read().clone()
+    }
+
+    pub(crate) fn epoch(&self) -> u64 {
+        self.link.read().epoch
+    }
+
+    /// The value `root` has when no variable shadows it.
+    pub(crate) fn root_value(&self) -> values::Remote {
+        let link = self.link();
+        values::Remote {
+            proxy: link.conn.root(),
+            epoch: link.epoch,
+        }
+    }
+
     pub(crate) fn print(&self, text: &str) {
         let out = self.out.read().clone();
+        for line in text.split('\n') {
+            out(line);
+        }
+    }
+
+    pub(crate) fn print_error(&self, text: &str) {
+        let out = self
+            .err
+            .read()
+            .clone()
+            .unwrap_or_else(|| self.out.read().clone());
         for line in text.split('\n') {
             out(line);
         }
@@ -384,91 +582,144 @@ impl Inner {
         Mute(&self.mute)
     }
 
+    fn cancel_now(&self) {
+        self.cancelled.store(true, Ordering::Release);
+        self.cancel.notify_waiters();
+    }
+
+    /// After an input: waits for quiet, shows the held-back one-way messages, and keeps
+    /// the input's trace for `:trace mermaid`.
+    async fn finish_input(&self, recorded: bool) {
+        let link = self.link();
+        if link.peer.is_some() {
+            self.settle().await;
+        } else if self.trace.load(Ordering::Acquire) {
+            // Let the one-way messages the input caused reach the trace, for a moment.
+            tokio::time::sleep(Duration::from_millis(30)).await;
+        }
+        self.show_deferred();
+        if recorded {
+            let dropped = self.current.dropped();
+            *self.last.lock() = (self.current.take(), dropped);
+        }
+    }
+
     async fn eval_input(self: &Arc<Self>, input: &str) -> Outcome {
         let trimmed = input.trim();
         if let Some(command) = trimmed.strip_prefix(':') {
             return self.command(command).await;
         }
-        match self.run(input).await {
-            Ok(()) => Outcome::Ok,
-            Err(failure) => {
-                self.print(&render::failure(&failure, input));
+        self.run_blocking(input.to_owned(), None).await
+    }
+
+    /// Runs a script on a blocking thread; dropping the future cancels it.
+    pub(crate) async fn run_blocking(
+        self: &Arc<Self>,
+        source: String,
+        file: Option<String>,
+    ) -> Outcome {
+        self.cancelled.store(false, Ordering::Release);
+        let mut guard = CancelOnDrop(self, true);
+        let me = self.clone();
+        let done =
+            tokio::task::spawn_blocking(move || me.run_script(&source, file.as_deref())).await;
+        guard.1 = false;
+        done.unwrap_or(Outcome::Failed)
+    }
+
+    /// Compiles and runs `source`, printing its value or its error.
+    fn run_script(&self, source: &str, file: Option<&str>) -> Outcome {
+        let _current = Current::enter(self.me.clone());
+        let mut scope = self.scope.lock();
+        // `root` comes back when nothing else holds the name.
+        if !scope.contains("root") || scope.get("root").is_some_and(Dynamic::is_unit) {
+            scope.set_value("root", self.root_value());
+        }
+        let compile = |source: &str| -> std::result::Result<AST, Box<EvalAltResult>> {
+            Ok(self.engine.compile_with_scope(&scope, source)?)
+        };
+        let mut ast = match compile(source) {
+            Ok(ast) => ast,
+            Err(e) => {
+                self.show_error(&e, source, file);
+                return Outcome::Failed;
+            }
+        };
+        let names: HashSet<String> = scope.iter_raw().map(|(n, ..)| n.to_owned()).collect();
+        let calls = script::variable_calls(&ast, &names, &self.lib.lock());
+        if !calls.is_empty() {
+            match compile(&script::insert_calls(source, &calls)) {
+                Ok(rewritten) => ast = rewritten,
+                Err(e) => {
+                    self.show_error(&e, source, file);
+                    return Outcome::Failed;
+                }
+            }
+        }
+        ast.set_source(file.unwrap_or("input"));
+        self.chains.lock().learn(&ast);
+        // The input's functions and closures join the library first: its closures may be
+        // called back while it runs, or long after.
+        let run = {
+            let mut lib = self.lib.lock();
+            let mut fns = ast.clone();
+            fns.clear_statements();
+            *lib = lib.merge(&fns);
+            lib.merge(&ast)
+        };
+        match self.engine.eval_ast_with_scope::<Dynamic>(&mut scope, &run) {
+            Ok(v) if v.is_unit() => Outcome::Ok,
+            Ok(v) => {
+                drop(scope);
+                let text = self.render_dynamic(&v, true);
+                self.print(&text);
+                Outcome::Ok
+            }
+            Err(e) => {
+                drop(scope);
+                if matches!(render::failure_of(&e), Some(render::Failure::Quit)) {
+                    return Outcome::Quit;
+                }
+                self.show_error(&e, source, file);
                 Outcome::Failed
             }
         }
     }
 
-    async fn command(self: &Arc<Self>, command: &str) -> Outcome {
-        let mut words = command.split_whitespace();
-        let name = words.next().unwrap_or("");
-        let arg = words.next();
-        match (name, arg) {
-            ("q" | "quit" | "exit", None) => return Outcome::Quit,
-            ("help" | "h" | "?", None) => self.print(HELP),
-            ("trace", Some("on")) => self.set_trace(true),
-            ("trace", Some("off")) => self.set_trace(false),
-            ("trace", Some("mermaid")) => {
-                if !self.trace.load(Ordering::Acquire) {
-                    self.print(
-                        "error: :trace mermaid draws the last traced input: turn :trace on first",
-                    );
-                    return Outcome::Failed;
-                }
-                let (events, dropped) = self.last.lock().clone();
-                let diagram = crate::trace::mermaid(&events, "repl", &self.peer_name)
-                    .omitted(dropped)
-                    .to_string();
-                self.print(diagram.trim_end());
-            }
-            ("trace", None) => {
-                let on = !self.trace.load(Ordering::Acquire);
-                self.set_trace(on);
-                self.print(if on { "trace on" } else { "trace off" });
-            }
-            ("time", Some("on")) => self.time.store(true, Ordering::Release),
-            ("time", Some("off")) => self.time.store(false, Ordering::Release),
-            ("time", None) => {
-                let on = !self.time.fetch_xor(true, Ordering::AcqRel);
-                self.print(if on { "time on" } else { "time off" });
-            }
-            ("timeout", Some("off")) => *self.timeout.lock() = None,
-            ("timeout", Some(secs)) => match secs.parse::<f64>() {
-                Ok(s) if s > 0.0 && s.is_finite() && s <= 86_400.0 => {
-                    *self.timeout.lock() = Some(Duration::from_secs_f64(s));
-                }
-                _ => {
-                    self.print(
-                        "error: usage: :timeout SECONDS (0 < SECONDS <= 86400) or :timeout off",
-                    );
-                    return Outcome::Failed;
-                }
-            },
-            ("tables", None) => self.tables().await,
-            ("stats", None) => self.stats().await,
-            _ => {
-                self.print(&format!(
-                    "error: unknown command `:{command}`; commands: {}",
-                    COMMANDS.join(" ")
+    fn show_error(&self, e: &EvalAltResult, source: &str, file: Option<&str>) {
+        let mut text = render::error_text(e, source);
+        if let Some(file) = file {
+            text = text
+                .lines()
+                .filter(|l| !l.starts_with("  at line "))
+                .collect::<Vec<_>>()
+                .join("\n");
+            let pos = e.position();
+            if let Some(line) = pos.line() {
+                text.push_str(&format!(
+                    "\n  at {file}:{line}:{}",
+                    pos.position().unwrap_or(1)
                 ));
-                return Outcome::Failed;
             }
         }
-        Outcome::Ok
+        self.print_error(&text);
     }
 
-    fn set_trace(self: &Arc<Self>, on: bool) {
+    pub(crate) fn set_trace(self: &Arc<Self>, on: bool) {
         self.trace.store(on, Ordering::Release);
         if !on {
-            self.conn.set_tracer(None);
+            self.link().conn.set_tracer(None);
             self.deferred.lock().clear();
             return;
         }
         let weak = Arc::downgrade(self);
-        self.conn.set_tracer(Some(Arc::new(move |e: &TraceEvent| {
-            if let Some(s) = weak.upgrade() {
-                s.on_trace(e);
-            }
-        })));
+        self.link()
+            .conn
+            .set_tracer(Some(Arc::new(move |e: &TraceEvent| {
+                if let Some(s) = weak.upgrade() {
+                    s.on_trace(e);
+                }
+            })));
     }
 
     /// Shows a traced message now, defers it to the end of the input, or hides it.
@@ -539,11 +790,12 @@ impl Inner {
     /// agree, every message written has been read, nothing is queued to be written, and no
     /// handler is running. Releases are one-way and may still be on their way when an
     /// input's result arrives. Gives up after a few seconds (a handler that runs on).
-    async fn settle(&self) {
-        let Some(peer) = &self.peer else { return };
+    pub(crate) async fn settle(&self) {
+        let link = self.link();
+        let Some(peer) = &link.peer else { return };
         let mut quiet_checks = 0;
         for _ in 0..2500 {
-            if self.quiet(peer) {
+            if quiet(&link, peer) {
                 quiet_checks += 1;
                 if quiet_checks == 2 {
                     return;
@@ -554,114 +806,6 @@ impl Inner {
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
         }
-    }
-
-    fn quiet(&self, peer: &Connection) -> bool {
-        let (a, b) = (self.conn.stats(), peer.stats());
-        a.live_imports == b.live_exports
-            && a.live_exports == b.live_imports
-            && a.messages_sent == b.messages_received
-            && b.messages_sent == a.messages_received
-            && self.conn.task_count() <= self.idle_tasks.0
-            && peer.task_count() <= self.idle_tasks.1
-            && self.conn.nothing_queued()
-            && peer.nothing_queued()
-    }
-
-    async fn tables(&self) {
-        self.settle().await;
-        let me = self.conn.tables();
-        let peer = self.peer.as_ref().map(Connection::tables);
-        let mut text = self.table_rows("repl side", &me, peer.as_ref());
-        match &peer {
-            Some(p) => {
-                text.push('\n');
-                text.push_str(&self.table_rows("peer side", p, Some(&me)));
-            }
-            None => text.push_str(&format!(
-                "\npeer side: not visible from here; it lends us what we import ({})",
-                me.imports.len()
-            )),
-        }
-        let held: Vec<(String, Value)> = self
-            .vars
-            .lock()
-            .iter()
-            .filter(|(k, v)| k.as_str() != "root" && k.as_str() != "print" && holds_ref(v))
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        let mut shown = Vec::with_capacity(held.len());
-        for (k, v) in &held {
-            shown.push(format!("{k} = {}", self.render_full(v).await));
-        }
-        drop(held);
-        if !shown.is_empty() {
-            text.push_str("\nvariables holding objects: ");
-            text.push_str(&shown.join(", "));
-        }
-        self.print(&text);
-    }
-
-    /// `who: N exported, M imported`, then one line per row. An import's type comes from
-    /// the owner's row when the owner is in this process, else from what the REPL learnt.
-    fn table_rows(&self, who: &str, t: &Tables, owner: Option<&Tables>) -> String {
-        let mut text = format!(
-            "{who}: {} exported, {} imported",
-            t.exports.len(),
-            t.imports.len()
-        );
-        for e in &t.exports {
-            let ty = e.type_name.as_deref().unwrap_or("?");
-            text.push_str(&format!(
-                "\n  export {} {ty}, count {}",
-                e.display_id(),
-                e.count
-            ));
-        }
-        for e in &t.imports {
-            let ty = match owner {
-                Some(o) => o
-                    .exports
-                    .iter()
-                    .find(|x| x.id == e.id)
-                    .and_then(|x| x.type_name.clone()),
-                None => self.types.lock().get(&fmt_id(e.id)).cloned(),
-            };
-            let ty = ty.map(|t| format!(" {t}")).unwrap_or_default();
-            text.push_str(&format!(
-                "\n  import {}{ty}, count {}",
-                e.display_id(),
-                e.count
-            ));
-        }
-        text
-    }
-
-    async fn stats(&self) {
-        self.settle().await;
-        let line = |who: &str, s: crate::Stats| {
-            format!(
-                "{who}: messages {} sent / {} received, calls {} sent / {} received, \
-                 round trips {}, releases sent {}, bytes {} sent / {} received, \
-                 exports {}, imports {}",
-                s.messages_sent,
-                s.messages_received,
-                s.calls_sent,
-                s.calls_received,
-                s.round_trips,
-                s.releases_sent,
-                s.bytes_sent,
-                s.bytes_received,
-                s.live_exports,
-                s.live_imports
-            )
-        };
-        let mut text = line("repl side", self.conn.stats());
-        if let Some(peer) = &self.peer {
-            text.push('\n');
-            text.push_str(&line("peer side", peer.stats()));
-        }
-        self.print(&text);
     }
 }
 
@@ -688,11 +832,17 @@ fn sort_id(text: &str) -> (u64, u64) {
     (arg.parse().unwrap_or(u64::MAX), 0)
 }
 
-fn holds_ref(v: &Value) -> bool {
-    match v {
-        Value::Ref(_) => true,
-        Value::List(items) => items.iter().any(holds_ref),
-        Value::Map(entries) => entries.iter().any(|(k, v)| holds_ref(k) || holds_ref(v)),
-        _ => false,
-    }
+/// True when both sides of an in-process pair are quiet: the tables agree, every message
+/// written has been read, nothing is queued to be written, and no handler is running.
+fn quiet(link: &Link, peer: &Connection) -> bool {
+    let conn = &link.conn;
+    let (a, b) = (conn.stats(), peer.stats());
+    a.live_imports == b.live_exports
+        && a.live_exports == b.live_imports
+        && a.messages_sent == b.messages_received
+        && b.messages_sent == a.messages_received
+        && conn.task_count() <= link.idle_tasks.0
+        && peer.task_count() <= link.idle_tasks.1
+        && conn.nothing_queued()
+        && peer.nothing_queued()
 }

@@ -138,7 +138,7 @@ fn exec_exists_only_with_allow_exec() {
     );
 
     let (_exec, addr) = serve(&["--listen", "127.0.0.1:0", "--allow-exec"]);
-    let script = "c = collector()\nroot.exec([\"echo\", \"from exec\"], c)\nlist(c)\n";
+    let script = "let c = collector()\nroot.exec([\"echo\", \"from exec\"], c)\nlist(c)\n";
     let out = run(&["repl", &addr], script);
     assert_eq!(out.stdout, "0\n[\"from exec\"]\n", "{out:?}");
 }

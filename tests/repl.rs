@@ -35,7 +35,7 @@ fn quit_on_a_fresh_start() {
 fn a_session_end_to_end() {
     let script = r#"
 root.add(1, 2)
-x = root.add(20, 22)
+let x = root.add(20, 22)
 x
 root.counter.step = 5
 root.counter.inc()
@@ -45,10 +45,16 @@ root.nope(1)
 root.add(2, 2)
 root.every(3, print)
 list(root.numbers(5))
-root.echo({name: "lab", "tags": [b"\x01a", true, nil], n: -1.5})
+root.echo(#{name: "lab", "tags": [blob(2, 1), true, ()], n: -1.5})
 root.kv.set("k",
             [1, 2])
-root.kv.get("k")
+root.kv["k"]
+let f = root.add; f(1, 2)
+let total = 0; root.every(100, |i| total += i * 10); total
+let s = 0; for x in root.numbers(1000) { s += x }; s
+print(root.counter)
+1 == 1
+0x10
 :quit
 root.add(100, 100)
 "#;
@@ -56,38 +62,53 @@ root.add(100, 100)
     // Two inputs failed: the session went on, and says so in its exit status.
     assert_eq!(out.code(), Some(1), "{out:?}");
     let lines: Vec<&str> = out.stdout.lines().collect();
-    let expected_head = ["3", "42", "5", "5"];
-    assert_eq!(lines[..4], expected_head, "{}", out.stdout);
-    // Setting a read-only property: one readable error block, and the session goes on.
+    let expected_head = ["3", "42", "5", "5", "4"];
+    assert_eq!(lines[..5], expected_head, "{}", out.stdout);
+    // Setting a read-only property: one readable error block on stderr, and the session
+    // goes on.
+    let errors: Vec<&str> = out.stderr.lines().collect();
     assert_eq!(
-        lines[4],
+        errors[0],
         "error: wrong operation: property `value` of `Counter` is read-only"
     );
-    assert!(lines[5].starts_with("  at: "), "{}", out.stdout);
+    assert!(errors[1].starts_with("  at: "), "{}", out.stderr);
     assert_eq!(
-        lines[6],
+        errors[2],
         "error: no such member: `Lab` has no exposed member `nope`"
     );
-    assert!(lines[7].starts_with("  at: ") && lines[7].ends_with("root.nope"));
-    assert_eq!(lines[8], "4");
+    assert!(errors[3].starts_with("  at: ") && errors[3].ends_with("root.nope"));
     // The callback prints on the REPL side, then the call returns 3.
-    assert_eq!(lines[9..13], ["0", "1", "2", "3"]);
-    assert_eq!(lines[13], "[0, 1, 2, 3, 4]");
+    assert_eq!(lines[5..9], ["0", "1", "2", "3"]);
+    assert_eq!(lines[9], "[0, 1, 2, 3, 4]");
     assert_eq!(
-        lines[14],
-        r#"{"name": "lab", "tags": [b"\x01a", true, nil], "n": -1.5}"#
+        lines[10],
+        r#"#{"n": -1.5, "name": "lab", "tags": [b"\x01\x01", true, ()]}"#
     );
-    assert_eq!(lines[15], "[1, 2]");
-    assert_eq!(lines.len(), 16, "nothing after :quit runs: {}", out.stdout);
+    assert_eq!(lines[11], "[1, 2]");
+    assert_eq!(lines[12], "3", "a variable holding a method calls it");
+    // A closure lent as a callback, summed over 100 calls.
+    assert_eq!(lines[13], (0..100).map(|i| i * 10).sum::<i64>().to_string());
+    // A loop over a remote iterator (pulled in batches).
+    assert_eq!(lines[14], (0..1000).sum::<i64>().to_string());
+    assert!(
+        lines[15].starts_with("<Counter #1v") && lines[15].ends_with('>'),
+        "{}",
+        out.stdout
+    );
+    assert_eq!(lines[16..18], ["true", "16"]);
+    assert_eq!(lines.len(), 18, "nothing after :quit runs: {}", out.stdout);
 }
 
 #[test]
 fn errors_exit_1_at_the_end_and_syntax_errors_point() {
-    let out = repl("root.add(1,,2)\nroot.add(1, 1)\n");
+    let out = repl("root.add(1,,2)\nroot.add(1, 1)\nx = 1\nroot.nope\n");
     assert_eq!(out.code(), Some(1), "{out:?}");
+    assert_eq!(out.stdout, "2\n");
     assert_eq!(
-        out.stdout,
-        "error: syntax error: expected an expression, found `,`\n  root.add(1,,2)\n             ^\n2\n"
+        out.stderr,
+        "error: syntax error: Unexpected ','\n  root.add(1,,2)\n             ^\n\
+         error: name error: no variable `x`; declare one with `let x = …`\n\
+         error: no such member: `Lab` has no exposed member `nope`\n  at: memory/first: root.nope\n"
     );
 }
 
@@ -123,13 +144,13 @@ fn trace_names_the_messages() {
 fn tables_count_references_and_drop_them() {
     let script = r#"
 :tables
-f = root.files.open("notes.txt", "w")
+let f = root.files.open("notes.txt", "w")
 f.write("hello")
 :tables
-f = nil
+f = ()
 :tables
-g = root.counter
-del g
+let g = root.counter
+g = ()
 :tables
 "#;
     let out = repl(script);
@@ -161,9 +182,9 @@ fn one_way_messages_come_after_the_result_in_a_fixed_order() {
     assert_eq!(out.code(), Some(1), "{out:?}");
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert!(
-        lines[0].starts_with("error: :trace mermaid"),
+        out.stderr.starts_with("error: :trace mermaid"),
         "{}",
-        out.stdout
+        out.stderr
     );
     let result = lines.iter().position(|l| *l == "3").expect("the result");
     let after: Vec<&str> = lines[result + 1..]
@@ -209,7 +230,7 @@ fn one_way_messages_come_after_the_result_in_a_fixed_order() {
 #[test]
 fn pipelining_is_one_round_trip_and_partial_calls_back_in() {
     let script = r#":trace on
-pipeline(root.files.open("b.txt", "w")).write("two")
+root.files.open.pipeline("b.txt", "w").write("two")
 root.map([1, 2], partial(root.add, 10))
 "#;
     let out = repl(script);
@@ -245,12 +266,12 @@ root.map([1, 2], partial(root.add, 10))
 fn echo_prints_a_transcript() {
     let out = run(
         &["repl", "--echo"],
-        "# a comment\nroot.add(1,\n  2)\n\nroot.nope\n",
+        "// a comment\nroot.add(1,\n  2)\n\nroot.nope\n",
     );
     assert_eq!(out.code(), Some(1), "{out:?}");
     assert_eq!(
         out.stdout,
-        "netref> # a comment\nnetref> root.add(1,\n   ...>   2)\n3\nnetref> root.nope\n\
+        "netref> // a comment\nnetref> root.add(1,\n   ...>   2)\n3\nnetref> root.nope\n\
          error: no such member: `Lab` has no exposed member `nope`\n  at: memory/first: root.nope\n"
     );
 }
@@ -318,7 +339,7 @@ async fn completion_of_members_variables_and_commands() {
         session.complete("x = root.add(1, root.k", 22).await,
         (21, vec!["kv".to_string()])
     );
-    assert_eq!(session.eval("cnt = root.counter").await, Outcome::Ok);
+    assert_eq!(session.eval("let cnt = root.counter").await, Outcome::Ok);
     assert_eq!(
         session.complete("cn", 2).await,
         (0, vec!["cnt".to_string()])
@@ -351,7 +372,7 @@ async fn completion_is_cached_per_type() {
     let sink = lines.clone();
     session.set_output(move |l: &str| sink.lock().unwrap().push(l.to_owned()));
     session
-        .eval("a = root.files.open(\"a\", \"w\"); b = root.files.open(\"b\", \"w\")")
+        .eval("let a = root.files.open(\"a\", \"w\"); let b = root.files.open(\"b\", \"w\")")
         .await;
     let before = session.connection().stats().calls_sent;
     assert!(session.complete("a.wr", 4).await.1 == vec!["write".to_string()]);
@@ -390,7 +411,7 @@ async fn attach_to_the_live_debug_example() {
     let addr = debug.local_addr().to_string();
     assert!(debug.local_addr().ip().is_loopback());
 
-    let script = "n = root.stats.processed\ntype(n)\nroot.config.log_level\nroot.config.log_level = \"debug\"\nroot.config.log_level\nroot.config.log_level = \"error\"\n";
+    let script = "let n = root.stats.processed\ntype(n)\nroot.config.log_level\nroot.config.log_level = \"debug\"\nroot.config.log_level\nroot.config.log_level = \"error\"\n";
     let out = tokio::task::spawn_blocking(move || run(&["repl", &addr], script))
         .await
         .unwrap();

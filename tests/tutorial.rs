@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! <!-- transcript: 03-callbacks -->        part 1 of docs/tutorial/03-callbacks.repl
-//! <!-- transcript: 03-callbacks 2 -->      part 2 (parts are split by `# ---` lines)
+//! <!-- transcript: 03-callbacks 2 -->      part 2 (parts are split by `// ---` lines)
 //! <!-- mermaid: 03-callbacks -->           the output of its first `:trace mermaid`
 //! <!-- mermaid: 03-callbacks 2 -->         of its second
 //! ```
@@ -13,7 +13,7 @@
 //! each followed by a fenced block (```` ```text ```` or ```` ```mermaid ````) and
 //! `<!-- end -->`. A script runs through `netref repl --echo` (the in-process lab), whose
 //! output is the transcript: each input after the prompt, then what it shows. `:trace
-//! mermaid` inputs and their output go to the diagrams instead, and `# ---` lines split
+//! mermaid` inputs and their output go to the diagrams instead, and `// ---` lines split
 //! the transcript into parts.
 //!
 //! `NETREF_BLESS=1 cargo test --test tutorial` rewrites the blocks from the current build
@@ -48,7 +48,7 @@ enum Kind {
     Mermaid,
 }
 
-const PART_BREAK: &str = "# ---";
+const PART_BREAK: &str = "// ---";
 const PROMPT: &str = "netref> ";
 const CONTINUATION: &str = "   ...> ";
 
@@ -313,7 +313,7 @@ fn the_tutorial_matches_the_current_build() {
 fn transcripts_split_into_parts_and_diagrams() {
     let made = split(
         "netref> :trace on\nnetref> f(1,\n   ...>   2)\n  -> Call 1 root.f(1, 2)\n3\n\
-         netref> :trace mermaid\nsequenceDiagram\n    A->>B: x\nnetref> # ---\nnetref> g\n4\n",
+         netref> :trace mermaid\nsequenceDiagram\n    A->>B: x\nnetref> // ---\nnetref> g\n4\n",
     );
     assert_eq!(
         made.parts,

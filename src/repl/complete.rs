@@ -4,12 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::eval::BUILTINS;
+use rhai::{Dynamic, Map};
+
 use super::render::object_key;
-use super::syntax::{lex, Tok};
+use super::script::BUILTINS;
+use super::values::Remote;
 use super::{Inner, COMMANDS};
 use crate::proxy::Proxy;
-use crate::value::Value;
 
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -25,10 +26,8 @@ impl Inner {
             return complete_command(trimmed, pos);
         }
         // Nothing to complete inside a string literal.
-        if let Err(e) = lex(head) {
-            if e.incomplete {
-                return (pos, Vec::new());
-            }
+        if in_string(head) {
+            return (pos, Vec::new());
         }
         let chain_len = head
             .chars()
@@ -59,26 +58,36 @@ impl Inner {
     }
 
     fn top_level_names(&self) -> Vec<String> {
-        let mut names: Vec<String> = self.vars.lock().keys().cloned().collect();
+        let mut names: Vec<String> = match self.scope.try_lock() {
+            Some(scope) => scope.iter_raw().map(|(n, ..)| n.to_owned()).collect(),
+            None => Vec::new(),
+        };
+        names.push("root".to_owned());
         names.extend(BUILTINS.iter().map(|b| b.0.to_owned()));
-        names.extend(["true", "false", "nil", "del"].map(String::from));
+        names.extend(KEYWORDS.iter().map(|k| k.to_string()));
         names
     }
 
     /// Member names of `var.path…`.
     async fn members(&self, var: &str, path: &[&str]) -> Vec<String> {
-        let value = self.vars.lock().get(var).cloned();
-        match value {
-            Some(Value::Ref(p)) => {
-                let target = p.path_to(path.iter().copied());
-                self.dir_of(&target).await
-            }
-            Some(Value::Map(entries)) if path.is_empty() => entries
-                .into_iter()
-                .filter_map(|(k, _)| match k {
-                    Value::Str(s) if is_name(&s) => Some(s),
-                    _ => None,
-                })
+        let value: Option<Dynamic> = self
+            .scope
+            .try_lock()
+            .and_then(|scope| scope.get_value::<Dynamic>(var));
+        let value = match value {
+            Some(v) => v,
+            None if var == "root" => Dynamic::from(self.root_value()),
+            None => return Vec::new(),
+        };
+        if let Some(r) = value.clone().try_cast::<Remote>() {
+            let target = r.proxy.path_to(path.iter().copied());
+            return self.dir_of(&target).await;
+        }
+        match value.try_cast::<Map>() {
+            Some(map) if path.is_empty() => map
+                .keys()
+                .map(|k| k.to_string())
+                .filter(|k| is_name(k))
                 .collect(),
             _ => Vec::new(),
         }
@@ -128,8 +137,36 @@ fn path_key(p: &Proxy) -> Option<String> {
     Some(key)
 }
 
+const KEYWORDS: &[&str] = &[
+    "let", "const", "fn", "if", "else", "while", "loop", "for", "in", "break", "continue",
+    "return", "throw", "try", "catch", "true", "false",
+];
+
 fn is_name(s: &str) -> bool {
-    matches!(lex(s).as_deref(), Ok([t]) if matches!(t.tok, Tok::Name(_)))
+    s.starts_with(|c: char| c == '_' || c.is_ascii_alphabetic())
+        && s.chars().all(|c| c == '_' || c.is_ascii_alphanumeric())
+}
+
+/// True when `head` ends inside a string literal.
+fn in_string(head: &str) -> bool {
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    for c in head.chars() {
+        match quote {
+            Some(q) => {
+                if escaped {
+                    escaped = false;
+                } else if c == '\\' {
+                    escaped = true;
+                } else if c == q {
+                    quote = None;
+                }
+            }
+            None if matches!(c, '"' | '`' | '\'') => quote = Some(c),
+            None => {}
+        }
+    }
+    quote.is_some()
 }
 
 fn complete_command(trimmed: &str, pos: usize) -> (usize, Vec<String>) {

@@ -1,30 +1,33 @@
 //! How the REPL shows values and errors.
 
 use std::fmt::Write as _;
+use std::sync::Arc;
 use std::time::Duration;
 
-use super::syntax::SyntaxError;
+use futures_util::future::BoxFuture;
+use rhai::{Dynamic, EvalAltResult, FnPtr, Map, ParseErrorType, Position};
+
+use super::values::{Builtin, Named, Opaque, Remote};
 use super::Inner;
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 use crate::protocol::fmt_id;
 use crate::proxy::{Proxy, Target};
 use crate::value::Value;
 
-/// Why an input failed.
+/// Why an input failed, when the failure is netref's rather than the language's.
+#[derive(Clone, Debug)]
 pub(crate) enum Failure {
     /// From netref: a remote error, a disconnection…
-    Net(Error),
-    /// An unknown variable or key.
-    Name(String),
+    Net(Arc<Error>),
     /// An operation that does not fit the value.
     Type(String),
-    /// The input does not parse.
-    Syntax(SyntaxError),
+    /// `quit()`: leave.
+    Quit,
 }
 
-impl From<Error> for Failure {
-    fn from(e: Error) -> Self {
-        Failure::Net(e)
+impl From<Failure> for Box<EvalAltResult> {
+    fn from(f: Failure) -> Self {
+        EvalAltResult::ErrorRuntime(Dynamic::from(f), Position::NONE).into()
     }
 }
 
@@ -64,25 +67,201 @@ fn strip_kind(e: &Error) -> String {
     }
 }
 
-/// Renders a failure of `input`.
-pub(crate) fn failure(f: &Failure, input: &str) -> String {
-    match f {
-        Failure::Net(e) => render_error(e),
-        Failure::Name(m) => format!("error: name error: {m}"),
-        Failure::Type(m) => format!("error: type error: {m}"),
-        Failure::Syntax(e) => {
-            // Show the offending line with a caret under the position.
-            let pos = e.pos.min(input.len());
-            let line_start = input[..pos].rfind('\n').map_or(0, |i| i + 1);
-            let line_end = input[pos..].find('\n').map_or(input.len(), |i| pos + i);
-            let line = &input[line_start..line_end];
-            let col = input[line_start..pos].chars().count();
-            format!(
-                "error: syntax error: {}\n  {line}\n  {}^",
-                e.message,
-                " ".repeat(col)
-            )
+/// The failure inside a script error, if it is one of ours.
+pub(crate) fn failure_of(e: &EvalAltResult) -> Option<Failure> {
+    match e.unwrap_inner() {
+        EvalAltResult::ErrorRuntime(d, _) => d.clone().try_cast::<Failure>(),
+        _ => None,
+    }
+}
+
+/// A script error as the error a closure's caller receives.
+pub(crate) fn as_remote_error(e: &EvalAltResult) -> Error {
+    match failure_of(e) {
+        Some(Failure::Net(n)) => match &*n {
+            Error::Remote(r) => Error::Remote(r.clone()),
+            other => Error::remote(other.kind(), strip_kind(other)),
+        },
+        _ => {
+            let text = error_text(e, "");
+            let message = text
+                .strip_prefix("error: ")
+                .unwrap_or(&text)
+                .replace('\n', " ");
+            Error::remote(ErrorKind::Failed, message)
         }
+    }
+}
+
+/// Renders a failed input: one block, `error: …`, then details. `input` is the source, for
+/// the caret under a syntax error; `file` names it when it is not a REPL input.
+pub(crate) fn error_text(e: &EvalAltResult, input: &str) -> String {
+    let inner = e.unwrap_inner();
+    let mut s = match inner {
+        EvalAltResult::ErrorRuntime(d, _) => match d.clone().try_cast::<Failure>() {
+            Some(Failure::Net(n)) => render_error(&n),
+            Some(Failure::Type(m)) => format!("error: type error: {m}"),
+            Some(Failure::Quit) => "quit".to_owned(),
+            None => format!("error: thrown: {}", plain(d)),
+        },
+        EvalAltResult::ErrorParsing(p, pos) => return syntax_error(p, *pos, input),
+        EvalAltResult::ErrorVariableNotFound(name, _) => {
+            format!("error: name error: no variable `{name}`; declare one with `let {name} = …`")
+        }
+        EvalAltResult::ErrorFunctionNotFound(sig, _) => {
+            format!("error: name error: no function {}", netref_types(sig))
+        }
+        EvalAltResult::ErrorTerminated(_, _) => "error: cancelled: cancelled (Ctrl-C)".to_owned(),
+        EvalAltResult::ErrorMismatchDataType(want, got, _) => format!(
+            "error: type error: expected {}, found {}",
+            a_type(&netref_types(want)),
+            a_type(&netref_types(got))
+        ),
+        other => {
+            let mut text = other.to_string();
+            if let Some(at) = text.rfind(" (line ") {
+                text.truncate(at);
+            }
+            format!("error: {}", netref_types(&text))
+        }
+    };
+    // Where it happened, inside functions first.
+    let mut frames = Vec::new();
+    let mut cur = e;
+    while let EvalAltResult::ErrorInFunctionCall(name, _, next, pos) = cur {
+        frames.push((name.clone(), *pos));
+        cur = next;
+    }
+    let at = cur.position();
+    if !at.is_none() && input.lines().nth(1).is_some() {
+        let _ = write!(s, "\n  at line {}", at.line().unwrap_or(0));
+    }
+    for (name, pos) in frames {
+        if !name.starts_with("anon$") {
+            let _ = write!(
+                s,
+                "\n  in {name}(), called at line {}",
+                pos.line().unwrap_or(0)
+            );
+        }
+    }
+    s
+}
+
+fn syntax_error(p: &ParseErrorType, pos: Position, input: &str) -> String {
+    let mut s = format!("error: syntax error: {}", netref_types(&p.to_string()));
+    if let Some(line_no) = pos.line() {
+        if let Some(line) = input.lines().nth(line_no - 1) {
+            let col = pos.position().unwrap_or(1).saturating_sub(1);
+            if input.lines().nth(1).is_some() {
+                let _ = write!(s, "\n  at line {line_no}");
+            }
+            let _ = write!(s, "\n  {line}\n  {}^", " ".repeat(col));
+        }
+    }
+    s
+}
+
+/// True when `e` means the input stops short: more lines could complete it.
+pub(crate) fn is_incomplete(p: &ParseErrorType, pos: Position, input: &str) -> bool {
+    use rhai::LexError;
+    match p {
+        ParseErrorType::UnexpectedEOF => true,
+        ParseErrorType::BadInput(LexError::UnterminatedString) => true,
+        ParseErrorType::MissingToken(..) | ParseErrorType::MissingSymbol(..) => {
+            let lines = input.trim_end().lines().count().max(1);
+            pos.is_none()
+                || pos.line().is_some_and(|l| l > lines)
+                || (pos.line() == Some(lines)
+                    && pos.position().unwrap_or(0)
+                        > input
+                            .trim_end()
+                            .lines()
+                            .last()
+                            .map_or(0, |l| l.chars().count()))
+        }
+        _ => false,
+    }
+}
+
+/// netref's names for Rhai's types in a message (whole words only).
+fn netref_types(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut word = String::new();
+    let flush = |word: &mut String, out: &mut String| {
+        out.push_str(match word.as_str() {
+            "i64" => "int",
+            "f64" => "float",
+            "string" | "ImmutableString" | "rhai::ImmutableString" => "str",
+            "array" => "list",
+            "Fn" => "closure",
+            "print$" => "print",
+            w => w,
+        });
+        word.clear();
+    };
+    for c in text.chars() {
+        if c.is_alphanumeric() || matches!(c, '_' | '$' | ':') {
+            word.push(c);
+        } else {
+            flush(&mut word, &mut out);
+            out.push(c);
+        }
+    }
+    flush(&mut word, &mut out);
+    out
+}
+
+/// The type of a value, by netref's names.
+pub(crate) fn type_name(d: &Dynamic) -> String {
+    if d.is_unit() {
+        "nil"
+    } else if d.is_bool() {
+        "bool"
+    } else if d.is_int() {
+        "int"
+    } else if d.is_float() {
+        "float"
+    } else if d.is_string() || d.is_char() {
+        "str"
+    } else if d.is_blob() {
+        "blob"
+    } else if d.is_array() {
+        "list"
+    } else if d.is_map() {
+        "map"
+    } else if d.is_fnptr() {
+        "closure"
+    } else if d.is::<Remote>() {
+        "object"
+    } else if d.is::<Builtin>() {
+        "built-in"
+    } else if let Some(o) = d.clone().try_cast::<Opaque>() {
+        return o.0.type_name().to_owned();
+    } else if d.is::<Named>() {
+        "named arguments"
+    } else {
+        return d.type_name().to_owned();
+    }
+    .to_owned()
+}
+
+/// `a list`, `an int`: a type name with its article.
+pub(crate) fn a_type(t: &str) -> String {
+    let article = if t.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    };
+    format!("{article} {t}")
+}
+
+/// A value with no quotes around a top-level string (for `print` and thrown values).
+fn plain(d: &Dynamic) -> String {
+    if d.is_string() {
+        d.clone().into_string().unwrap_or_default()
+    } else {
+        format!("{d}")
     }
 }
 
@@ -105,6 +284,44 @@ pub(crate) fn type_from_help(help: &str) -> Option<String> {
     (!name.is_empty() && !name.contains(['(', ':', ' '])).then(|| name.to_owned())
 }
 
+/// The methods listed in a type's `help` text (member lines are indented by two spaces;
+/// properties end with `property)`).
+fn methods_from_help(help: &str) -> std::collections::HashSet<String> {
+    help.lines()
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+        .filter(|l| !l.trim_end().ends_with("property)"))
+        .filter_map(|l| {
+            let name = l.trim().split(['(', ':']).next()?.trim();
+            (!name.is_empty()).then(|| name.to_owned())
+        })
+        .collect()
+}
+
+/// Reads a path. When the owner refuses because a segment is a plain value (a property
+/// holding a map: `root.stats.processed`), reads the shorter path and looks the rest up here.
+pub(crate) fn get_path(p: Proxy) -> BoxFuture<'static, crate::Result<Value>> {
+    Box::pin(async move {
+        let err = match p.get().await {
+            Err(e) if e.kind() == ErrorKind::WrongOperation && p.path().len() >= 2 => e,
+            other => return other,
+        };
+        let Some((last, init)) = p.path().split_last() else {
+            return Err(err);
+        };
+        let mut parent = p.clone();
+        parent.path = init.to_vec().into();
+        match get_path(parent).await {
+            Ok(Value::Map(entries)) => entries
+                .into_iter()
+                .find(|(k, _)| k.as_str() == Some(last))
+                .map(|(_, v)| v)
+                .ok_or(err),
+            Ok(Value::Ref(obj)) => obj.attr(last.as_str()).get().await,
+            _ => Err(err),
+        }
+    })
+}
+
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Inner {
@@ -125,103 +342,139 @@ impl Inner {
             .ok()?;
         let name = type_from_help(&help)?;
         self.types.lock().insert(key, name.clone());
+        self.methods
+            .lock()
+            .entry(name.clone())
+            .or_insert_with(|| Arc::new(methods_from_help(&help)));
         Some(name)
     }
 
-    /// Shows a result, after learning the types of the objects in it.
-    pub(crate) async fn show(&self, v: &Value) {
-        let text = self.render_full(v).await;
-        self.print(&text);
-    }
-
-    /// Renders a value after learning the types of the objects in it.
-    pub(crate) async fn render_full(&self, v: &Value) -> String {
+    /// Renders a value after learning the types of the objects in it (blocking: for the
+    /// evaluating thread). `quote` quotes a top-level string.
+    pub(crate) fn render_dynamic(&self, d: &Dynamic, quote: bool) -> String {
         let mut refs = Vec::new();
-        collect_refs(v, &mut refs, 32);
-        for p in refs {
-            self.type_of(&p).await;
+        collect_refs(d, &mut refs, 32);
+        if !refs.is_empty() {
+            let _ = self.block(async {
+                for p in &refs {
+                    self.type_of(p).await;
+                }
+                Ok(())
+            });
         }
-        self.render(v, true)
-    }
-
-    /// Renders with the types known so far (no calls): for callbacks such as `print`.
-    pub(crate) fn render_plain(&self, v: &Value) -> String {
-        self.render(v, false)
-    }
-
-    fn render(&self, v: &Value, quote_top: bool) -> String {
         let mut s = String::new();
-        self.render_into(v, quote_top, &mut s);
+        self.render_into(d, quote, &mut s);
         s
     }
 
-    fn render_into(&self, v: &Value, quote: bool, s: &mut String) {
-        match v {
-            Value::Str(text) if !quote => s.push_str(text),
-            Value::List(items) => {
-                s.push('[');
-                for (i, item) in items.iter().enumerate() {
-                    if i > 0 {
-                        s.push_str(", ");
-                    }
-                    self.render_into(item, true, s);
+    /// Renders a netref value after learning its objects' types (async: `:tables`).
+    pub(crate) async fn render_value(&self, v: &Value) -> String {
+        if let Value::Ref(p) = v {
+            self.type_of(p).await;
+        }
+        let d = super::values::to_dynamic(v.clone(), self.epoch());
+        let mut s = String::new();
+        self.render_into(&d, true, &mut s);
+        s
+    }
+
+    fn render_into(&self, d: &Dynamic, quote: bool, s: &mut String) {
+        if d.is_string() && !quote {
+            s.push_str(&d.clone().into_string().unwrap_or_default());
+        } else if d.is_string() {
+            let _ = write!(s, "{:?}", d.clone().into_string().unwrap_or_default());
+        } else if d.is_unit() {
+            s.push_str("()");
+        } else if d.is_blob() {
+            let _ = write!(s, "{}", Value::Bytes(d.clone().cast::<rhai::Blob>()));
+        } else if d.is_array() {
+            let items = d
+                .read_lock::<rhai::Array>()
+                .map(|a| a.clone())
+                .unwrap_or_default();
+            s.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    s.push_str(", ");
                 }
-                s.push(']');
+                self.render_into(item, true, s);
             }
-            Value::Map(entries) => {
-                s.push('{');
-                for (i, (k, item)) in entries.iter().enumerate() {
-                    if i > 0 {
-                        s.push_str(", ");
-                    }
-                    self.render_into(k, true, s);
-                    s.push_str(": ");
-                    self.render_into(item, true, s);
+            s.push(']');
+        } else if d.is_map() {
+            let map = d.read_lock::<Map>().map(|m| m.clone()).unwrap_or_default();
+            s.push_str("#{");
+            for (i, (k, v)) in map.iter().enumerate() {
+                if i > 0 {
+                    s.push_str(", ");
                 }
-                s.push('}');
+                let _ = write!(s, "{:?}: ", k.as_str());
+                self.render_into(v, true, s);
             }
-            Value::Ref(p) => s.push_str(&self.render_ref(p)),
-            other => {
-                let _ = write!(s, "{other}");
+            s.push('}');
+        } else if let Some(r) = d.clone().try_cast::<Remote>() {
+            s.push_str(&self.render_ref(&r));
+        } else if let Some(f) = d.clone().try_cast::<FnPtr>() {
+            if f.fn_name().starts_with("anon$") {
+                s.push_str("<closure>");
+            } else {
+                let _ = write!(s, "Fn({})", f.fn_name());
             }
+        } else if let Some(b) = d.clone().try_cast::<Builtin>() {
+            let _ = write!(s, "<built-in {}>", b.0);
+        } else if let Some(o) = d.clone().try_cast::<Opaque>() {
+            let _ = write!(s, "{}", o.0);
+        } else {
+            let _ = write!(s, "{d}");
         }
     }
 
-    fn render_ref(&self, p: &Proxy) -> String {
+    fn render_ref(&self, r: &Remote) -> String {
+        let p = &r.proxy;
         if let Some(obj) = p.local_object() {
             return format!("<local {}>", obj.type_info().name);
         }
         let known = object_key(p).and_then(|k| self.types.lock().get(&k).cloned());
+        let lost = if r.epoch == self.epoch() {
+            ""
+        } else {
+            ", lost"
+        };
         match (&p.target, known) {
-            (Target::Root(_), Some(t)) if p.path().is_empty() => format!("<root {t}>"),
+            (Target::Root(_), Some(t)) if p.path().is_empty() => format!("<root {t}{lost}>"),
             (Target::Remote(i), Some(t)) if p.path().is_empty() => {
-                format!("<{t} {}>", fmt_id(i.id))
+                format!("<{t} {}{lost}>", fmt_id(i.id))
             }
-            (Target::Remote(i), None) if p.path().is_empty() => format!("<ref {}>", fmt_id(i.id)),
+            (Target::Remote(i), None) if p.path().is_empty() => {
+                format!("<ref {}{lost}>", fmt_id(i.id))
+            }
             _ => p.to_string(),
         }
     }
 }
 
-fn collect_refs(v: &Value, out: &mut Vec<Proxy>, max: usize) {
+fn collect_refs(d: &Dynamic, out: &mut Vec<Proxy>, max: usize) {
     if out.len() >= max {
         return;
     }
-    match v {
-        Value::Ref(p) => out.push(p.clone()),
-        Value::List(items) => items.iter().for_each(|i| collect_refs(i, out, max)),
-        Value::Map(entries) => entries.iter().for_each(|(k, v)| {
-            collect_refs(k, out, max);
-            collect_refs(v, out, max);
-        }),
-        _ => {}
+    if let Some(r) = d.clone().try_cast::<Remote>() {
+        if r.proxy.path().is_empty() && !r.proxy.is_local() {
+            out.push(r.proxy);
+        }
+    } else if d.is_array() {
+        if let Some(items) = d.read_lock::<rhai::Array>() {
+            items.iter().for_each(|i| collect_refs(i, out, max));
+        }
+    } else if d.is_map() {
+        if let Some(map) = d.read_lock::<Map>() {
+            map.values().for_each(|v| collect_refs(v, out, max));
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{ErrorKind, RemoteError};
+    use crate::RemoteError;
 
     #[test]
     fn error_blocks() {
@@ -235,18 +488,6 @@ mod tests {
             render_error(&e),
             "error: failed: boom\n  type: netref::lab::LabError\n  at: memory/first: root.fail"
         );
-        let s = failure(
-            &Failure::Syntax(SyntaxError {
-                message: "expected an expression".into(),
-                pos: 11,
-                incomplete: false,
-            }),
-            "root.add(1,,2)",
-        );
-        assert_eq!(
-            s,
-            "error: syntax error: expected an expression\n  root.add(1,,2)\n             ^"
-        );
     }
 
     #[test]
@@ -258,5 +499,16 @@ mod tests {
         assert_eq!(type_from_help("Lab"), Some("Lab".into()));
         assert_eq!(type_from_help("inc() -> i64"), None);
         assert_eq!(type_from_help("value: i64  (read-only property)"), None);
+        let methods = methods_from_help(
+            "Counter - A counter.\n  inc() -> i64\n      Adds step.\n  value: i64  (read-only property)",
+        );
+        assert_eq!(methods.into_iter().collect::<Vec<_>>(), ["inc"]);
+    }
+
+    #[test]
+    fn articles() {
+        assert_eq!(a_type("int"), "an int");
+        assert_eq!(a_type("list"), "a list");
+        assert_eq!(a_type("object"), "an object");
     }
 }

@@ -4,6 +4,7 @@
 //! netref serve [--listen HOST:PORT | --unix PATH | --stdio] [--secret-file FILE] [--allow-exec]
 //! netref call TARGET PATH [ARG...]
 //! netref repl [TARGET]
+//! netref run SCRIPT [TARGET] [-- ARGS]
 //! ```
 //!
 //! TARGET is `HOST[:PORT]` (port 18861 by default; also `tcp://HOST:PORT` and `:PORT`),
@@ -18,6 +19,7 @@ use clap::{Parser, Subcommand};
 
 mod call;
 mod repl;
+mod run;
 mod serve;
 mod target;
 
@@ -40,6 +42,8 @@ enum Command {
     Call(call::Args),
     /// Evaluate expressions against a peer's objects (the in-process lab by default).
     Repl(repl::Args),
+    /// Run a script file (the REPL's language) against a peer (the in-process lab by default).
+    Run(run::Args),
 }
 
 fn main() -> ExitCode {
@@ -59,6 +63,7 @@ fn main() -> ExitCode {
         Command::Serve(args) => runtime.block_on(serve::run(args)),
         Command::Call(args) => runtime.block_on(call::run(args)),
         Command::Repl(args) => repl::run(args, &runtime),
+        Command::Run(args) => run::run(args, &runtime),
     };
     // Do not wait for tasks still blocked (a stdin reader, a callback in flight).
     runtime.shutdown_background();

@@ -3,9 +3,12 @@
 //! With a terminal on stdin: rustyline with history, multi-line input and Tab completion;
 //! Ctrl-C cancels the running call (or clears the line at the prompt), Ctrl-D leaves.
 //! Otherwise (a pipe, a file, CI): reads stdin line by line, evaluates each complete input
-//! and prints only results, with no prompt or greeting (`--echo` prints each input after
-//! the prompt, for a transcript); exits 0 at the end of the input, or 1 if any input
-//! failed.
+//! and prints only results on stdout and error blocks on stderr, with no prompt or greeting
+//! (`--echo` prints each input after the prompt and everything on stdout, for a
+//! transcript); exits 0 at the end of the input, or 1 if any input failed.
+//!
+//! A lost connection does not end the session: it says so, variables stay, and
+//! `:reconnect` or `:connect TARGET` dial again.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::PathBuf;
@@ -57,7 +60,11 @@ pub(crate) struct Args {
 }
 
 pub(crate) fn run(args: Args, runtime: &Runtime) -> ExitCode {
-    let opened = runtime.block_on(open(&args));
+    let lab = LabSetup {
+        allow_exec: args.allow_exec,
+        sandbox: args.sandbox.clone(),
+    };
+    let opened = runtime.block_on(open(args.target.as_deref(), &args.connect, &lab));
     let (session, attached) = match opened {
         Ok(x) => x,
         Err(message) => {
@@ -68,6 +75,9 @@ pub(crate) fn run(args: Args, runtime: &Runtime) -> ExitCode {
     let code = if std::io::stdin().is_terminal() {
         interactive(&session, runtime, history_path(&args))
     } else {
+        if !args.echo {
+            session.set_error_output(|line: &str| eprintln!("{line}"));
+        }
         runtime.block_on(script(&session, args.echo))
     };
     runtime.block_on(async {
@@ -79,33 +89,59 @@ pub(crate) fn run(args: Args, runtime: &Runtime) -> ExitCode {
     code
 }
 
-/// The session, and what keeps a command target's child process alive.
-async fn open(args: &Args) -> Result<(Session, Option<target::Attached>), String> {
-    match &args.target {
+/// How to start the in-process lab.
+pub(crate) struct LabSetup {
+    pub(crate) allow_exec: bool,
+    pub(crate) sandbox: Option<PathBuf>,
+}
+
+/// The session, and what keeps a command target's child process alive. A session on a
+/// target can dial again (`:reconnect`, `:connect TARGET`).
+pub(crate) async fn open(
+    target: Option<&str>,
+    connect: &ConnectOpts,
+    lab: &LabSetup,
+) -> Result<(Session, Option<target::Attached>), String> {
+    match target {
         None => {
-            if args.connect.secret_file.is_some() || args.connect.tls_ca.is_some() {
+            if connect.secret_file.is_some() || connect.tls_ca.is_some() {
                 return Err("--secret-file and --tls-ca need a TARGET".into());
             }
-            let mut options = LabOptions::default().allow_exec(args.allow_exec);
-            if let Some(dir) = &args.sandbox {
+            let mut options = LabOptions::default().allow_exec(lab.allow_exec);
+            if let Some(dir) = &lab.sandbox {
                 options = options.sandbox(dir);
             }
-            let config = args.connect.config().map_err(|e| e.to_string())?;
+            let config = connect.config().map_err(|e| e.to_string())?;
             let session = Session::embedded_with(options, config)
                 .await
                 .map_err(|e| format!("cannot start the lab: {e}"))?;
             Ok((session, None))
         }
         Some(text) => {
-            let target = target::parse(text)?;
-            let attached = target::connect(&target, &args.connect)
+            let parsed = target::parse(text)?;
+            let attached = target::connect(&parsed, connect)
                 .await
-                .map_err(|e| format!("cannot connect to {target}: {e}"))?;
+                .map_err(|e| format!("cannot connect to {parsed}: {e}"))?;
             let session = match &attached.bridge {
                 // rpyc://: the Python root behind an in-process pair; `:tables` shows both ends.
                 Some((peer, _)) => Session::with_peer(attached.conn.clone(), peer.clone()),
                 None => Session::new(attached.conn.clone()),
             };
+            let own = text.to_owned();
+            let opts = connect.clone();
+            session.set_dialer(Arc::new(move |to: Option<String>| {
+                let text = to.unwrap_or_else(|| own.clone());
+                let opts = opts.clone();
+                Box::pin(async move {
+                    let parsed = target::parse(&text)?;
+                    let attached = target::connect(&parsed, &opts)
+                        .await
+                        .map_err(|e| format!("cannot connect to {parsed}: {e}"))?;
+                    let conn = attached.conn.clone();
+                    let keep: Box<dyn std::any::Any + Send + Sync> = Box::new(attached);
+                    Ok((conn, parsed.to_string(), Some(keep)))
+                })
+            }));
             Ok((session, Some(attached)))
         }
     }
@@ -125,6 +161,7 @@ async fn script(session: &Session, echo: bool) -> ExitCode {
         }
     });
     let mut failed = false;
+    let mut lost = Lost::default();
     let mut buffer = String::new();
     loop {
         let line = rx.recv().await;
@@ -151,9 +188,7 @@ async fn script(session: &Session, echo: bool) -> ExitCode {
                 Outcome::Failed => failed = true,
                 _ => {}
             }
-            if lost(session) {
-                return ExitCode::from(2);
-            }
+            lost.check(session);
         }
         if at_end {
             break;
@@ -166,15 +201,27 @@ async fn script(session: &Session, echo: bool) -> ExitCode {
     }
 }
 
-/// True (after saying so) when the connection is gone: every further input would fail.
-fn lost(session: &Session) -> bool {
-    let conn = session.connection();
-    if !conn.is_closed() {
-        return false;
+/// Says once that the connection is gone, and how to go on.
+#[derive(Default)]
+pub(crate) struct Lost(bool);
+
+impl Lost {
+    pub(crate) fn check(&mut self, session: &Session) {
+        let conn = session.connection();
+        if !conn.is_closed() {
+            self.0 = false;
+            return;
+        }
+        if self.0 {
+            return;
+        }
+        let reason = conn.close_reason().unwrap_or_else(|| "closed".into());
+        eprintln!(
+            "netref repl: the connection is closed ({reason}); variables stay: \
+             :reconnect or :connect TARGET to go on"
+        );
+        self.0 = true;
     }
-    let reason = conn.close_reason().unwrap_or_else(|| "closed".into());
-    eprintln!("netref repl: the connection is closed ({reason})");
-    true
 }
 
 fn history_path(args: &Args) -> Option<PathBuf> {
@@ -227,7 +274,7 @@ fn interactive(session: &Session, runtime: &Runtime, history: Option<PathBuf>) -
         let _ = out.flush();
     });
     println!("{}", session.banner());
-    let mut code = ExitCode::SUCCESS;
+    let mut lost = Lost::default();
     loop {
         reading.store(true, Ordering::Release);
         let read = editor.readline(PROMPT);
@@ -239,21 +286,21 @@ fn interactive(session: &Session, runtime: &Runtime, history: Option<PathBuf>) -
                 }
                 let _ = editor.add_history_entry(line.as_str());
                 let outcome = runtime.block_on(async {
+                    let eval = session.eval(&line);
+                    tokio::pin!(eval);
                     tokio::select! {
-                        o = session.eval(&line) => Some(o),
-                        // Dropping the evaluation cancels the call it waits for.
-                        _ = tokio::signal::ctrl_c() => None,
+                        o = &mut eval => return o,
+                        _ = tokio::signal::ctrl_c() => {}
                     }
+                    // Cancel the call in flight and let the input end, so the `Cancel`
+                    // shows in its own trace.
+                    session.cancel();
+                    eval.await
                 });
-                match outcome {
-                    Some(Outcome::Quit) => break,
-                    None => println!("cancelled"),
-                    Some(_) => {}
-                }
-                if lost(session) {
-                    code = ExitCode::from(2);
+                if outcome == Outcome::Quit {
                     break;
                 }
+                lost.check(session);
             }
             Err(ReadlineError::Interrupted) => continue,
             Err(ReadlineError::Eof) => break,
@@ -266,7 +313,7 @@ fn interactive(session: &Session, runtime: &Runtime, history: Option<PathBuf>) -
     if let Some(path) = &history {
         let _ = editor.save_history(path);
     }
-    code
+    ExitCode::SUCCESS
 }
 
 /// Completion, multi-line input.
