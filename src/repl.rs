@@ -631,10 +631,6 @@ impl Inner {
     fn run_script(&self, source: &str, file: Option<&str>) -> Outcome {
         let _current = Current::enter(self.me.clone());
         let mut scope = self.scope.lock();
-        // `root` comes back when nothing else holds the name.
-        if !scope.contains("root") || scope.get("root").is_some_and(Dynamic::is_unit) {
-            scope.set_value("root", self.root_value());
-        }
         let compile = |source: &str| -> std::result::Result<AST, Box<EvalAltResult>> {
             Ok(self.engine.compile_with_scope(&scope, source)?)
         };

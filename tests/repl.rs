@@ -448,5 +448,143 @@ async fn attach_to_the_live_debug_example() {
         "{got:?}"
     );
     conn.close().await;
+
+    // The example script does the same from `netref run` (one service per test process:
+    // its log tap is the process's tracing subscriber).
+    let script = example_script("live_debug.rhai");
+    let addr = debug.local_addr().to_string();
+    let out = tokio::task::spawn_blocking(move || run(&["run", &script, &addr], ""))
+        .await
+        .unwrap();
+    assert_eq!(out.code(), Some(0), "{out:?}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{}", out.stdout);
+    assert!(lines[0].starts_with("3 workers; "), "{}", out.stdout);
+    assert_eq!(lines[1], "log level: error -> debug");
+    let tapped: u64 = lines[2]
+        .strip_prefix("tapped ")
+        .and_then(|rest| rest.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{}", out.stdout));
+    assert!(tapped >= 20, "the closure saw every submitted job: {out:?}");
+    assert_eq!(lines[3], "log level back to error");
+    let level = local.attr("config").attr("log_level").get().await.unwrap();
+    assert_eq!(level.as_str(), Some("error"));
     debug.shutdown().await;
+}
+
+/// The path of a file in `examples/scripts/`.
+fn example_script(name: &str) -> String {
+    format!("{}/examples/scripts/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A script file for one test, removed when dropped.
+struct TempScript(std::path::PathBuf);
+
+impl TempScript {
+    fn new(name: &str, text: &str) -> TempScript {
+        let path = std::env::temp_dir().join(format!("netref-{}-{name}", std::process::id()));
+        std::fs::write(&path, text).expect("write the script");
+        TempScript(path)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().expect("a utf-8 temp path")
+    }
+}
+
+impl Drop for TempScript {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[test]
+fn run_the_fanout_example_script() {
+    let out = run(&["run", &example_script("fanout.rhai"), "--", "6"], "");
+    assert_eq!(out.code(), Some(0), "{out:?}");
+    assert_eq!(
+        out.stdout,
+        "6 jobs done, sum of squares 55\nrace won with 42\n\
+         a failing job: failed: thrown: job 2 failed\nfiles: [\"report.txt\"]\n",
+        "{out:?}"
+    );
+    assert_eq!(out.stderr, "");
+    // Its own check of its arguments: an uncaught error, with its position.
+    let out = run(&["run", &example_script("fanout.rhai"), "--", "0"], "");
+    assert_eq!(out.code(), Some(1), "{out:?}");
+    assert!(
+        out.stderr
+            .starts_with("error: thrown: JOBS must be at least 1, not 0\n"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("fanout.rhai:10:"), "{}", out.stderr);
+}
+
+#[test]
+fn run_exit_codes_and_positions() {
+    let script = TempScript::new(
+        "fails.rhai",
+        "#!/usr/bin/env -S netref run\nlet x = root.add(1, 2);\nprint(x);\n\nroot.counter.nope(x);\nprint(\"never\");\n",
+    );
+    let out = run(&["run", script.path()], "");
+    assert_eq!(out.code(), Some(1), "{out:?}");
+    assert_eq!(out.stdout, "3\n");
+    assert!(
+        out.stderr
+            .starts_with("error: no such member: `Counter` has no exposed member `nope`\n"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.stderr.contains(&format!("  at {}:5:", script.path())),
+        "the position of the failed call: {}",
+        out.stderr
+    );
+    // Against a remote lab, with arguments; `quit()` ends a script with status 0.
+    let (_server, addr) = serve(&["--listen", "127.0.0.1:0"]);
+    let ok = TempScript::new(
+        "ok.rhai",
+        "print(args);\nprint(root.add(args[0], args[1]));\nquit();\nprint(\"never\");\n",
+    );
+    let out = run(&["run", ok.path(), &addr, "--", "a", "b"], "");
+    assert_eq!(
+        (out.code(), out.stdout.as_str()),
+        (Some(0), "[\"a\", \"b\"]\nab\n"),
+        "{out:?}"
+    );
+    // A connection failure: 2.
+    let out = run(&["run", ok.path(), &cli_support::closed_port()], "");
+    assert_eq!(out.code(), Some(2), "{out:?}");
+    assert!(out.stderr.contains("cannot connect"), "{}", out.stderr);
+    // A syntax error is an uncaught error too.
+    let bad = TempScript::new("bad.rhai", "let x = ;\n");
+    let out = run(&["run", bad.path()], "");
+    assert_eq!(out.code(), Some(1), "{out:?}");
+    assert!(
+        out.stderr.starts_with("error: syntax error: "),
+        "{}",
+        out.stderr
+    );
+}
+
+#[test]
+fn load_runs_a_file_in_the_session() {
+    let lib = TempScript::new(
+        "lib.rhai",
+        "fn double(x) { x * 2 }\nlet loaded = root.add(20, 1);\n",
+    );
+    let out = repl(&format!(
+        ":load {}\nloaded\ndouble(loaded)\n:load /nonexistent/netref.rhai\n",
+        lib.path()
+    ));
+    assert_eq!(out.code(), Some(1), "{out:?}");
+    assert_eq!(out.stdout, "21\n42\n");
+    assert!(
+        out.stderr
+            .starts_with("error: cannot read /nonexistent/netref.rhai"),
+        "{}",
+        out.stderr
+    );
 }

@@ -133,15 +133,6 @@ impl Inner {
                 old.conn.set_tracer(None);
                 old.conn.close().await;
                 self.types.lock().clear();
-                {
-                    let mut scope = self.scope.lock();
-                    let stale = scope
-                        .get_value::<values::Remote>("root")
-                        .is_some_and(|r| r.epoch == old.epoch);
-                    if stale {
-                        scope.set_value("root", self.root_value());
-                    }
-                }
                 if self.trace.load(Ordering::Acquire) {
                     self.set_trace(true);
                 }
@@ -174,7 +165,6 @@ impl Inner {
             let scope = self.scope.lock();
             scope
                 .iter_raw()
-                .filter(|(k, ..)| *k != "root")
                 .filter_map(|(k, _, v)| {
                     let r = v.clone().try_cast::<values::Remote>()?;
                     Some((k.to_owned(), Value::Ref(r.proxy)))

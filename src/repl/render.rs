@@ -25,6 +25,21 @@ pub(crate) enum Failure {
     Quit,
 }
 
+impl Failure {
+    /// The error as one line, without the `error: ` of a block.
+    pub(crate) fn message(&self) -> String {
+        match self {
+            Failure::Net(e) => {
+                let block = render_error(e);
+                let first = block.lines().next().unwrap_or_default();
+                first.strip_prefix("error: ").unwrap_or(first).to_owned()
+            }
+            Failure::Type(m) => format!("type error: {m}"),
+            Failure::Quit => "quit".to_owned(),
+        }
+    }
+}
+
 impl From<Failure> for Box<EvalAltResult> {
     fn from(f: Failure) -> Self {
         EvalAltResult::ErrorRuntime(Dynamic::from(f), Position::NONE).into()

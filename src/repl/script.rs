@@ -51,6 +51,7 @@ pub(crate) const BUILTINS: &[(&str, &str)] = &[
     ("collector", "collector(): a callback that keeps what it is called with: list(c) shows it"),
     ("partial", "partial(f, args...): a callback that calls f(args..., its own args...); partial(root.add, 10) called with 1 calls root.add(10, 1)"),
     ("named", "named(#{k: v}): as the last argument of a remote call, named arguments"),
+    ("sleep", "sleep(seconds): waits here (Ctrl-C cancels it)"),
     ("quit", "quit() or exit(): leave the REPL (or end a script)"),
 ];
 
@@ -235,7 +236,9 @@ pub(crate) fn engine(weak: Weak<Inner>) -> Engine {
 
     let w = weak.clone();
     e.on_var(move |name, _, ctx| match name {
-        "root" if !ctx.scope().contains("root") => {
+        // `root` is no variable of the scope (closures would capture it, and the scope's
+        // lock would be held across calls): it comes back whenever nothing shadows it.
+        "root" if ctx.scope().get("root").is_none_or(Dynamic::is_unit) => {
             let s = session(&w)?;
             Ok(Some(Dynamic::from(s.root_value())))
         }
@@ -283,22 +286,25 @@ pub(crate) fn engine(weak: Weak<Inner>) -> Engine {
     );
     let w = weak.clone();
     e.register_indexer_get(move |r: &mut Remote, k: INT| session(&w)?.item(r, Value::Int(k)));
+    // Pure: setting a member does not change the proxy, so `root` (a constant) takes it.
     let w = weak.clone();
-    e.register_indexer_set(
-        move |ctx: NativeCallContext<'_>, r: &mut Remote, k: ImmutableString, v: Dynamic| {
-            session(&w)?.set_member(r, &k, v, ctx.call_position())
-        },
-    );
+    rhai::FuncRegistration::new_index_setter()
+        .with_purity(true)
+        .register_into_engine(
+            &mut e,
+            move |ctx: NativeCallContext<'_>, r: &mut Remote, k: ImmutableString, v: Dynamic| {
+                session(&w)?.set_member(r, &k, v, ctx.call_position())
+            },
+        );
     let w = weak.clone();
-    e.register_indexer_set(move |r: &mut Remote, k: INT, v: Dynamic| {
-        let s = session(&w)?;
-        let v = to_value(&s, &v).map_err(Failure::Type)?;
-        s.call_proxy(
-            &r.proxy.attr("set"),
-            Args::from_parts(vec![Value::Int(k), v], vec![]),
-        )
-        .map(|_| ())
-    });
+    rhai::FuncRegistration::new_index_setter()
+        .with_purity(true)
+        .register_into_engine(&mut e, move |r: &mut Remote, k: INT, v: Dynamic| {
+            let s = session(&w)?;
+            let v = to_value(&s, &v).map_err(Failure::Type)?;
+            let args = Args::from_parts(vec![Value::Int(k), v], vec![]);
+            s.call_proxy(&r.proxy.attr("set"), args).map(|_| ())
+        });
     let w = weak.clone();
     e.register_fn("to_string", move |r: &mut Remote| match w.upgrade() {
         Some(s) => s.render_dynamic(&Dynamic::from(r.clone()), false),
@@ -309,6 +315,10 @@ pub(crate) fn engine(weak: Weak<Inner>) -> Engine {
         Some(s) => s.render_dynamic(&Dynamic::from(r.clone()), true),
         None => r.proxy.to_string(),
     });
+    // A caught error (`try { … } catch (e) { print(e) }`) reads as its error block.
+    e.register_type_with_name::<Failure>("error");
+    e.register_fn("to_string", |f: &mut Failure| f.message());
+    e.register_fn("to_debug", |f: &mut Failure| f.message());
     e.register_fn("to_string", |b: &mut Builtin| format!("<built-in {}>", b.0));
     e.register_fn("to_debug", |b: &mut Builtin| format!("<built-in {}>", b.0));
     e.register_fn("to_string", |o: &mut Opaque| o.0.to_string());
@@ -611,6 +621,22 @@ impl Inner {
                 Ok(Dynamic::UNIT)
             }
             "quit" => Err(Failure::Quit.into()),
+            "sleep" => {
+                let x = one("sleep(seconds)")?;
+                let secs = x
+                    .as_float()
+                    .ok()
+                    .or_else(|| x.as_int().ok().map(|i| i as f64))
+                    .filter(|s| s.is_finite() && *s >= 0.0 && *s <= 86_400.0)
+                    .ok_or_else(|| type_err("sleep(seconds): 0 to 86400 seconds"))?;
+                let d = std::time::Duration::from_secs_f64(secs);
+                self.block(async move {
+                    tokio::time::sleep(d).await;
+                    Ok(())
+                })
+                .map_err(net)?;
+                Ok(Dynamic::UNIT)
+            }
             "collector" => {
                 if !args.is_empty() {
                     return Err(type_err("collector() takes no arguments"));

@@ -45,7 +45,7 @@ pub(crate) fn run(args: Args, runtime: &Runtime) -> ExitCode {
         sandbox: args.sandbox.clone(),
     };
     let opened = runtime.block_on(open(args.target.as_deref(), &args.connect, &lab));
-    let (session, _attached) = match opened {
+    let (session, attached) = match opened {
         Ok(x) => x,
         Err(message) => {
             eprintln!("netref run: {message}");
@@ -59,7 +59,12 @@ pub(crate) fn run(args: Args, runtime: &Runtime) -> ExitCode {
     );
     let outcome = runtime.block_on(session.run_file(&script));
     let lost = session.connection().is_closed();
-    runtime.block_on(session.close());
+    runtime.block_on(async {
+        session.close().await;
+        if let Some(attached) = attached {
+            attached.close().await;
+        }
+    });
     match outcome {
         Outcome::Ok | Outcome::Quit => ExitCode::SUCCESS,
         _ if lost => {
