@@ -298,12 +298,7 @@ fn parser() -> &'static Engine {
     PARSER.get_or_init(|| {
         let mut e = Engine::new_raw();
         #[allow(deprecated)]
-        e.on_parse_token(|t, _, _| match t {
-            rhai::Token::Reserved(s) if s.as_str() == "print" => {
-                rhai::Token::Identifier(Box::new(script::PRINT.into()))
-            }
-            t => t,
-        });
+        e.on_parse_token(script::map_token);
         e
     })
 }

@@ -210,8 +210,7 @@ fn netref_types(text: &str) -> String {
             "string" | "ImmutableString" | "rhai::ImmutableString" => "str",
             "array" => "list",
             "Fn" => "closure",
-            "print$" => "print",
-            w => w,
+            w => w.strip_suffix('$').unwrap_or(w),
         });
         word.clear();
     };

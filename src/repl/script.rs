@@ -220,6 +220,30 @@ fn session(weak: &Weak<Inner>) -> Result<Arc<Inner>, Box<EvalAltResult>> {
         .ok_or_else(|| Failure::Type("the REPL session is gone".into()).into())
 }
 
+thread_local! {
+    /// Whether the token before the one being mapped was a `.`.
+    static AFTER_DOT: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The REPL's changes to Rhai's tokens: after a `.`, a reserved word is a member name
+/// (`root.eval("6*7")` on a Python peer); elsewhere `print` is the REPL's own (see
+/// [`PRINT`]).
+pub(crate) fn map_token(t: Token, _: Position, _: &rhai::TokenizeState) -> Token {
+    let after_dot = AFTER_DOT.with(|a| a.replace(matches!(t, Token::Period)));
+    match t {
+        // Rhai treats some reserved words specially even as method names: a `$` (which no
+        // script can spell) keeps them apart; `member_name` takes it off again.
+        Token::Reserved(s) if after_dot => Token::Identifier(Box::new(format!("{s}$").into())),
+        Token::Reserved(s) if s.as_str() == "print" => Token::Identifier(Box::new(PRINT.into())),
+        t => t,
+    }
+}
+
+/// A member name as the peer knows it (see [`map_token`]).
+fn member_name(name: &str) -> &str {
+    name.strip_suffix('$').unwrap_or(name)
+}
+
 /// Builds the engine of a session.
 #[allow(deprecated)] // Rhai marks its hooks "volatile", not deprecated.
 pub(crate) fn engine(weak: Weak<Inner>) -> Engine {
@@ -229,10 +253,7 @@ pub(crate) fn engine(weak: Weak<Inner>) -> Engine {
     e.register_type_with_name::<Builtin>("built-in");
     e.register_type_with_name::<Opaque>("value");
     e.register_type_with_name::<Named>("named arguments");
-    e.on_parse_token(|t, _, _| match t {
-        Token::Reserved(s) if s.as_str() == "print" => Token::Identifier(Box::new(PRINT.into())),
-        t => t,
-    });
+    e.on_parse_token(map_token);
 
     let w = weak.clone();
     e.on_var(move |name, _, ctx| match name {
@@ -464,9 +485,11 @@ impl Inner {
     }
 
     /// `r.name` (or `r["name"]`): a lazy path in the middle of a chain, else read.
-    fn member(&self, r: &Remote, name: &str, pos: Position) -> Result<Dynamic, Box<EvalAltResult>> {
+    fn member(&self, r: &Remote, key: &str, pos: Position) -> Result<Dynamic, Box<EvalAltResult>> {
         self.checked(r)?;
-        match self.chains.lock().get(pos, name) {
+        let link = self.chains.lock().get(pos, key);
+        let name = member_name(key);
+        match link {
             Some(Link::Inner) => {
                 return Ok(Dynamic::from(Remote {
                     proxy: r.proxy.attr(name),
@@ -512,6 +535,8 @@ impl Inner {
         v: Dynamic,
         pos: Position,
     ) -> Result<(), Box<EvalAltResult>> {
+        let key = name;
+        let name = member_name(name);
         if let Some(back) = v.clone().try_cast::<Remote>() {
             if back.proxy == r.proxy.attr(name) {
                 // Rhai writing a lazy path back onto its parent: nothing changed.
@@ -520,7 +545,7 @@ impl Inner {
         }
         self.checked(r)?;
         let value = to_value(self, &v).map_err(Failure::Type)?;
-        if self.chains.lock().get(pos, name) == Some(Link::Index) {
+        if self.chains.lock().get(pos, key) == Some(Link::Index) {
             let args = Args::from_parts(vec![Value::Str(name.to_owned()), value], vec![]);
             return self.call_proxy(&r.proxy.attr("set"), args).map(|_| ());
         }
@@ -535,6 +560,7 @@ impl Inner {
         args: &[Dynamic],
     ) -> Result<Dynamic, Box<EvalAltResult>> {
         self.checked(r)?;
+        let name = member_name(name);
         match name {
             // `root.files.open.pipeline("a", "w")`: send the call and go on with its answer.
             "pipeline" => {
