@@ -588,3 +588,94 @@ fn load_runs_a_file_in_the_session() {
         out.stderr
     );
 }
+
+/// The REPL in a pseudo-terminal, as a person types into it.
+#[cfg(unix)]
+mod terminal {
+    use super::cli_support::pty::Pty;
+
+    fn lab() -> Pty {
+        let mut t = Pty::spawn(&["repl"]);
+        t.expect("netref> ");
+        t
+    }
+
+    fn quit(mut t: Pty) {
+        t.send(":quit\r");
+        assert_eq!(t.wait(), Some(0), "{}", t.screen());
+    }
+
+    #[test]
+    fn lines_typed_in_one_burst_all_run() {
+        let mut t = lab();
+        t.send("let x = 1\rlet y = 20\rlet z = 300\rprint(`sum=${x + y + z}`)\r");
+        t.expect("sum=321");
+        quit(t);
+    }
+
+    #[test]
+    fn a_bracketed_paste_of_three_statements_runs_all_three() {
+        let mut t = lab();
+        // Pasted text waits for Enter, like a typed line; then each statement runs.
+        t.paste("let a = root.add(1, 2)\nlet b = a * 10\nprint(`pasted=${a + b}`)\n");
+        t.send("\r");
+        t.expect("pasted=33");
+        t.paste("let c = 4\nprint(`c=${c}`)");
+        t.send("\r");
+        t.expect("c=4");
+        // Unbracketed, as a terminal without bracketed paste sends it: line by line.
+        t.send("let d = 5\rlet e = d + 1\rprint(`e=${e}`)\r");
+        t.expect("e=6");
+        quit(t);
+    }
+
+    #[test]
+    fn closures_and_loops_over_remote_iterators() {
+        let mut t = lab();
+        t.send("let total = 0\r");
+        t.send("root.every(100, |i| total += i * 10)\r");
+        t.expect("100");
+        t.send("print(`total=${total}`)\r");
+        let want: i64 = (0..100).map(|i| i * 10).sum();
+        t.expect(&format!("total={want}"));
+        t.send("let s = 0; for n in root.numbers(1000) { s += n }; print(`s=${s}`)\r");
+        t.expect(&format!("s={}", (0..1000).sum::<i64>()));
+        quit(t);
+    }
+
+    #[test]
+    fn the_repl_outlives_its_peer_and_reconnects() {
+        let addr = super::cli_support::closed_port();
+        let (server, _) = super::serve(&["--listen", &addr]);
+        let mut t = Pty::spawn(&["repl", &addr]);
+        t.expect("netref> ");
+        t.send("let kept = 41\rlet c = root.counter\rprint(`one=${root.add(1, 0)}`)\r");
+        t.expect("one=1");
+        // The server stops: the REPL says so and stays.
+        drop(server);
+        t.send("root.add(1, 1)\r");
+        t.expect("the connection is closed");
+        t.send("print(`kept=${kept}`)\r");
+        t.expect("kept=41");
+        // It comes back on the same address: `:reconnect` dials it again.
+        let (_server, _) = super::serve(&["--listen", &addr]);
+        t.send(":reconnect\r");
+        t.expect("attached to");
+        t.send("print(`two=${root.add(kept, 1)}`)\r");
+        t.expect("two=42");
+        // A proxy of the lost connection says so.
+        t.send("c.inc()\r");
+        t.expect("belongs to a connection that was lost");
+        quit(t);
+    }
+
+    #[test]
+    fn an_unfinished_input_continues_after_a_continuation_prompt() {
+        let mut t = lab();
+        t.send("root.add(1,\r");
+        t.expect("...> ");
+        t.send("2)\r");
+        t.expect("3");
+        quit(t);
+    }
+}

@@ -9,6 +9,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+#[cfg(unix)]
+pub mod pty;
+
 /// The binary under test.
 pub const NETREF: &str = env!("CARGO_BIN_EXE_netref");
 

@@ -18,6 +18,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod call;
+#[cfg(unix)]
+mod editor;
 mod repl;
 mod run;
 mod serve;

@@ -1,6 +1,7 @@
 //! `netref repl [TARGET]`: the terminal around [`netref::repl::Session`].
 //!
-//! With a terminal on stdin: rustyline with history, multi-line input and Tab completion;
+//! With a terminal on stdin: the line editor of `editor.rs` with history, multi-line input
+//! and Tab completion;
 //! Ctrl-C cancels the running call (or clears the line at the prompt), Ctrl-D leaves.
 //! Otherwise (a pipe, a file, CI): reads stdin line by line, evaluates each complete input
 //! and prints only results on stdout and error blocks on stderr, with no prompt or greeting
@@ -10,23 +11,17 @@
 //! A lost connection does not end the session: it says so, variables stay, and
 //! `:reconnect` or `:connect TARGET` dial again.
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use netref::lab::LabOptions;
 use netref::repl::{Outcome, Session};
-use rustyline::completion::Completer;
-use rustyline::error::ReadlineError;
-use rustyline::highlight::Highlighter;
-use rustyline::hint::Hinter;
-use rustyline::history::DefaultHistory;
-use rustyline::validate::{ValidationContext, ValidationResult, Validator};
-use rustyline::{CompletionType, Editor, Helper};
 use tokio::runtime::Runtime;
 
+#[cfg(unix)]
+use crate::editor::{Editor, Read};
 use crate::target::{self, ConnectOpts};
 
 const PROMPT: &str = "netref> ";
@@ -72,8 +67,12 @@ pub(crate) fn run(args: Args, runtime: &Runtime) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let code = if std::io::stdin().is_terminal() {
-        interactive(&session, runtime, history_path(&args))
+    let code = if cfg!(unix) && std::io::stdin().is_terminal() {
+        #[cfg(unix)]
+        let code = interactive(&session, runtime, history_path(&args));
+        #[cfg(not(unix))]
+        let code = ExitCode::SUCCESS;
+        code
     } else {
         if !args.echo {
             session.set_error_output(|line: &str| eprintln!("{line}"));
@@ -238,118 +237,104 @@ fn history_path(args: &Args) -> Option<PathBuf> {
     Some(PathBuf::from(home).join(".netref_history"))
 }
 
-/// Interactive: rustyline on this thread, evaluation on the runtime.
+#[cfg(unix)]
+/// Interactive: the line editor on this thread, evaluation on the runtime.
+///
+/// Each line read joins what is pending; the pending text is split into complete inputs,
+/// evaluated in order, and what is left unfinished waits for the next line under the
+/// continuation prompt. So a pasted block of statements (bracketed or not) runs them all,
+/// and lines typed while an input runs are each read and run in turn.
 fn interactive(session: &Session, runtime: &Runtime, history: Option<PathBuf>) -> ExitCode {
-    let config = rustyline::Config::builder()
-        .completion_type(CompletionType::List)
-        .auto_add_history(false)
-        .build();
-    let mut editor: Editor<ReplHelper, DefaultHistory> = match Editor::with_config(config) {
+    let cancel = session.clone();
+    let mut editor = match Editor::new(move || cancel.cancel()) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("netref repl: cannot use the terminal: {e}");
             return ExitCode::from(2);
         }
     };
-    editor.set_helper(Some(ReplHelper {
-        session: session.clone(),
-        runtime: runtime.handle().clone(),
-    }));
     if let Some(path) = &history {
-        let _ = editor.load_history(path);
+        editor.set_history(load_history(path));
     }
-    // Lines printed while the prompt is up (a log tap, a late callback): clear the prompt
-    // line, print, and draw the prompt again. (rustyline's external printer would keep the
-    // line intact, but it makes the editor lag behind pasted input.) Press Ctrl-L to see a
-    // line being typed again.
-    let reading = Arc::new(AtomicBool::new(false));
-    let flag = reading.clone();
-    session.set_output(move |line: &str| {
-        let mut out = std::io::stdout().lock();
-        if flag.load(Ordering::Acquire) {
-            let _ = write!(out, "\r\x1b[K{line}\r\n{PROMPT}");
-        } else {
-            let _ = writeln!(out, "{line}");
-        }
-        let _ = out.flush();
-    });
+    session.set_output(editor.printer());
     println!("{}", session.banner());
+    let handle = runtime.handle().clone();
+    let completer = session.clone();
+    let complete = move |line: &str, pos: usize| handle.block_on(completer.complete(line, pos));
     let mut lost = Lost::default();
-    loop {
-        reading.store(true, Ordering::Release);
-        let read = editor.readline(PROMPT);
-        reading.store(false, Ordering::Release);
-        match read {
-            Ok(line) => {
-                if line.trim().is_empty() {
-                    continue;
-                }
-                let _ = editor.add_history_entry(line.as_str());
-                let outcome = runtime.block_on(async {
-                    let eval = session.eval(&line);
-                    tokio::pin!(eval);
-                    tokio::select! {
-                        o = &mut eval => return o,
-                        _ = tokio::signal::ctrl_c() => {}
-                    }
-                    // Cancel the call in flight and let the input end, so the `Cancel`
-                    // shows in its own trace.
-                    session.cancel();
-                    eval.await
-                });
-                if outcome == Outcome::Quit {
-                    break;
-                }
-                lost.check(session);
+    let mut pending = String::new();
+    'session: loop {
+        let prompt = if pending.is_empty() {
+            PROMPT
+        } else {
+            CONTINUATION
+        };
+        let line = match editor.read_line(prompt, &complete) {
+            Read::Line(line) => line,
+            Read::Interrupted => {
+                pending.clear();
+                continue;
             }
-            Err(ReadlineError::Interrupted) => continue,
-            Err(ReadlineError::Eof) => break,
-            Err(e) => {
-                eprintln!("netref repl: {e}");
-                break;
+            Read::Eof => break,
+        };
+        if !pending.is_empty() {
+            pending.push('\n');
+        }
+        pending.push_str(&line);
+        for input in complete_inputs(&mut pending) {
+            editor.add_history(&input);
+            // Ctrl-C cancels the call in flight and lets the input end, so the `Cancel`
+            // shows in its own trace.
+            editor.set_running(true);
+            let outcome = runtime.block_on(session.eval(&input));
+            editor.set_running(false);
+            lost.check(session);
+            if outcome == Outcome::Quit {
+                break 'session;
             }
         }
     }
     if let Some(path) = &history {
-        let _ = editor.save_history(path);
+        save_history(path, editor.history());
     }
     ExitCode::SUCCESS
 }
 
-/// Completion, multi-line input.
-struct ReplHelper {
-    session: Session,
-    runtime: tokio::runtime::Handle,
+#[cfg(unix)]
+/// History lines; a newline inside an entry is stored as `\\n`.
+fn load_history(path: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .map(|text| text.lines().map(|l| l.replace("\\n", "\n")).collect())
+        .unwrap_or_default()
 }
 
-impl Completer for ReplHelper {
-    type Candidate = String;
+#[cfg(unix)]
+/// Keeps the last thousand entries.
+fn save_history(path: &std::path::Path, entries: &[String]) {
+    let start = entries.len().saturating_sub(1000);
+    let text: String = entries[start..]
+        .iter()
+        .map(|e| format!("{}\n", e.replace('\n', "\\n")))
+        .collect();
+    let _ = std::fs::write(path, text);
+}
 
-    fn complete(
-        &self,
-        line: &str,
-        pos: usize,
-        _ctx: &rustyline::Context<'_>,
-    ) -> rustyline::Result<(usize, Vec<String>)> {
-        // The editor runs on the main thread, outside the runtime: blocking here is fine.
-        Ok(self.runtime.block_on(self.session.complete(line, pos)))
+/// Takes the complete inputs at the front of `pending`, line by line (a line joins the
+/// input before it while that is unfinished); leaves an unfinished rest in `pending`.
+fn complete_inputs(pending: &mut String) -> Vec<String> {
+    let mut inputs = Vec::new();
+    let mut current = String::new();
+    for line in pending.split('\n') {
+        if !current.is_empty() {
+            current.push('\n');
+        }
+        current.push_str(line);
+        if current.trim().is_empty() {
+            current.clear();
+        } else if Session::is_complete(&current) {
+            inputs.push(std::mem::take(&mut current));
+        }
     }
+    *pending = current;
+    inputs
 }
-
-impl Hinter for ReplHelper {
-    type Hint = String;
-}
-
-impl Highlighter for ReplHelper {}
-
-impl Validator for ReplHelper {
-    fn validate(&self, ctx: &mut ValidationContext<'_>) -> rustyline::Result<ValidationResult> {
-        Ok(if Session::is_complete(ctx.input()) {
-            ValidationResult::Valid(None)
-        } else {
-            ValidationResult::Incomplete
-        })
-    }
-}
-
-impl Helper for ReplHelper {}
