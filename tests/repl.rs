@@ -679,3 +679,58 @@ mod terminal {
         quit(t);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_input_shows_its_cancel_in_its_own_trace() {
+    let session = Session::embedded(Default::default()).await.unwrap();
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let sink = lines.clone();
+    session.set_output(move |l: &str| sink.lock().unwrap().push(l.to_owned()));
+    assert_eq!(session.eval(":trace on").await, Outcome::Ok);
+    let canceller = session.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        canceller.cancel();
+    });
+    // The input ends with an error once cancelled; its `Cancel` is shown before it returns.
+    assert_eq!(session.eval("root.sleep(30)").await, Outcome::Failed);
+    let shown = lines.lock().unwrap().clone();
+    let cancel = shown.iter().position(|l| l.starts_with("  -> Cancel "));
+    let error = shown.iter().position(|l| l.starts_with("error: cancelled"));
+    assert!(cancel.is_some() && error.is_some(), "{shown:?}");
+    // A loop stops too.
+    let canceller = session.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        canceller.cancel();
+    });
+    assert_eq!(session.eval("loop { }").await, Outcome::Failed);
+    assert_eq!(session.eval("root.add(1, 1)").await, Outcome::Ok);
+    session.close().await;
+}
+
+/// Every REPL session `docs/repl.md` shows against the lab runs as written: each
+/// ```` ```text ```` block of `netref> ` lines before the live-debugging section, run in a
+/// fresh lab, prints exactly what the page shows.
+#[test]
+fn the_docs_repl_sessions_run_as_written() {
+    let doc = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/repl.md"))
+        .expect("read docs/repl.md");
+    let lab_part = &doc[..doc.find("## Live debugging").expect("the section")];
+    let mut checked = 0;
+    for block in lab_part.split("```text\n").skip(1) {
+        let body = &block[..block.find("```").expect("a closed block")];
+        if !body.starts_with("netref> ") {
+            continue;
+        }
+        let inputs: String = body
+            .lines()
+            .filter_map(|l| l.strip_prefix("netref> "))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let out = run(&["repl", "--echo"], &inputs);
+        assert_eq!(out.stdout, body, "docs/repl.md block:\n{body}");
+        checked += 1;
+    }
+    assert!(checked >= 5, "{checked} sessions checked");
+}
