@@ -619,3 +619,29 @@ fn the_docs_say_how_to_get_the_netref_command() {
         .expect("the Quickstart's commands");
     assert_eq!(quickstart.lines().count(), 2, "{quickstart}");
 }
+
+#[cfg(unix)]
+#[test]
+fn serve_replaces_a_stale_socket_but_not_a_live_one() {
+    let dir = temp_dir("stale");
+    let socket = dir.join("lab.sock");
+    let socket_arg = socket.to_str().expect("utf-8 temp path");
+    // What a killed server leaves behind: the file, with nobody listening.
+    drop(std::os::unix::net::UnixListener::bind(&socket).expect("bind a socket"));
+    assert!(socket.exists());
+    let (_server, addr) = serve(&["--unix", socket_arg]);
+    let out = run(&["call", &addr, "add", "1", "2"], "");
+    assert_eq!(out.stdout, "3\n", "{out:?}");
+
+    // A second server on a live socket is refused, and leaves it alone.
+    let out = run(&["serve", "--unix", socket_arg], "");
+    assert_eq!(out.code(), Some(2), "{out:?}");
+    assert!(
+        out.stderr.contains("cannot listen on unix:"),
+        "{}",
+        out.stderr
+    );
+    let out = run(&["call", &addr, "add", "2", "2"], "");
+    assert_eq!(out.stdout, "4\n", "{out:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

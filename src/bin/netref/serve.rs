@@ -3,7 +3,8 @@
 //! Ctrl-C (SIGINT) or SIGTERM stops it gracefully: no new connections or calls, the calls in
 //! flight get [`GRACE`] to finish, then every connection is closed with a goodbye (a second
 //! signal skips the wait). On every exit it removes what it made: the Unix socket file and
-//! the temporary sandbox directory (not a `--sandbox DIR` it was given).
+//! the temporary sandbox directory (not a `--sandbox DIR` it was given). A socket file
+//! left by a server that was killed is replaced; one still in use is refused.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -151,6 +152,7 @@ async fn serve(args: Args) -> Result<(), String> {
     let handle = match &args.unix {
         #[cfg(unix)]
         Some(path) => {
+            remove_stale_socket(path);
             let handle = server
                 .bind_unix(path)
                 .map_err(|e| format!("cannot listen on unix:{}: {e}", path.display()))?;
@@ -188,6 +190,24 @@ async fn serve(args: Args) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Removes the socket file at `path` when nobody listens on it any more (a server that was
+/// killed could not remove its own), so binding there works again. A live socket, or
+/// anything that is not a socket, is left for the bind to refuse.
+#[cfg(unix)]
+fn remove_stale_socket(path: &Path) {
+    use std::os::unix::fs::FileTypeExt;
+    let is_socket = std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_socket());
+    if !is_socket {
+        return;
+    }
+    if let Err(e) = std::os::unix::net::UnixStream::connect(path) {
+        if e.kind() == std::io::ErrorKind::ConnectionRefused {
+            tracing::info!(path = %path.display(), "removing a stale socket");
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 /// The signals that stop the server, installed once so none is missed between two waits.
