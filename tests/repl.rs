@@ -308,9 +308,26 @@ fn a_remote_lab_through_the_binary() {
         "{}",
         out.stdout
     );
-    // A second client sees the same lab.
-    let out = run(&["repl", &addr], "root.counter.value\n");
-    assert_eq!(out.stdout, "2\n");
+    // A second client sees the same lab; `:tables` names the types of what it imports,
+    // even of objects it never displayed.
+    let out = run(
+        &["repl", &addr],
+        "root.counter.value\nlet c = root.counter\nlet k = root.kv\n:tables\n",
+    );
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(
+        lines[..2],
+        ["2", "repl side: 0 exported, 2 imported"],
+        "{out:?}"
+    );
+    let mut rows = lines[2..4].to_vec();
+    rows.sort();
+    assert!(
+        rows[0].starts_with("  import #") && rows[0].ends_with(" Counter, count 1"),
+        "{}",
+        out.stdout
+    );
+    assert!(rows[1].ends_with(" Map, count 1"), "{}", out.stdout);
     let out = run(&["repl", &cli_support::closed_port()], "root\n");
     assert_eq!(out.code(), Some(2), "{out:?}");
 }

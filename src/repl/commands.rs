@@ -150,6 +150,15 @@ impl Inner {
         let link = self.link();
         let me = link.conn.tables();
         let peer = link.peer.as_ref().map(Connection::tables);
+        if peer.is_none() {
+            // The peer's table is out of sight: ask it for the types of what we import (the
+            // REPL's own lookup, not traced; a held import's handle, so no count changes).
+            for e in &me.imports {
+                if !self.types.lock().contains_key(&fmt_id(e.id)) {
+                    self.type_of(&link.conn.remote_object(e.id)).await;
+                }
+            }
+        }
         let mut text = self.table_rows("repl side", &me, peer.as_ref());
         match &peer {
             Some(p) => {
