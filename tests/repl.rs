@@ -751,3 +751,21 @@ fn the_docs_repl_sessions_run_as_written() {
     }
     assert!(checked >= 5, "{checked} sessions checked");
 }
+
+#[test]
+fn the_rough_edges_of_the_language() {
+    // `0x10` and `1 == 1` work; bare :trace, :time and :timeout say their state and usage;
+    // type names take the right article; `quit` and `exit()` leave.
+    let out = repl(":trace\n:time\n:timeout\n0x10\n1 == 1\nlen(5)\nquit\nroot.add(1, 1)\n");
+    assert_eq!(out.code(), Some(1), "{out:?}");
+    assert_eq!(
+        out.stdout,
+        "trace is off; usage: :trace on|off|mermaid\ntime is off; usage: :time on|off\n\
+         timeout is off (the connection's default); usage: :timeout SECONDS (0 < SECONDS <= 86400) or :timeout off\n\
+         16\ntrue\n",
+        "{out:?}"
+    );
+    assert_eq!(out.stderr, "error: type error: an int has no length\n");
+    let out = repl("exit()\nroot.add(1, 1)\n");
+    assert_eq!((out.code(), out.stdout.as_str()), (Some(0), ""), "{out:?}");
+}
