@@ -645,3 +645,37 @@ fn serve_replaces_a_stale_socket_but_not_a_live_one() {
     assert_eq!(out.stdout, "4\n", "{out:?}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[cfg(unix)]
+#[test]
+fn serve_stdio_stops_on_sigterm_and_cleans_up() {
+    use nix::sys::signal::Signal;
+    let tmp = temp_dir("stdio-term");
+    let mut server = std::process::Command::new(NETREF)
+        .args(["serve", "--stdio"])
+        .env("TMPDIR", &tmp)
+        .env_remove("NETREF_LOG")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("start netref serve --stdio");
+    // Its sandbox exists once the lab is built; no peer ever says hello.
+    let deadline = std::time::Instant::now() + cli_support::RUN_TIMEOUT;
+    while std::fs::read_dir(&tmp)
+        .expect("read the temp dir")
+        .next()
+        .is_none()
+    {
+        assert!(std::time::Instant::now() < deadline, "no sandbox appeared");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    send(&server, Signal::SIGTERM);
+    let status = cli_support::wait_bounded(&mut server, "netref serve --stdio after SIGTERM");
+    assert_eq!(status.code(), Some(0), "{status:?}");
+    let left: Vec<_> = std::fs::read_dir(&tmp)
+        .expect("read the temp dir")
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    let _ = std::fs::remove_dir_all(&tmp);
+}

@@ -113,9 +113,14 @@ async fn serve(args: Args) -> Result<(), String> {
     let root = lab.into_root();
 
     if args.stdio {
-        let conn = netref::serve_stdio(config, Some(root))
-            .await
-            .map_err(|e| e.to_string())?;
+        // A signal during the hello stops it too (not only once a peer has said hello).
+        let conn = tokio::select! {
+            conn = netref::serve_stdio(config, Some(root)) => conn.map_err(|e| e.to_string())?,
+            signal = signals.recv() => {
+                tracing::info!("{signal} during the hello: stopping");
+                return Ok(());
+            }
+        };
         tracing::info!(%sandbox, "serving the lab on stdio");
         tokio::select! {
             _ = conn.closed() => {}
