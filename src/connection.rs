@@ -54,7 +54,7 @@ use crate::codec::Codec;
 use crate::config::Config;
 use crate::error::{Error, ErrorKind, RemoteError, Result};
 use crate::object::Object;
-use crate::protocol::{CallMsg, Message, Op, Target, WPath, FLAG_KEEP_ANSWER};
+use crate::protocol::{CallMsg, Message, Op, Target, WPath, FLAG_KEEP_ANSWER, FLAG_ONE_WAY};
 use crate::proxy::{self, Proxy};
 use crate::stats::{Counters, Stats};
 use crate::trace::{Direction, TraceEvent, Tracer};
@@ -1102,6 +1102,36 @@ impl Shared {
             link: link.clone(),
             id,
         }))
+    }
+
+    /// Sends a one-way call (`FLAG_ONE_WAY`): the peer runs it in order with the other
+    /// calls to the same object and sends nothing back. Returns once the frame is written
+    /// or queued.
+    pub(crate) async fn cast(&self, target: Target, path: Arc<[String]>, op: Op) -> Result<()> {
+        if self.is_closed() {
+            return Err(self.disconnected());
+        }
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let mut ctx = SendCtx::default();
+        let op = match self.export_op(op, &mut ctx) {
+            Ok(op) => op,
+            Err(e) => {
+                self.unsend(ctx);
+                return Err(e);
+            }
+        };
+        let msg = Message::Call(CallMsg {
+            id,
+            target,
+            path: WPath(path),
+            op,
+            timeout_ms: u32::try_from(self.config.call_timeout.as_millis()).unwrap_or(u32::MAX),
+            flags: FLAG_ONE_WAY,
+        });
+        self.send(&msg, ctx).await?;
+        Counters::add(&self.counters.calls_sent, 1);
+        Counters::add(&self.counters.casts_sent, 1);
+        Ok(())
     }
 
     /// A dying import handle: queue its release.

@@ -54,6 +54,7 @@
 extern crate self as netref;
 
 mod callback;
+pub mod cast;
 mod codec;
 mod config;
 mod connection;

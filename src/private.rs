@@ -12,8 +12,8 @@ use crate::value::{to_value, Value};
 
 pub use crate::object::{Args, Invocation, MemberInfo, MemberKind, Object, Reply, TypeInfo};
 pub use crate::typed::support::{
-    arg as typed_arg, args as typed_args, blocking_call, blocking_get, blocking_set,
-    call as typed_call, get as typed_get, set as typed_set,
+    arg as typed_arg, args as typed_args, blocking_call, blocking_cast, blocking_get, blocking_set,
+    call as typed_call, cast as typed_cast, get as typed_get, set as typed_set,
 };
 pub use crate::value::from_value;
 

@@ -263,7 +263,7 @@ impl Proxy {
     }
 
     /// The connection a remote proxy's calls go through; `None` for a local object.
-    fn shared(&self) -> Option<&Arc<Shared>> {
+    pub(crate) fn shared(&self) -> Option<&Arc<Shared>> {
         match &self.target {
             Target::Local(_) | Target::Foreign(_) => None,
             Target::Remote(import) => Some(&import.link.shared),
@@ -564,7 +564,7 @@ impl Drop for Call {
 /// Runs `op` on `path` of a local object through the gate, in-process: synchronously as far
 /// as the handlers allow (see [`gate::start`]). A panicking handler becomes an error here too,
 /// as it would remotely.
-fn start_local(obj: Arc<dyn Object>, path: &[String], op: Op) -> Reply {
+pub(crate) fn start_local(obj: Arc<dyn Object>, path: &[String], op: Op) -> Reply {
     match std::panic::catch_unwind(AssertUnwindSafe(|| gate::start(obj, path, op))) {
         Ok(Reply::Ready(r)) => Reply::Ready(r),
         Ok(Reply::Later(fut)) => Reply::later(async move {

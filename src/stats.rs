@@ -19,6 +19,12 @@ pub struct Stats {
     pub calls_received: u64,
     /// Calls whose caller waited for the reply.
     pub round_trips: u64,
+    /// One-way calls written ([`Proxy::cast`](crate::Proxy::cast)); also counted in
+    /// `calls_sent`, never in `round_trips`.
+    pub casts_sent: u64,
+    /// One-way calls from the peer that failed here (each is logged here, as nothing is sent
+    /// back).
+    pub casts_failed: u64,
     /// `Release` messages written (each may carry many ids).
     pub releases_sent: u64,
     /// Bytes written, frames included.
@@ -41,6 +47,8 @@ pub(crate) struct Counters {
     pub(crate) calls_sent: AtomicU64,
     pub(crate) calls_received: AtomicU64,
     pub(crate) round_trips: AtomicU64,
+    pub(crate) casts_sent: AtomicU64,
+    pub(crate) casts_failed: AtomicU64,
     pub(crate) releases_sent: AtomicU64,
     pub(crate) bytes_sent: AtomicU64,
     pub(crate) bytes_received: AtomicU64,
@@ -64,6 +72,8 @@ impl Counters {
             calls_sent: g(&self.calls_sent),
             calls_received: g(&self.calls_received),
             round_trips: g(&self.round_trips),
+            casts_sent: g(&self.casts_sent),
+            casts_failed: g(&self.casts_failed),
             releases_sent: g(&self.releases_sent),
             bytes_sent: g(&self.bytes_sent),
             bytes_received: g(&self.bytes_received),

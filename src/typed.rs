@@ -331,6 +331,24 @@ pub(crate) mod support {
         ))
     }
 
+    /// A one-way call of method `name` (`#[exposed(oneway)]`).
+    pub fn cast(
+        proxy: &Proxy,
+        name: &str,
+        args: Result<Args>,
+    ) -> impl Future<Output = Result<()>> + Send + 'static {
+        crate::cast::cast(proxy.attr(name), args)
+    }
+
+    /// A blocking one-way call of method `name`.
+    pub fn blocking_cast(
+        proxy: &crate::blocking::Proxy,
+        name: &str,
+        args: Result<Args>,
+    ) -> Result<()> {
+        proxy.block_on_async(move |p| crate::cast::cast(p.attr(name), args))
+    }
+
     /// A blocking call of method `name`, decoded into `T`.
     pub fn blocking_call<T: DeserializeOwned + 'static>(
         proxy: &crate::blocking::Proxy,

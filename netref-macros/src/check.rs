@@ -34,6 +34,8 @@ pub(crate) struct Member {
     pub(crate) doc: String,
     /// Method or property, with the functions that serve it.
     pub(crate) kind: Kind,
+    /// `#[exposed(oneway)]`: the typed client sends it as a one-way call.
+    pub(crate) oneway: bool,
 }
 
 impl Member {
@@ -142,6 +144,7 @@ pub(crate) fn check(parsed: &Parsed, errors: &mut Vec<syn::Error>) -> Model {
     for marked in &parsed.marked {
         let sig = &marked.func.sig;
         let handler = handler(sig, marked.cfgs.clone(), errors);
+        let oneway = matches!(marked.marker, Marker::Method { oneway: true, .. });
         let (explicit, is_property) = match &marked.marker {
             Marker::Setter { .. } => {
                 if handler.params.len() != 1 {
@@ -153,7 +156,7 @@ pub(crate) fn check(parsed: &Parsed, errors: &mut Vec<syn::Error>) -> Model {
                 setters.push((marked, handler));
                 continue;
             }
-            Marker::Method { name } => (name, false),
+            Marker::Method { name, .. } => (name, false),
             Marker::Property { name } => (name, true),
         };
         if is_property {
@@ -194,6 +197,7 @@ pub(crate) fn check(parsed: &Parsed, errors: &mut Vec<syn::Error>) -> Model {
             name,
             doc: doc_text(&marked.func.attrs),
             kind,
+            oneway,
         });
     }
 

@@ -86,6 +86,8 @@ struct ClientFn<'a> {
 
 enum What<'a> {
     Call(&'a Handler),
+    /// `#[exposed(oneway)]`: sent as a one-way call, nothing comes back.
+    Cast(&'a Handler),
     Get(&'a Handler),
     Set(&'a Handler),
 }
@@ -100,6 +102,17 @@ fn client_fns<'a>(model: &'a Model, errors: &mut Vec<syn::Error>) -> Vec<ClientF
         let base = rust_name(remote, &handler.ident);
         let cfgs: Vec<&TokenStream> = handler.cfgs.iter().collect();
         match &member.kind {
+            Kind::Method(h) if member.oneway => fns.push(ClientFn {
+                ident: base,
+                remote,
+                doc: format!(
+                    "{}\n\nOne-way: sent without waiting for an answer (the owner logs a \
+                     failure); resolves once the call is on its way.",
+                    doc_or(&member.doc, format!("Calls `{remote}` on the object."))
+                ),
+                cfgs,
+                what: What::Cast(h),
+            }),
             Kind::Method(h) => fns.push(ClientFn {
                 ident: base,
                 remote,
@@ -373,8 +386,10 @@ fn client_fn(
             bounds.push(quote!(#inner: ::netref::typed::HasProxy));
         }
     };
+    let mut cast = false;
     let (params, out, body) = match f.what {
-        What::Call(h) => {
+        What::Call(h) | What::Cast(h) => {
+            cast = matches!(f.what, What::Cast(_));
             let mut params = Vec::new();
             let mut args = Vec::new();
             for p in &h.params {
@@ -401,7 +416,11 @@ fn client_fn(
             let args = quote! {
                 ::netref::__private::typed_args(::std::vec![#(#args),*])
             };
-            let body = if blocking {
+            let body = if cast && blocking {
+                quote!(::netref::__private::blocking_cast(&self.inner, #remote, #args))
+            } else if cast {
+                quote!(::netref::__private::typed_cast(&self.inner, #remote, #args))
+            } else if blocking {
                 bounds.push(quote!(#out: #serde::de::DeserializeOwned));
                 quote!(::netref::__private::blocking_call(&self.inner, #remote, #args))
             } else {
@@ -442,7 +461,15 @@ fn client_fn(
             (vec![quote!(#name: #ty)], quote!(()), body)
         }
     };
-    let ret = if blocking {
+    let ret = if cast && blocking {
+        quote!(::netref::Result<()>)
+    } else if cast {
+        quote! {
+            impl ::core::future::Future<Output = ::netref::Result<()>>
+                + ::core::marker::Send
+                + 'static
+        }
+    } else if blocking {
         quote!(::netref::Result<#out>)
     } else {
         quote!(::netref::TypedCall<#out>)

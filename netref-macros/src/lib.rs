@@ -81,6 +81,7 @@ use proc_macro::TokenStream;
 /// | `#[exposed(setter)]` | `fn set_name(&self, value: T)` | property `name` settable |
 /// | `#[exposed(setter = "name")]` | `fn any(&self, value: T)` | property `name` settable |
 /// | `#[exposed(name = "other")]` | a method or property | the member is called `other` |
+/// | `#[exposed(oneway)]` | a method | the typed client sends it one-way (no answer) |
 ///
 /// `name = "..."` combines with `property`: `#[exposed(property, name = "size")]`. A setter
 /// may return `()` or a `Result<(), E>`; it is not a member of its own.

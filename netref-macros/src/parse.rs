@@ -12,7 +12,8 @@ use syn::{Attribute, Expr, ImplItem, ImplItemFn, Item, ItemImpl, Lit, LitStr, Me
 const MARKER: &str = "exposed";
 
 /// The options `#[exposed(...)]` accepts, for error messages.
-const OPTIONS: &str = "`property`, `setter`, `setter = \"property\"` or `name = \"remote_name\"`";
+const OPTIONS: &str =
+    "`property`, `setter`, `setter = \"property\"`, `name = \"remote_name\"` or `oneway`";
 
 /// The `impl` block with its markers read (and removed from `item`).
 pub(crate) struct Parsed {
@@ -35,8 +36,9 @@ pub(crate) struct Marked {
 
 /// What a marker asks for.
 pub(crate) enum Marker {
-    /// `#[exposed]` or `#[exposed(name = "...")]`.
-    Method { name: Option<LitStr> },
+    /// `#[exposed]` or `#[exposed(name = "...")]`, with `oneway` when the typed client sends
+    /// it as a one-way call.
+    Method { name: Option<LitStr>, oneway: bool },
     /// `#[exposed(property)]`, optionally with `name = "..."`.
     Property { name: Option<LitStr> },
     /// `#[exposed(setter)]` or `#[exposed(setter = "property")]`.
@@ -173,13 +175,21 @@ fn take_marker_attrs(attrs: &mut Vec<Attribute>) -> Vec<Attribute> {
 /// Reads one marker's options, reporting malformed ones and keeping what makes sense.
 fn read_marker(attr: &Attribute, errors: &mut Vec<syn::Error>) -> Marker {
     let list = match &attr.meta {
-        Meta::Path(_) => return Marker::Method { name: None },
+        Meta::Path(_) => {
+            return Marker::Method {
+                name: None,
+                oneway: false,
+            }
+        }
         Meta::NameValue(nv) => {
             errors.push(syn::Error::new_spanned(
                 nv,
                 format!("expected #[exposed] or #[exposed(...)] with options {OPTIONS}"),
             ));
-            return Marker::Method { name: None };
+            return Marker::Method {
+                name: None,
+                oneway: false,
+            };
         }
         Meta::List(list) => list,
     };
@@ -187,6 +197,7 @@ fn read_marker(attr: &Attribute, errors: &mut Vec<syn::Error>) -> Marker {
     let mut property: Option<Span> = None;
     let mut setter: Option<(Span, Option<LitStr>)> = None;
     let mut name: Option<LitStr> = None;
+    let mut oneway: Option<Span> = None;
     let result = list.parse_nested_meta(|meta| {
         let span = meta.path.span();
         let duplicate = || syn::Error::new(span, "this option is given twice");
@@ -205,6 +216,11 @@ fn read_marker(attr: &Attribute, errors: &mut Vec<syn::Error>) -> Marker {
                 None
             };
             setter = Some((span, target));
+        } else if meta.path.is_ident("oneway") {
+            if oneway.is_some() {
+                return Err(duplicate());
+            }
+            oneway = Some(span);
         } else if meta.path.is_ident("name") {
             if name.is_some() {
                 return Err(duplicate());
@@ -223,6 +239,12 @@ fn read_marker(attr: &Attribute, errors: &mut Vec<syn::Error>) -> Marker {
         errors.push(e);
     }
 
+    if let (Some(span), true) = (oneway, property.is_some() || setter.is_some()) {
+        errors.push(syn::Error::new(
+            span,
+            "`oneway` applies to methods only: a property read or write waits for its answer",
+        ));
+    }
     match (property, setter) {
         (Some(_), Some((span, _))) => {
             errors.push(syn::Error::new(
@@ -241,7 +263,10 @@ fn read_marker(attr: &Attribute, errors: &mut Vec<syn::Error>) -> Marker {
             }
             Marker::Setter { property }
         }
-        (None, None) => Marker::Method { name },
+        (None, None) => Marker::Method {
+            name,
+            oneway: oneway.is_some(),
+        },
     }
 }
 
@@ -323,7 +348,10 @@ mod tests {
         assert_eq!(parsed.marked.len(), 3);
         assert!(matches!(
             parsed.marked[0].marker,
-            Marker::Method { name: None }
+            Marker::Method {
+                name: None,
+                oneway: false
+            }
         ));
         assert!(
             matches!(&parsed.marked[1].marker, Marker::Property { name: Some(n) } if n.value() == "bee")

@@ -169,7 +169,9 @@ fn handle_call(shared: &Arc<Shared>, c: CallMsg) {
         let err = Error::remote(ErrorKind::Overloaded, why);
         if let Some(tx) = answer_tx {
             let _ = tx.send(Some(Err(err.into_remote())));
-        } else if !one_way {
+        } else if one_way {
+            one_way_failed(shared, c.id, &err);
+        } else {
             let task_shared = shared.clone();
             shared.spawn_task(async move { send_return(&task_shared, c.id, Err(err)).await });
         }
@@ -289,10 +291,26 @@ fn run_handler<F>(
         };
         if let Some(tx) = answer_tx {
             let _ = tx.send(Some(result.map_err(Error::into_remote)));
-        } else if !one_way {
+        } else if one_way {
+            if let Err(e) = &result {
+                one_way_failed(&shared, id, e);
+            }
+        } else {
             send_return(&shared, id, result).await;
         }
     });
+}
+
+/// A one-way call failed: nothing goes back to the caller, so the failure is counted and
+/// logged here, and the connection goes on.
+fn one_way_failed(shared: &Shared, id: u64, error: &Error) {
+    Counters::add(&shared.counters.casts_failed, 1);
+    tracing::warn!(
+        connection = %shared.label,
+        call = id,
+        error = %error,
+        "one-way call failed"
+    );
 }
 
 /// Where a kept answer (`FLAG_KEEP_ANSWER`) goes.
@@ -308,7 +326,11 @@ fn finish_nowait(
 ) {
     if let Some(tx) = answer_tx {
         let _ = tx.send(Some(result.map_err(Error::into_remote)));
-    } else if !one_way {
+    } else if one_way {
+        if let Err(e) = &result {
+            one_way_failed(shared, id, e);
+        }
+    } else {
         let (msg, ctx) = return_message(shared, id, result);
         shared.send_nowait(&msg, ctx);
     }
