@@ -65,6 +65,7 @@ mod protocol;
 mod proxy;
 mod server;
 mod stats;
+pub mod stream;
 mod transport;
 mod value;
 
@@ -102,6 +103,7 @@ pub use object::{
 pub use proxy::{Call, Proxy, RemoteIter};
 pub use server::{ConnectionInfo, ListenAddr, Server, ServerHandle, DEFAULT_MAX_CONNECTIONS};
 pub use stats::Stats;
+pub use stream::{RemoteStream, Stream};
 pub use transport::{
     connect, connect_command, connect_command_with, connect_with, pair, pair_with, serve_stdio,
     ChildConnection,

@@ -618,6 +618,16 @@ fn map_type(ty: &Type, mode: &TokenStream, self_ty: Option<&Type>) -> TokenStrea
                     let inner = map_type(types[0], &quote!(#mode), self_ty);
                     return quote!(<#inner as ::netref::typed::HasProxy>::Proxy<#mode>);
                 }
+                // A stream the owner lends is pulled by the client, and the other way round.
+                if a.args.len() == 1 && types.len() == 1 {
+                    let item = map_type(types[0], mode, self_ty);
+                    if last.ident == "Stream" {
+                        return quote!(::netref::RemoteStream<#item>);
+                    }
+                    if last.ident == "RemoteStream" {
+                        return quote!(::netref::Stream<#item>);
+                    }
+                }
                 let mut path = p.path.clone();
                 let last = path.segments.last_mut().expect("checked above");
                 if let PathArguments::AngleBracketed(a) = &mut last.arguments {
@@ -687,6 +697,8 @@ mod tests {
             "Vec<<Counteras::netref::typed::HasProxy>::Proxy<M>>"
         );
         assert_eq!(mapped(q!(&'static str)), "::std::string::String");
+        assert_eq!(mapped(q!(netref::Stream<u8>)), "::netref::RemoteStream<u8>");
+        assert_eq!(mapped(q!(RemoteStream<u8>)), "::netref::Stream<u8>");
         assert_eq!(mapped(q!(&'static [u8])), "::std::vec::Vec<u8>");
         assert_eq!(
             mapped(q!((Obj<A>, String))),
