@@ -94,6 +94,7 @@ def main():
         port=0,
         protocol_config={"sync_request_timeout": 300},
     )
+    server._listen()  # listening before the port is announced (clients connect at once)
     print(f"LISTEN {server.port}", flush=True)
     threading.Thread(target=exit_when_stdin_closes, daemon=True).start()
     server.start()
