@@ -83,6 +83,7 @@ pub mod debug;
 pub mod lab;
 #[cfg(feature = "cli")]
 pub mod repl;
+pub mod resilient;
 pub mod rpyc;
 
 #[doc(hidden)]
@@ -101,6 +102,7 @@ pub use object::{
     Args, IntoArgs, Invocation, MemberInfo, MemberKind, Obj, Object, Reply, Restricted, TypeInfo,
 };
 pub use proxy::{Call, Proxy, RemoteIter};
+pub use resilient::{connect_resilient, connect_resilient_with, Resilient};
 pub use server::{ConnectionInfo, ListenAddr, Server, ServerHandle, DEFAULT_MAX_CONNECTIONS};
 pub use stats::Stats;
 pub use stream::{RemoteStream, Stream};
