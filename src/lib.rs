@@ -81,6 +81,8 @@ pub mod blocking;
 pub mod context;
 pub mod debug;
 pub mod lab;
+#[cfg(feature = "nats")]
+pub mod nats;
 #[cfg(feature = "cli")]
 pub mod repl;
 pub mod resilient;

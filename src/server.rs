@@ -612,6 +612,20 @@ impl ServerHandle {
         }
     }
 
+    /// A gauge of the open connections that does not keep the server alive (a registry
+    /// heartbeat's load figure).
+    #[cfg(feature = "nats")]
+    pub(crate) fn load_gauge(&self) -> impl Fn() -> usize + Send + 'static {
+        let state = Arc::downgrade(&self.state);
+        move || state.upgrade().map_or(0, |s| s.live.lock().len())
+    }
+
+    /// Becomes `true` when the server stops accepting (and closes when it is dropped).
+    #[cfg(feature = "nats")]
+    pub(crate) fn stop_signal(&self) -> watch::Receiver<bool> {
+        self.stop.subscribe()
+    }
+
     /// Stops accepting new connections (open ones go on).
     pub async fn stop_accepting(&self) {
         let _ = self.stop.send(true);

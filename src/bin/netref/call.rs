@@ -17,7 +17,8 @@ use crate::target::{self, ConnectOpts};
 pub(crate) struct Args {
     /// Where to connect: HOST[:PORT] (port 18861 by default), tcp://HOST:PORT, unix:PATH,
     /// cmd:COMMAND, a command speaking netref on its stdio (a TARGET with a space is one too),
-    /// or rpyc://HOST[:PORT] (rpycs:// for TLS), a Python RPyC server.
+    /// rpyc://HOST[:PORT] (rpycs:// for TLS), a Python RPyC server, or
+    /// nats://HOST:PORT/SERVICE, an instance found in the NATS registry.
     target: String,
     /// What to call, from the root: `add`, `counter.inc`, `kv.get`. A property (`counter.value`)
     /// is read when no ARG is given; `counter.step = 5` sets one.

@@ -5,12 +5,14 @@
 //! netref call TARGET PATH [ARG...]
 //! netref repl [TARGET]
 //! netref run SCRIPT [TARGET] [-- ARGS]
+//! netref ls nats://HOST:PORT
 //! ```
 //!
 //! TARGET is `HOST[:PORT]` (port 18861 by default; also `tcp://HOST:PORT` and `:PORT`),
-//! `unix:PATH`, or a command whose stdio speaks netref: `cmd:PROGRAM [ARG...]`, or any
-//! TARGET with a space (`"ssh host netref serve --stdio"`). Logs go to stderr (`-v`, `-vv`,
-//! or `NETREF_LOG`), coloured only on a terminal.
+//! `unix:PATH`, `nats://HOST:PORT/SERVICE` (an instance found in the NATS registry; needs
+//! the `nats` feature), or a command whose stdio speaks netref: `cmd:PROGRAM [ARG...]`, or
+//! any TARGET with a space (`"ssh host netref serve --stdio"`). Logs go to stderr (`-v`,
+//! `-vv`, or `NETREF_LOG`), coloured only on a terminal.
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -20,6 +22,7 @@ use clap::{Parser, Subcommand};
 mod call;
 #[cfg(unix)]
 mod editor;
+mod ls;
 mod repl;
 mod run;
 mod serve;
@@ -46,6 +49,8 @@ enum Command {
     Repl(repl::Args),
     /// Run a script file (the REPL's language) against a peer (the in-process lab by default).
     Run(run::Args),
+    /// List the live instances in a NATS registry: service, address, version, age.
+    Ls(ls::Args),
 }
 
 fn main() -> ExitCode {
@@ -66,6 +71,7 @@ fn main() -> ExitCode {
         Command::Call(args) => runtime.block_on(call::run(args)),
         Command::Repl(args) => repl::run(args, &runtime),
         Command::Run(args) => run::run(args, &runtime),
+        Command::Ls(args) => runtime.block_on(ls::run(args)),
     };
     // Do not wait for tasks still blocked (a stdin reader, a callback in flight).
     runtime.shutdown_background();

@@ -55,6 +55,16 @@ pub(crate) struct Args {
     /// reach needs --tls-cert (Python's `rpyc.ssl_connect`).
     #[arg(long, conflicts_with_all = ["stdio", "secret_file"])]
     rpyc: bool,
+    /// Register in the NATS registry at URL (nats://HOST:PORT) under --name, and serve value
+    /// calls to that name from NATS (request, cast, fanout).
+    #[arg(long, value_name = "URL", requires = "name", conflicts_with = "stdio")]
+    nats: Option<String>,
+    /// The service name to register under (with --nats), for example `jobs.worker`.
+    #[arg(long, value_name = "SERVICE", requires = "nats")]
+    name: Option<String>,
+    /// The address to announce in the registry [default: the one listened on].
+    #[arg(long, value_name = "HOST:PORT", requires = "nats")]
+    advertise: Option<String>,
 }
 
 pub(crate) async fn run(args: Args) -> ExitCode {
@@ -137,7 +147,7 @@ async fn serve(args: Args) -> Result<(), String> {
         return Ok(());
     }
 
-    let mut server = Server::with_root(root).config(config);
+    let mut server = Server::with_root(root.clone()).config(config);
     if args.rpyc {
         server = server.rpyc();
     }
@@ -185,8 +195,16 @@ async fn serve(args: Args) -> Result<(), String> {
         if tls { "TLS; " } else { "" },
         if args.allow_exec { ", with exec" } else { "" }
     );
+    let registered = match (&args.nats, &args.name) {
+        (Some(url), Some(name)) => {
+            Some(nats::register(url, name, args.advertise.as_deref(), &handle, root).await?)
+        }
+        _ => None,
+    };
     let signal = signals.recv().await;
     eprintln!("netref serve: {signal}: stopping");
+    // Leave the registry and the queue group first: no new client should pick us.
+    nats::deregister(registered).await;
     tokio::select! {
         _ = handle.shutdown_graceful(GRACE) => {}
         signal = signals.recv() => {
@@ -297,6 +315,70 @@ async fn loopback_only(listen: &str) -> Result<bool, String> {
         .map_err(|e| format!("cannot resolve {listen}: {e}"))?
         .collect();
     Ok(!addrs.is_empty() && addrs.iter().all(|a| a.ip().is_loopback()))
+}
+
+/// `--nats`: the registry entry and the value-call worker, kept until the server stops.
+#[cfg(feature = "nats")]
+mod nats {
+    use std::sync::Arc;
+
+    use netref::nats::{self, Nats, RegisterOptions, Registration, Worker};
+    use netref::{Object, ServerHandle};
+
+    pub(super) async fn register(
+        url: &str,
+        name: &str,
+        advertise: Option<&str>,
+        server: &ServerHandle,
+        root: Arc<dyn Object>,
+    ) -> Result<(Registration, Worker), String> {
+        let client = Nats::connect(url).await.map_err(|e| e.to_string())?;
+        let mut options = RegisterOptions::default()
+            .version(env!("CARGO_PKG_VERSION"))
+            .meta("program", "netref serve")
+            .meta("pid", std::process::id().to_string());
+        if let Some(addr) = advertise {
+            options = options.advertise(addr);
+        }
+        let registration = nats::register_with(&client, name, server, options)
+            .await
+            .map_err(|e| format!("cannot register `{name}` on {url}: {e}"))?;
+        let worker = registration
+            .serve(root)
+            .await
+            .map_err(|e| format!("cannot serve `{name}` on {url}: {e}"))?;
+        eprintln!(
+            "netref serve: registered as `{name}` (instance {}) on {url}",
+            registration.id()
+        );
+        Ok((registration, worker))
+    }
+
+    /// Leaves the registry and the queue group before the server stops.
+    pub(super) async fn deregister(registered: Option<(Registration, Worker)>) {
+        if let Some((registration, worker)) = registered {
+            worker.stop().await;
+            registration.deregister().await;
+        }
+    }
+}
+
+#[cfg(not(feature = "nats"))]
+mod nats {
+    /// Never made: registering fails without the feature.
+    pub(super) struct Registered;
+
+    pub(super) async fn register(
+        _url: &str,
+        _name: &str,
+        _advertise: Option<&str>,
+        _server: &netref::ServerHandle,
+        _root: std::sync::Arc<dyn netref::Object>,
+    ) -> Result<Registered, String> {
+        Err("this netref was built without the `nats` feature".into())
+    }
+
+    pub(super) async fn deregister(_registered: Option<Registered>) {}
 }
 
 /// TLS: the acceptor for `Server::tls` from the PEM files.

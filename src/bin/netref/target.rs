@@ -7,6 +7,7 @@
 //! | `HOST:PORT`, `tcp://HOST:PORT`, `tcp:HOST:PORT` | TCP (TLS with `--tls-ca`) |
 //! | `HOST`, `:PORT` | TCP with the default port 18861, or the default host 127.0.0.1 |
 //! | `unix:PATH`, `unix://PATH` | a Unix socket |
+//! | `nats://HOST:PORT/SERVICE` | an instance of SERVICE found in that NATS server's registry (the `nats` feature) |
 //! | `cmd:PROGRAM [ARG...]`, or anything with a space | a command speaking netref on its stdio |
 //! | `rpyc://HOST[:PORT]`, `rpycs://HOST[:PORT]` | Python RPyC 6's wire (TLS with `rpycs`, trusting `--tls-ca`); default port 18812 |
 //!
@@ -62,6 +63,13 @@ pub(crate) enum Target {
         /// `rpycs://`: TLS.
         tls: bool,
     },
+    /// `nats://HOST:PORT/SERVICE`: an instance of SERVICE found in the NATS registry.
+    Nats {
+        /// The NATS server, `nats://HOST:PORT`.
+        url: String,
+        /// The service name.
+        service: String,
+    },
 }
 
 impl std::fmt::Display for Target {
@@ -73,12 +81,14 @@ impl std::fmt::Display for Target {
             Target::Rpyc { addr, tls } => {
                 write!(f, "{}://{addr}", if *tls { "rpycs" } else { "rpyc" })
             }
+            Target::Nats { url, service } => write!(f, "{url}/{service}"),
         }
     }
 }
 
 /// The forms of a TARGET, for messages.
-const FORMS: &str = "HOST[:PORT], tcp://HOST:PORT, unix:PATH, cmd:COMMAND, or rpyc://HOST[:PORT]";
+const FORMS: &str = "HOST[:PORT], tcp://HOST:PORT, unix:PATH, cmd:COMMAND, \
+                     rpyc://HOST[:PORT], or nats://HOST:PORT/SERVICE";
 
 /// Reads a TARGET (see the module docs for the forms).
 pub(crate) fn parse(s: &str) -> Result<Target, String> {
@@ -95,6 +105,13 @@ pub(crate) fn parse(s: &str) -> Result<Target, String> {
                 "tcp" => parse_tcp(rest),
                 "unix" => parse_unix(rest),
                 "rpyc" | "rpycs" => parse_rpyc(rest, scheme == "rpycs"),
+                "nats" => {
+                    let (url, service) = parse_nats(s)?;
+                    let service = service.ok_or_else(|| {
+                        format!("`{s}` names no service: use nats://HOST:PORT/SERVICE")
+                    })?;
+                    Ok(Target::Nats { url, service })
+                }
                 _ => Err(format!(
                     "unknown scheme `{scheme}://` in TARGET `{s}`: use {FORMS}"
                 )),
@@ -197,6 +214,22 @@ fn parse_command(command: &str) -> Result<Target, String> {
         return Err("`cmd:` needs a command".into());
     }
     Ok(Target::Command(argv))
+}
+
+/// Splits `nats://HOST:PORT[/SERVICE]` into the server's URL and the service, if any.
+pub(crate) fn parse_nats(s: &str) -> Result<(String, Option<String>), String> {
+    let rest = s
+        .strip_prefix("nats://")
+        .ok_or_else(|| format!("`{s}` is not a nats:// address"))?;
+    let (server, service) = match rest.split_once('/') {
+        Some((server, "")) => (server, None),
+        Some((server, service)) => (server, Some(service.to_owned())),
+        None => (rest, None),
+    };
+    if server.is_empty() || server.contains(char::is_whitespace) {
+        return Err(format!("`{s}`: expected nats://HOST:PORT[/SERVICE]"));
+    }
+    Ok((format!("nats://{server}"), service))
 }
 
 /// Splits a command line on white space, honouring '…', "…" and backslash escapes.
@@ -370,6 +403,9 @@ pub(crate) async fn connect(target: &Target, opts: &ConnectOpts) -> netref::Resu
                 bridge: Some((peer, rpyc)),
             })
         }
+        Target::Nats { url, service } => connect_nats(url, service, config)
+            .await
+            .map(Attached::plain),
     }
 }
 
@@ -472,6 +508,22 @@ async fn connect_command(argv: &[String], config: Config) -> netref::Result<Atta
     })
 }
 
+/// Discovers `service` in the registry of the NATS server at `url` and connects directly.
+#[cfg(feature = "nats")]
+async fn connect_nats(url: &str, service: &str, config: Config) -> netref::Result<Connection> {
+    use netref::nats;
+    let nats = nats::Nats::connect(url).await?;
+    nats::connect_service_with(&nats, service, nats::Pick::RoundRobin, config).await
+}
+
+#[cfg(not(feature = "nats"))]
+async fn connect_nats(_url: &str, _service: &str, _config: Config) -> netref::Result<Connection> {
+    Err(netref::Error::Io(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "this netref was built without the `nats` feature",
+    )))
+}
+
 #[cfg(feature = "tls")]
 async fn connect_tls(
     addr: &str,
@@ -571,6 +623,15 @@ mod tests {
         assert!(err.contains("cmd:./server"), "{err}");
         let err = parse("http://x:1").unwrap_err();
         assert!(err.contains("unknown scheme `http://`"), "{err}");
+        assert_eq!(
+            parse("nats://127.0.0.1:4222/jobs.worker"),
+            Ok(Target::Nats {
+                url: "nats://127.0.0.1:4222".into(),
+                service: "jobs.worker".into()
+            })
+        );
+        assert!(parse("nats://127.0.0.1:4222").is_err());
+        assert_eq!(parse_nats("nats://h:1/"), Ok(("nats://h:1".into(), None)));
         assert!(parse("unix:").is_err());
         assert!(parse("cmd:").is_err());
         assert!(parse("  ").is_err());

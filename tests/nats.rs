@@ -1,0 +1,393 @@
+//! Discovery, worker pools and fanout against a real nats-server started by the tests (see
+//! `tests/nats_support`). The registry bound is 2 s here (10 s by default).
+
+mod nats_support;
+
+use std::collections::{BTreeSet, HashMap};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nats_support::{NatsServer, Reaped};
+use netref::nats::{self, Nats, NatsOptions, Pick, RegisterOptions};
+use netref::{callback, expose, ErrorKind, Obj, Server};
+
+const NETREF: &str = env!("CARGO_BIN_EXE_netref");
+/// The registry bound of these tests.
+const TTL: Duration = Duration::from_secs(2);
+/// Slack on top of the bound for a loaded CI machine (JetStream expires entries on a timer).
+const SLACK: Duration = Duration::from_millis(1500);
+/// A bound on every wait that should take moments.
+const PATIENCE: Duration = Duration::from_secs(30);
+
+async fn client(server: &NatsServer) -> Nats {
+    let options = NatsOptions::default().with_ttl(TTL);
+    let nats = Nats::connect_with(&server.url(), options).await.unwrap();
+    // Creates the registry with this bound before anyone registers.
+    assert_eq!(nats::registry_bound(&nats).await.unwrap(), TTL);
+    nats
+}
+
+/// Polls `discover(service)` until `done` holds, up to [`PATIENCE`].
+async fn discover_until(
+    nats: &Nats,
+    service: &str,
+    done: impl Fn(&[nats::Instance]) -> bool,
+) -> Vec<nats::Instance> {
+    let start = Instant::now();
+    loop {
+        let found = nats::discover(nats, service).await.unwrap();
+        if done(&found) {
+            return found;
+        }
+        assert!(
+            start.elapsed() < PATIENCE,
+            "registry never settled: {found:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn netref_cli(args: &[&str]) -> (bool, String, String) {
+    let out = tokio::process::Command::new(NETREF)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .await
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Three `netref serve --nats` processes: discovered, listed, called, fanned out to; one is
+/// killed, drops out of the fanout at once and out of the registry within the bound, and
+/// `connect_service` never returns it after that.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_servers_register_and_a_killed_one_leaves_within_the_bound() {
+    let server = NatsServer::start();
+    let nats = client(&server).await;
+    let url = server.url();
+    let mut children: Vec<Reaped> = (0..3)
+        .map(|_| {
+            Reaped(
+                std::process::Command::new(NETREF)
+                    .args(["serve", "--listen", "127.0.0.1:0", "--nats", &url])
+                    .args(["--name", "jobs.worker"])
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap(),
+            )
+        })
+        .collect();
+    let live = discover_until(&nats, "jobs.worker", |f| f.len() == 3).await;
+    let pids: BTreeSet<String> = children.iter().map(|c| c.0.id().to_string()).collect();
+    let announced: BTreeSet<String> = live.iter().map(|i| i.metadata["pid"].clone()).collect();
+    assert_eq!(announced, pids);
+    for i in &live {
+        assert_eq!(i.version, env!("CARGO_PKG_VERSION"));
+        assert!(i.address.starts_with("127.0.0.1:"), "{i:?}");
+    }
+    let ids: BTreeSet<String> = live.iter().map(|i| i.id.clone()).collect();
+
+    // `netref ls` prints one line per instance; `netref call nats://…` reaches one.
+    let (ok, out, err) = netref_cli(&["ls", &url]).await;
+    assert!(ok, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    for (line, i) in lines.iter().zip(&live) {
+        assert!(line.starts_with("jobs.worker 127.0.0.1:"), "{line}");
+        assert!(
+            ids.iter().any(|id| line.contains(&format!("id={id}"))),
+            "{line}"
+        );
+        assert!(line.contains(env!("CARGO_PKG_VERSION")), "{line} {i:?}");
+    }
+    let target = format!("{url}/jobs.worker");
+    let (ok, out, err) = netref_cli(&["call", &target, "add", "1", "2"]).await;
+    assert!(ok, "{err}");
+    assert_eq!(out.trim(), "3");
+
+    // A fanout reaches all three, each answering under its registry id.
+    let replies = nats::fanout(&nats, "jobs.worker", "add", (2, 3), Duration::from_secs(1))
+        .await
+        .unwrap();
+    let answered: BTreeSet<String> = replies.iter().map(|r| r.instance.clone()).collect();
+    assert_eq!(answered, ids);
+    for r in &replies {
+        assert_eq!(r.result.as_ref().unwrap().as_i64(), Some(5));
+    }
+
+    // Kill one.
+    let victim = live[0].clone();
+    let index = children
+        .iter()
+        .position(|c| c.0.id().to_string() == victim.metadata["pid"])
+        .unwrap();
+    children[index].kill();
+    let killed = Instant::now();
+
+    // Its subscriptions went with its NATS connection: the next fanout gathers two.
+    let replies = nats::fanout(&nats, "jobs.worker", "add", (2, 3), Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert_eq!(replies.len(), 2, "{replies:?}");
+    assert!(replies.iter().all(|r| r.instance != victim.id));
+
+    // It leaves the registry within the bound (its last heartbeat was before the kill).
+    discover_until(&nats, "jobs.worker", |f| {
+        f.iter().all(|i| i.id != victim.id)
+    })
+    .await;
+    let gone = killed.elapsed();
+    println!("left the registry {gone:?} after the kill (bound {TTL:?})");
+    assert!(gone <= TTL + SLACK, "left after {gone:?}, bound {TTL:?}");
+
+    // From then on, `connect_service` only ever connects to the living.
+    for pick in [Pick::RoundRobin, Pick::LeastLoaded, Pick::RoundRobin] {
+        for _ in 0..2 {
+            let conn =
+                nats::connect_service_with(&nats, "jobs.worker", pick, netref::Config::default())
+                    .await
+                    .unwrap();
+            assert_ne!(conn.label(), victim.address);
+            let sum = conn.root().call_method("add", (20, 22)).await.unwrap();
+            assert_eq!(sum.as_i64(), Some(42));
+            conn.close().await;
+        }
+    }
+}
+
+/// A worker's root: counts what reaches it.
+#[derive(Default)]
+struct Counter {
+    calls: AtomicU64,
+    casts: AtomicU64,
+}
+
+#[expose]
+impl Counter {
+    /// Counts a call; returns `n + 1`.
+    #[exposed]
+    fn hit(&self, n: i64) -> i64 {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        n + 1
+    }
+
+    /// Counts a cast.
+    #[exposed]
+    fn poke(&self) {
+        self.casts.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// Calls so far.
+    #[exposed]
+    fn status(&self) -> u64 {
+        self.calls.load(Ordering::SeqCst)
+    }
+
+    /// Returns an object: a reference, which NATS cannot carry.
+    #[exposed]
+    fn lend(&self) -> Obj<Counter> {
+        Obj::new(Counter::default())
+    }
+
+    /// Takes anything.
+    #[exposed]
+    fn take(&self, _x: netref::Value) {}
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_queue_group_spreads_calls_a_cast_reaches_one_and_a_fanout_gathers_all() {
+    let server = NatsServer::start();
+    let nats = client(&server).await;
+    let counters: Vec<Obj<Counter>> = (0..3).map(|_| Obj::new(Counter::default())).collect();
+    let mut workers = Vec::new();
+    for c in &counters {
+        workers.push(nats::serve(&nats, "pool", c.erase()).await.unwrap());
+    }
+
+    // 1,000 requests, 50 at a time: every worker gets some, none is lost or doubled.
+    for chunk in 0..20 {
+        let calls = (0..50).map(|i| nats::request(&nats, "pool", "hit", (chunk * 50 + i,)));
+        for (i, r) in futures_util::future::join_all(calls)
+            .await
+            .into_iter()
+            .enumerate()
+        {
+            assert_eq!(r.unwrap().as_i64(), Some(chunk * 50 + i as i64 + 1));
+        }
+    }
+    let per_worker: Vec<u64> = counters
+        .iter()
+        .map(|c| c.arc().calls.load(Ordering::SeqCst))
+        .collect();
+    println!("1000 queue-group calls per worker: {per_worker:?}");
+    assert_eq!(per_worker.iter().sum::<u64>(), 1000);
+    assert!(per_worker.iter().all(|&n| n > 0), "{per_worker:?}");
+
+    // A cast runs on exactly one worker.
+    nats::cast(&nats, "pool", "poke", ()).await.unwrap();
+    let casts = || -> Vec<u64> {
+        counters
+            .iter()
+            .map(|c| c.arc().casts.load(Ordering::SeqCst))
+            .collect()
+    };
+    let start = Instant::now();
+    while casts().iter().sum::<u64>() == 0 {
+        assert!(start.elapsed() < PATIENCE, "the cast never arrived");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    // A duplicate would have arrived with the first; give it time to show up anyway.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(casts().iter().sum::<u64>(), 1, "{:?}", casts());
+
+    // A fanout reaches every instance, answering under its own id; `fanout_n` returns once
+    // all have answered.
+    let ids: BTreeSet<String> = workers.iter().map(|w| w.id().to_owned()).collect();
+    let replies = nats::fanout_n(&nats, "pool", "status", (), PATIENCE, 3)
+        .await
+        .unwrap();
+    let by_id: HashMap<String, i64> = replies
+        .iter()
+        .map(|r| {
+            (
+                r.instance.clone(),
+                r.result.as_ref().unwrap().as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(by_id.keys().cloned().collect::<BTreeSet<_>>(), ids);
+    assert_eq!(by_id.values().sum::<i64>(), 1000);
+    // One stops: the fanout gathers the other two within its deadline.
+    workers.pop().unwrap().stop().await;
+    let replies = nats::fanout(&nats, "pool", "status", (), Duration::from_millis(500))
+        .await
+        .unwrap();
+    assert_eq!(replies.len(), 2, "{replies:?}");
+
+    // Errors keep their kind; references are refused with a pointer to direct connections.
+    let e = nats::request(&nats, "pool", "nope", ()).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NoSuchMember, "{e}");
+    let e = nats::request(&nats, "pool", "take", (callback(|| ()),))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Value, "{e}");
+    assert!(e.to_string().contains("connect_service"), "{e}");
+    let e = nats::request(&nats, "pool", "lend", ()).await.unwrap_err();
+    assert!(
+        e.to_string().contains("the result is an object reference"),
+        "{e}"
+    );
+    let e = nats::cast(&nats, "pool", "take", (callback(|| ()),))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Value, "{e}");
+
+    // Nobody serves `idle`: a request says so at once, a fanout is empty at once.
+    let e = nats::request(&nats, "idle", "hit", (1,)).await.unwrap_err();
+    assert!(e.is_disconnected(), "{e}");
+    let replies = nats::fanout(&nats, "idle", "status", (), PATIENCE)
+        .await
+        .unwrap();
+    assert!(replies.is_empty());
+    // Malformed bytes on the subject get a protocol error back, and the worker goes on.
+    let reply = nats
+        .client()
+        .request("netref.call.pool", "garbage".into())
+        .await
+        .unwrap();
+    assert!(!reply.payload.is_empty());
+    let n = nats::request(&nats, "pool", "hit", (1,)).await.unwrap();
+    assert_eq!(n.as_i64(), Some(2));
+}
+
+#[expose]
+impl Server2 {
+    /// Which server this is.
+    #[exposed]
+    fn name(&self) -> String {
+        self.0.clone()
+    }
+}
+
+/// A named root, to tell servers apart.
+struct Server2(String);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connect_service_tries_the_next_instance_and_a_resilient_service_moves_on() {
+    let server = NatsServer::start();
+    let nats = client(&server).await;
+
+    // An instance whose address refuses connections (nothing listens there any more) …
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let dead = closed.local_addr().unwrap().to_string();
+    drop(closed);
+    let decoy_server = Server::with_root(Obj::new(Server2("decoy".into())).erase())
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let decoy = nats::register_with(
+        &nats,
+        "lab",
+        &decoy_server,
+        RegisterOptions::default().advertise(&dead),
+    )
+    .await
+    .unwrap();
+    // … and a live one.
+    let a = Server::with_root(Obj::new(Server2("a".into())).erase())
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let reg_a = nats::register(&nats, "lab", &a).await.unwrap();
+    assert_eq!(nats::discover(&nats, "lab").await.unwrap().len(), 2);
+    for _ in 0..4 {
+        let conn = nats::connect_service(&nats, "lab").await.unwrap();
+        let name: String = conn.root().call_method("name", ()).decode().await.unwrap();
+        assert_eq!(name, "a");
+    }
+    decoy.deregister().await;
+
+    // A resilient connection to the service follows it from `a` to `b`.
+    let link = netref::connect_resilient(nats::service(&nats, "lab"))
+        .await
+        .unwrap();
+    let broken = Arc::new(AtomicU64::new(0));
+    let seen = broken.clone();
+    link.on_broken(move |_| {
+        seen.fetch_add(1, Ordering::SeqCst);
+    });
+    let old_root = link.root().await.unwrap();
+    let name: String = old_root.call_method("name", ()).decode().await.unwrap();
+    assert_eq!(name, "a");
+    let b = Server::with_root(Obj::new(Server2("b".into())).erase())
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let _reg_b = nats::register(&nats, "lab", &b).await.unwrap();
+    reg_a.deregister().await;
+    a.shutdown().await;
+    drop(a);
+    let root = tokio::time::timeout(PATIENCE, async {
+        loop {
+            if let Ok(root) = link.root().await {
+                if let Ok(name) = root.call_method("name", ()).decode::<String>().await {
+                    break (root, name);
+                }
+            }
+        }
+    })
+    .await
+    .unwrap();
+    assert_eq!(root.1, "b");
+    assert_eq!(broken.load(Ordering::SeqCst), 1);
+    let e = old_root.call_method("name", ()).await.unwrap_err();
+    assert!(e.is_disconnected(), "{e}");
+}
