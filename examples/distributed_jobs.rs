@@ -5,6 +5,7 @@
 //! ```sh
 //! cargo run --example distributed_jobs                  # three workers
 //! cargo run --example distributed_jobs -- --workers 5
+//! cargo run --features nats --example distributed_jobs -- --nats nats://127.0.0.1:4222
 //! ```
 //!
 //! # What it shows
@@ -25,6 +26,18 @@
 //! - **A checked result.** Each job sums the squares of its numbers. The coordinator adds up
 //!   the job results, compares them with the total it computes locally, and exits with
 //!   status 1 on a mismatch.
+//!
+//! # Past one machine: `--nats URL`
+//!
+//! With `--nats`, nobody's address is on a command line. Each worker runs its own netref
+//! server on a free port, registers it in the NATS registry as `jobs.worker` (see
+//! `netref::nats`) and also serves value calls from NATS. The coordinator discovers the
+//! workers there, connects to each one directly (the jobs pass references, which only a
+//! direct connection carries), starts a replacement when worker 1 is lost (it joins
+//! mid-run, found through the registry like the others), reports when the killed worker's
+//! entry leaves the registry, and at the end asks every live worker for its status with one
+//! NATS fanout. The registry bound of this run is 2 s. Needs a NATS server with JetStream
+//! (`nats-server -js`; `scripts/nats-server.sh` installs one).
 //!
 //! # How it runs
 //!
@@ -98,11 +111,27 @@ struct Job {
 // The worker process
 
 /// The one object a worker process has: it lends it to the coordinator when it registers.
-struct Worker;
+#[derive(Default)]
+struct Worker {
+    /// This worker's number.
+    id: u32,
+    /// Jobs finished so far.
+    done: AtomicU64,
+}
 
 /// A worker: runs the jobs it is handed.
 #[expose]
 impl Worker {
+    /// `"worker ID: N jobs done"`: what a fanout asks every worker (NATS mode).
+    #[exposed]
+    fn status(&self) -> String {
+        format!(
+            "worker {}: {} jobs done",
+            self.id,
+            self.done.load(Ordering::SeqCst)
+        )
+    }
+
     /// Sums the squares of `job.input`, reading it through the proxy one number at a time
     /// and calling `job.progress(done, total)` after each; returns the sum.
     #[exposed]
@@ -115,6 +144,7 @@ impl Worker {
             sum += n * n;
             job.progress.call((i + 1, total)).await?;
         }
+        self.done.fetch_add(1, Ordering::SeqCst);
         Ok(sum)
     }
 }
@@ -122,9 +152,11 @@ impl Worker {
 /// The worker process: connects, lends itself, then serves until the coordinator hangs up.
 async fn worker(addr: &str, id: u32) -> netref::Result<()> {
     let conn = netref::connect(addr).await?;
-    conn.root()
-        .call_method("register", (id, Obj::new(Worker)))
-        .await?;
+    let me = Obj::new(Worker {
+        id,
+        ..Worker::default()
+    });
+    conn.root().call_method("register", (id, me)).await?;
     // From here on the coordinator calls `run` on the object it was lent; this side only
     // serves. When the coordinator closes the connection (or dies), the worker is done.
     conn.closed().await;
@@ -162,28 +194,42 @@ struct Member {
     child: Child,
     /// Set once the process has been reaped.
     status: Option<ExitStatus>,
+    /// When the coordinator killed it.
+    killed: Option<std::time::Instant>,
 }
 
 impl Fleet {
+    /// No workers yet.
+    fn new() -> Arc<Fleet> {
+        Arc::new(Fleet {
+            members: Mutex::new(Vec::new()),
+        })
+    }
+
     /// Starts workers `1..=n` as copies of this program: `THIS_PROGRAM worker ADDR ID`.
     fn start(addr: &str, n: u32) -> std::io::Result<Arc<Fleet>> {
-        let fleet = Arc::new(Fleet {
-            members: Mutex::new(Vec::new()),
-        });
-        let program = std::env::current_exe()?;
+        let fleet = Fleet::new();
         for id in 1..=n {
             // On an error here `fleet` is dropped, which stops the workers already started.
-            let child = Command::new(&program)
-                .args(["worker", addr, &id.to_string()])
-                .stdin(Stdio::null())
-                .spawn()?;
-            fleet.lock().push(Member {
-                id,
-                child,
-                status: None,
-            });
+            fleet.spawn(id, &["worker", addr])?;
         }
         Ok(fleet)
+    }
+
+    /// Starts worker `id` as a copy of this program: `THIS_PROGRAM ROLE… ID`.
+    fn spawn(&self, id: u32, role: &[&str]) -> std::io::Result<()> {
+        let child = Command::new(std::env::current_exe()?)
+            .args(role)
+            .arg(id.to_string())
+            .stdin(Stdio::null())
+            .spawn()?;
+        self.lock().push(Member {
+            id,
+            child,
+            status: None,
+            killed: None,
+        });
+        Ok(())
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Member>> {
@@ -204,9 +250,19 @@ impl Fleet {
         let mut members = self.lock();
         if let Some(m) = members.iter_mut().find(|m| m.id == id) {
             m.child.kill()?;
+            m.killed = Some(std::time::Instant::now());
             m.status = Some(m.child.wait()?);
         }
         Ok(())
+    }
+
+    /// When worker `id` was killed, if it was (NATS mode reports how long it stayed listed).
+    #[cfg(feature = "nats")]
+    fn killed_at(&self, id: u32) -> Option<std::time::Instant> {
+        self.lock()
+            .iter()
+            .find(|m| m.id == id)
+            .and_then(|m| m.killed)
     }
 
     /// Waits up to `grace` for every worker to exit; returns each one's exit status (`None`
@@ -338,9 +394,28 @@ async fn coordinator(workers: u32) -> Result<bool, Box<dyn Error>> {
         println!("worker {id} registered (pid {pid})");
         idle.push(WorkerHandle { id, proxy });
     }
+    let (log, idle) = run_jobs(idle, &fleet, &mut registered, |_| {}).await?;
+
+    // Hang up: the workers see their connections close and exit.
+    drop(idle);
+    server.shutdown().await;
+    let statuses = fleet.wait_all(EXIT_GRACE).await;
+    Ok(print_report(&log, &statuses))
+}
+
+/// Hands the jobs to `idle` workers and to those that arrive on `arrivals` meanwhile,
+/// reassigning the job of a worker that is lost, until every job is done. Worker
+/// [`VICTIM`] is killed during its first job; `on_first_loss` runs when its loss is seen. Returns the log and the workers still alive.
+async fn run_jobs(
+    mut idle: Vec<WorkerHandle>,
+    fleet: &Arc<Fleet>,
+    arrivals: &mut mpsc::Receiver<(u32, Proxy)>,
+    on_first_loss: impl FnOnce(&Log),
+) -> Result<(Log, VecDeque<WorkerHandle>), Box<dyn Error>> {
     // Hand out jobs in worker order, so worker 1 (the victim) gets the first job.
     idle.sort_by_key(|w| w.id);
     let mut idle: VecDeque<WorkerHandle> = idle.into();
+    let mut first_loss = Some(on_first_loss);
 
     // Each job's input is a List that stays here; workers get references to it.
     let inputs: Vec<Obj<List>> = (0..JOBS)
@@ -379,13 +454,32 @@ async fn coordinator(workers: u32) -> Result<bool, Box<dyn Error>> {
             }
             let kill = victim_armed && worker.id == VICTIM;
             victim_armed &= !kill;
-            let fleet = Arc::downgrade(&fleet);
+            let fleet = Arc::downgrade(fleet);
             start_job(&mut running, job, &inputs[job], worker, fleet, kill);
         }
 
-        // Wait for the next job to end, one way or the other.
-        let Some(joined) = running.join_next().await else {
-            break; // nothing running and nothing more can start
+        if running.is_empty() {
+            if queue.is_empty() {
+                break;
+            }
+            // Work left and nobody to do it: only a worker joining can help.
+            let arrival = tokio::time::timeout(REGISTER_TIMEOUT, arrivals.recv()).await;
+            let Ok(Some((id, proxy))) = arrival else {
+                return Err(format!("no live workers left for jobs {queue:?}").into());
+            };
+            println!("worker {id} joined mid-run");
+            idle.push_back(WorkerHandle { id, proxy });
+            continue;
+        }
+
+        // Wait for the next job to end, one way or the other, or a worker to join.
+        let joined = tokio::select! {
+            joined = running.join_next() => joined.expect("a job is running"),
+            Some((id, proxy)) = arrivals.recv() => {
+                println!("worker {id} joined mid-run");
+                idle.push_back(WorkerHandle { id, proxy });
+                continue;
+            }
         };
         let Finished {
             job,
@@ -404,19 +498,14 @@ async fn coordinator(workers: u32) -> Result<bool, Box<dyn Error>> {
                 println!("job {job} lost: worker {} disconnected ({e})", worker.id);
                 log.lost.push((worker.id, job, reported));
                 queue.push_front(job);
+                if let Some(hook) = first_loss.take() {
+                    hook(&log);
+                }
             }
             Err(e) => return Err(format!("job {job} failed on worker {}: {e}", worker.id).into()),
         }
     }
-    if !queue.is_empty() {
-        return Err(format!("no live workers left for jobs {queue:?}").into());
-    }
-
-    // Hang up: the workers see their connections close and exit.
-    drop(idle);
-    server.shutdown().await;
-    let statuses = fleet.wait_all(EXIT_GRACE).await;
-    Ok(print_report(&log, &statuses))
+    Ok((log, idle))
 }
 
 /// Prints the report; returns whether the total is the expected one.
@@ -456,20 +545,212 @@ fn print_report(log: &Log, statuses: &[(u32, Option<ExitStatus>)]) -> bool {
 }
 
 // ---------------------------------------------------------------------------------------
+// Over NATS
+
+/// NATS mode: workers find no coordinator address on their command line. Each one runs
+/// its own netref server, registers it in the NATS registry as [`SERVICE`](over_nats::SERVICE)
+/// and serves value calls there; the coordinator discovers them (also those that start
+/// later), connects to each directly for the jobs (references travel on that connection),
+/// sees a killed worker leave the registry, and asks every worker for its status with a
+/// fanout.
+#[cfg(feature = "nats")]
+mod over_nats {
+    use std::collections::HashMap;
+    use std::error::Error;
+    use std::sync::{Arc, Mutex};
+    use std::time::{Duration, Instant};
+
+    use netref::nats::{self, Nats, NatsOptions, RegisterOptions};
+    use netref::{Obj, Proxy, Server};
+    use tokio::sync::{mpsc, Notify};
+
+    use super::REGISTER_TIMEOUT;
+    use super::{print_report, run_jobs, Fleet, Worker, WorkerHandle, EXIT_GRACE, VICTIM};
+
+    /// The service name the workers register under.
+    pub(crate) const SERVICE: &str = "jobs.worker";
+    /// The registry bound this run asks for (when it creates the registry): a killed worker
+    /// is gone from the registry at most this long after its death.
+    const REGISTRY_TTL: Duration = Duration::from_secs(2);
+    /// How often the coordinator looks for new workers.
+    const POLL: Duration = Duration::from_millis(100);
+    /// How long the status fanout waits for replies.
+    const FANOUT_DEADLINE: Duration = Duration::from_secs(2);
+
+    /// A worker process: its own server, registered under [`SERVICE`]; serves until the
+    /// coordinator hangs up.
+    pub(crate) async fn worker(url: &str, id: u32) -> netref::Result<()> {
+        let nats = Nats::connect(url).await?;
+        let me = Obj::new(Worker {
+            id,
+            ..Worker::default()
+        });
+        let hung_up = Arc::new(Notify::new());
+        let on_hang_up = hung_up.clone();
+        let server = Server::with_root(me.erase())
+            .on_disconnect(move |_, _| on_hang_up.notify_one())
+            .bind("127.0.0.1:0")
+            .await?;
+        let options = RegisterOptions::default()
+            .version(env!("CARGO_PKG_VERSION"))
+            .meta("worker", id.to_string());
+        let registration = nats::register_with(&nats, SERVICE, &server, options).await?;
+        // Value calls (the coordinator's status fanout) arrive through NATS.
+        let values = registration.serve(me.erase()).await?;
+        hung_up.notified().await;
+        values.stop().await;
+        registration.deregister().await;
+        server.shutdown().await;
+        Ok(())
+    }
+
+    /// Instance ids by worker number, as discovered.
+    type Known = Arc<Mutex<HashMap<u32, String>>>;
+
+    /// Polls the registry; connects to each new worker and hands its root to the jobs loop.
+    async fn discover(nats: Nats, known: Known, arrivals: mpsc::Sender<(u32, Proxy)>) {
+        loop {
+            match nats::discover(&nats, SERVICE).await {
+                Ok(found) => {
+                    for instance in found {
+                        let Some(id) = instance.metadata.get("worker").and_then(|w| w.parse().ok())
+                        else {
+                            continue;
+                        };
+                        if known.lock().unwrap().contains_key(&id) {
+                            continue;
+                        }
+                        match netref::connect(instance.address.as_str()).await {
+                            Ok(conn) => {
+                                known.lock().unwrap().insert(id, instance.id.clone());
+                                if arrivals.send((id, conn.root())).await.is_err() {
+                                    return;
+                                }
+                            }
+                            Err(e) => eprintln!("worker {id} at {}: {e}", instance.address),
+                        }
+                    }
+                }
+                Err(e) => eprintln!("discovery: {e}"),
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    pub(crate) async fn coordinator(url: &str, workers: u32) -> Result<bool, Box<dyn Error>> {
+        let nats = Nats::connect_with(url, NatsOptions::default().with_ttl(REGISTRY_TTL)).await?;
+        let bound = nats::registry_bound(&nats).await?;
+        println!(
+            "coordinator on NATS {url} (registry bound {bound:?}), starting {workers} worker \
+             processes"
+        );
+        let fleet = Fleet::new();
+        for id in 1..=workers {
+            fleet.spawn(id, &["nats-worker", url])?;
+        }
+        let known = Known::default();
+        let (tx, mut arrivals) = mpsc::channel(8);
+        let discovery = tokio::spawn(discover(nats.clone(), known.clone(), tx));
+
+        let mut idle = Vec::new();
+        while idle.len() < workers as usize {
+            let arrival = tokio::time::timeout(REGISTER_TIMEOUT, arrivals.recv()).await;
+            let Ok(Some((id, proxy))) = arrival else {
+                return Err(format!("only {} of {workers} workers registered", idle.len()).into());
+            };
+            let pid = fleet.pid(id).unwrap_or_default();
+            println!("worker {id} discovered in the registry (pid {pid})");
+            idle.push(WorkerHandle { id, proxy });
+        }
+
+        // A replacement starts when the first worker is lost: it joins mid-run.
+        let late = workers + 1;
+        let joiner = Arc::downgrade(&fleet);
+        let url_owned = url.to_owned();
+        let start_late = move |_: &super::Log| {
+            if let Some(fleet) = joiner.upgrade() {
+                println!("starting worker {late} mid-run");
+                if let Err(e) = fleet.spawn(late, &["nats-worker", &url_owned]) {
+                    eprintln!("could not start worker {late}: {e}");
+                }
+            }
+        };
+        let (log, idle) = run_jobs(idle, &fleet, &mut arrivals, start_late).await?;
+
+        // The killed worker leaves the registry when its entry expires.
+        left_registry(&nats, &fleet, &known, bound).await?;
+
+        // Ask every live worker for its status at once.
+        let live = nats::discover(&nats, SERVICE).await?.len();
+        let mut replies =
+            nats::fanout_n(&nats, SERVICE, "status", (), FANOUT_DEADLINE, live).await?;
+        replies.sort_by_key(|r| r.result.as_ref().ok().map(|v| v.to_string()));
+        println!("fanout to {live} live workers: {} replies", replies.len());
+        for reply in replies {
+            println!("status: {}", reply.result?.as_str().unwrap_or("?"));
+        }
+
+        // Hang up: each worker sees its connection close, leaves the registry and exits.
+        discovery.abort();
+        let _ = discovery.await;
+        drop(idle);
+        drop(arrivals);
+        let statuses = fleet.wait_all(EXIT_GRACE).await;
+        Ok(print_report(&log, &statuses))
+    }
+
+    /// Waits (up to twice the bound) until the killed worker's entry is gone, and says when.
+    async fn left_registry(
+        nats: &Nats,
+        fleet: &Arc<Fleet>,
+        known: &Known,
+        bound: Duration,
+    ) -> Result<(), Box<dyn Error>> {
+        let victim = known.lock().unwrap().get(&VICTIM).cloned();
+        let (Some(instance), Some(killed)) = (victim, fleet.killed_at(VICTIM)) else {
+            return Err(format!("worker {VICTIM} was never discovered and killed").into());
+        };
+        let limit = Instant::now() + bound * 2;
+        while nats::discover(nats, SERVICE)
+            .await?
+            .iter()
+            .any(|i| i.id == instance)
+        {
+            if Instant::now() > limit {
+                return Err(format!(
+                    "worker {VICTIM} is still registered {:?} after its death",
+                    killed.elapsed()
+                )
+                .into());
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        println!(
+            "worker {VICTIM} left the registry {} ms after it was killed (bound {} ms)",
+            killed.elapsed().as_millis(),
+            bound.as_millis()
+        );
+        Ok(())
+    }
+}
+
 // Command line
 
 /// What this process is.
 enum Role {
-    Coordinator { workers: u32 },
+    Coordinator { workers: u32, nats: Option<String> },
     Worker { addr: String, id: u32 },
+    NatsWorker { url: String, id: u32 },
 }
 
-const USAGE: &str = "usage: distributed_jobs [--workers N]   (2 <= N <= 32, default 3)";
+const USAGE: &str =
+    "usage: distributed_jobs [--workers N] [--nats nats://HOST:PORT]   (2 <= N <= 32, default 3)";
 /// A bound on `--workers`, so a typo cannot start thousands of processes.
 const MAX_WORKERS: u32 = 32;
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Role, String> {
     let mut workers = 3;
+    let mut nats = None;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             // The hidden role the coordinator starts its children in.
@@ -479,6 +760,15 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Role, String> {
                 let id = id.parse().map_err(|_| format!("worker: bad ID {id:?}"))?;
                 return Ok(Role::Worker { addr, id });
             }
+            "nats-worker" => {
+                let url = args.next().ok_or("nats-worker: missing URL")?;
+                let id = args.next().ok_or("nats-worker: missing ID")?;
+                let id = id
+                    .parse()
+                    .map_err(|_| format!("nats-worker: bad ID {id:?}"))?;
+                return Ok(Role::NatsWorker { url, id });
+            }
+            "--nats" => nats = Some(args.next().ok_or(USAGE)?),
             "--workers" => {
                 let n = args.next().ok_or(USAGE)?;
                 workers = n
@@ -493,7 +783,31 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Role, String> {
             "one worker gets killed, so 2 to {MAX_WORKERS} workers\n{USAGE}"
         ));
     }
-    Ok(Role::Coordinator { workers })
+    Ok(Role::Coordinator { workers, nats })
+}
+
+#[cfg(feature = "nats")]
+async fn nats_worker(url: &str, id: u32) -> netref::Result<()> {
+    over_nats::worker(url, id).await
+}
+
+#[cfg(feature = "nats")]
+async fn nats_coordinator(url: &str, workers: u32) -> Result<bool, Box<dyn Error>> {
+    over_nats::coordinator(url, workers).await
+}
+
+#[cfg(not(feature = "nats"))]
+const NO_NATS: &str = "NATS mode needs the `nats` feature: cargo run --features nats --example \
+                       distributed_jobs -- --nats nats://HOST:PORT";
+
+#[cfg(not(feature = "nats"))]
+async fn nats_worker(_url: &str, _id: u32) -> netref::Result<()> {
+    Err(netref::Error::Value(NO_NATS.into()))
+}
+
+#[cfg(not(feature = "nats"))]
+async fn nats_coordinator(_url: &str, _workers: u32) -> Result<bool, Box<dyn Error>> {
+    Err(NO_NATS.into())
 }
 
 #[tokio::main]
@@ -510,7 +824,17 @@ pub(crate) async fn main() -> ExitCode {
                 ExitCode::FAILURE
             }
         },
-        Ok(Role::Coordinator { workers }) => match coordinator(workers).await {
+        Ok(Role::NatsWorker { url, id }) => match nats_worker(&url, id).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("worker {id}: {e}");
+                ExitCode::FAILURE
+            }
+        },
+        Ok(Role::Coordinator { workers, nats }) => match match nats {
+            Some(url) => nats_coordinator(&url, workers).await,
+            None => coordinator(workers).await,
+        } {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::FAILURE,
             Err(e) => {

@@ -9,6 +9,8 @@
 
 #[path = "../examples/distributed_jobs.rs"]
 mod distributed_jobs;
+#[cfg(feature = "nats")]
+mod nats_support;
 
 use std::collections::HashMap;
 use std::io::Read;
@@ -33,16 +35,42 @@ fn main() -> ExitCode {
         return distributed_jobs::main();
     }
     let args: Vec<String> = std::env::args().skip(1).collect();
+    let mut tests: Vec<(&str, fn())> = vec![(
+        TEST,
+        the_coordinator_reassigns_the_killed_workers_job_and_checks_the_total,
+    )];
+    #[cfg(feature = "nats")]
+    tests.push((
+        NATS_TEST,
+        over_nats_workers_join_and_die_and_every_job_is_done_once,
+    ));
     if args.iter().any(|a| a == "--list") {
-        println!("{TEST}: test");
+        for (name, _) in &tests {
+            println!("{name}: test");
+        }
         return ExitCode::SUCCESS;
     }
-    println!("\nrunning 1 test");
-    let started = Instant::now();
-    the_coordinator_reassigns_the_killed_workers_job_and_checks_the_total();
-    println!("test {TEST} ... ok ({:.1?})\n", started.elapsed());
+    // A name filter, as the standard harness takes one.
+    let filter = args.iter().find(|a| !a.starts_with('-'));
+    tests.retain(|(name, _)| filter.is_none_or(|f| name.contains(f.as_str())));
+    println!("\nrunning {} tests", tests.len());
+    let all = Instant::now();
+    for (name, test) in &tests {
+        let started = Instant::now();
+        test();
+        println!("test {name} ... ok ({:.1?})", started.elapsed());
+    }
+    println!(
+        "\ntest result: ok. {} passed; 0 failed; finished in {:.1?}\n",
+        tests.len(),
+        all.elapsed()
+    );
     ExitCode::SUCCESS
 }
+
+/// The NATS-mode test.
+#[cfg(feature = "nats")]
+const NATS_TEST: &str = "over_nats_workers_join_and_die_and_every_job_is_done_once";
 
 /// What the example printed.
 struct Run {
@@ -54,6 +82,11 @@ struct Run {
 /// Runs the example (this binary in its example role) with `args`, bounded by
 /// [`RUN_TIMEOUT`], and waits until every process of the tree has let go of its output.
 fn run_example(args: &[&str]) -> Run {
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    run_example_owned(&args)
+}
+
+fn run_example_owned(args: &[String]) -> Run {
     let mut child = Command::new(std::env::current_exe().expect("the test binary"))
         .args(args)
         .env(AS_EXAMPLE, "1")
@@ -233,5 +266,82 @@ fn the_coordinator_reassigns_the_killed_workers_job_and_checks_the_total() {
     assert_eq!(
         reported_expected, expected,
         "the example's own expectation\n{all}"
+    );
+}
+
+/// The NATS mode: three workers found through the registry, a fourth joining mid-run, worker
+/// 1 killed mid-job (its job reassigned, its entry gone from the registry within the
+/// bound), a status fanout to the living; every job done exactly once, the total checked.
+#[cfg(feature = "nats")]
+fn over_nats_workers_join_and_die_and_every_job_is_done_once() {
+    let server = nats_support::NatsServer::start();
+    let run = run_example_owned(&["--nats".into(), server.url()]);
+    let all = format!("stdout:\n{}\nstderr:\n{}", run.stdout, run.stderr);
+    assert!(run.success, "the example failed\n{all}");
+    let (events, report) = run
+        .stdout
+        .split_once("\nreport\n")
+        .unwrap_or_else(|| panic!("no report\n{all}"));
+
+    // Found through the registry, and one joined mid-run.
+    for id in 1..=3 {
+        assert!(
+            events.contains(&format!("worker {id} discovered in the registry")),
+            "{all}"
+        );
+    }
+    assert!(events.contains("starting worker 4 mid-run"), "{all}");
+    assert!(events.contains("worker 4 joined mid-run"), "{all}");
+
+    // Every job completed exactly once, with the right sum.
+    let job_sums: Vec<i64> = (0..JOBS)
+        .map(|j| job_input(j).iter().map(|n| n * n).sum())
+        .collect();
+    let mut completions = vec![0; JOBS];
+    for line in events.lines().filter(|l| l.contains(" done by worker ")) {
+        let [job, _worker, sum] = numbers_after(line, &["job ", "worker ", "sum "])
+            .and_then(|v| v.try_into().ok())
+            .unwrap_or_else(|| panic!("bad completion line {line:?}\n{all}"));
+        let job = usize::try_from(job).expect("a job number");
+        completions[job] += 1;
+        assert_eq!(sum, job_sums[job], "job {job}'s sum\n{all}");
+    }
+    assert_eq!(completions, vec![1; JOBS], "completions per job\n{all}");
+
+    // The killed worker's job moved; the worker left the registry within the bound (plus
+    // JetStream's expiry lag and a loaded machine's slack).
+    assert!(events.contains("killing worker 1 "), "{all}");
+    assert!(report.contains("reassigned: job "), "{all}");
+    let left = events
+        .lines()
+        .find(|l| l.starts_with("worker 1 left the registry "))
+        .unwrap_or_else(|| panic!("worker 1 never left the registry\n{all}"));
+    let [after, bound] = numbers_after(left, &["registry ", "bound "])
+        .and_then(|v| v.try_into().ok())
+        .unwrap_or_else(|| panic!("bad line {left:?}"));
+    assert!(after <= bound + 1500, "{left}\n{all}");
+
+    // The fanout reached the three live workers (2, 3, 4), and their counts add up.
+    assert!(
+        events.contains("fanout to 3 live workers: 3 replies"),
+        "{all}"
+    );
+    let mut fanned = 0;
+    let mut done = 0;
+    for line in events.lines().filter(|l| l.starts_with("status: worker ")) {
+        let [id, jobs] = numbers_after(line, &["worker ", ": "])
+            .and_then(|v| v.try_into().ok())
+            .unwrap_or_else(|| panic!("bad status line {line:?}\n{all}"));
+        assert_ne!(id, 1, "{all}");
+        fanned += 1;
+        done += jobs;
+    }
+    assert_eq!((fanned, done), (3, JOBS as i64), "{all}");
+
+    // The total is the one computed here.
+    let expected: i64 = job_sums.iter().sum();
+    assert!(
+        report.contains(&format!("total: {expected} (expected {expected}")),
+        "{all}"
     );
 }
