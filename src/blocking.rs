@@ -314,6 +314,18 @@ impl Connection {
         self.rt.block_on(self.inner.close())
     }
 
+    /// Sends a ping and waits for the pong: the round-trip time (see
+    /// [`netref::Connection::ping`](crate::Connection::ping)).
+    pub fn ping(&self) -> Result<std::time::Duration> {
+        self.rt.block_on(self.inner.ping())?
+    }
+
+    /// Returns once the peer has processed every release queued so far (see
+    /// [`netref::Connection::flush_releases`](crate::Connection::flush_releases)).
+    pub fn flush_releases(&self) -> Result<()> {
+        self.rt.block_on(self.inner.flush_releases())?
+    }
+
     /// Runs `fut` on this connection's runtime and waits for its output: the way to use an
     /// async API (say [`Connection::as_async`]) from synchronous code.
     ///

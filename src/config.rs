@@ -65,16 +65,44 @@ pub struct Config {
 /// [`Connection::on_closing`](crate::Connection::on_closing)).
 pub(crate) type ClosingFn = std::sync::Arc<dyn Fn(&crate::Connection) + Send + Sync>;
 
+/// What runs when a connection opens, before it serves any call (see
+/// [`Server::on_connect_async`](crate::Server::on_connect_async)); an error refuses the
+/// connection.
+pub(crate) type ConnectFn = std::sync::Arc<
+    dyn Fn(crate::Connection) -> futures_util::future::BoxFuture<'static, crate::Result<()>>
+        + Send
+        + Sync,
+>;
+
+/// The default of [`Hooks::connect_timeout`]
+/// ([`Server::connect_hook_timeout`](crate::Server::connect_hook_timeout)).
+pub(crate) const CONNECT_HOOK_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// The hooks of [`Config::hooks`].
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub(crate) struct Hooks {
     pub(crate) closing: Option<ClosingFn>,
+    pub(crate) connect: Option<ConnectFn>,
+    /// How long `connect` may take before the connection is refused.
+    pub(crate) connect_timeout: Duration,
+}
+
+impl Default for Hooks {
+    fn default() -> Self {
+        Hooks {
+            closing: None,
+            connect: None,
+            connect_timeout: CONNECT_HOOK_TIMEOUT,
+        }
+    }
 }
 
 impl std::fmt::Debug for Hooks {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Hooks")
             .field("closing", &self.closing.is_some())
+            .field("connect", &self.connect.is_some())
+            .field("connect_timeout", &self.connect_timeout)
             .finish()
     }
 }

@@ -30,6 +30,8 @@
 //! ```
 
 mod convert;
+mod opening;
+mod ping;
 mod reader;
 mod tables;
 mod writer;
@@ -271,6 +273,10 @@ pub(crate) struct Shared {
     closing: Mutex<Vec<ClosingHook>>,
     /// This very `Shared`, to give closing hooks a handle when the last [`Link`] is gone.
     me: Weak<Shared>,
+    /// Incoming calls held while a connect hook runs (`opening.rs`).
+    opening: opening::Opening,
+    /// Pings waiting for their pong (`ping.rs`).
+    pings: ping::Pings,
 }
 
 /// What user-facing handles hold: dropping the last one closes the connection.
@@ -369,17 +375,26 @@ impl Connection {
             room: Notify::new(),
             closing: Mutex::new(closing),
             me: me.clone(),
+            opening: opening::Opening::default(),
+            pings: ping::Pings::default(),
         });
         let link = Arc::new(Link {
             shared: shared.clone(),
         });
         *shared.link.lock() = Arc::downgrade(&link);
+        // A connect hook runs before any incoming call is served: calls are held from the
+        // start, and the reader runs the hook.
+        let setup = shared.config.hooks.connect.clone().map(|hook| {
+            shared.opening.hold();
+            let conn = Connection { link: link.clone() };
+            opening::setup(hook, conn, shared.config.hooks.connect_timeout)
+        });
         let span = tracing::info_span!("netref.conn", conn = %label);
         shared.spawn_task(
             writer::run(shared.clone(), out_rx, closed_rx.clone()).instrument(span.clone()),
         );
         shared.spawn_task(
-            reader::run(shared.clone(), reader, closed_rx.clone()).instrument(span.clone()),
+            reader::run(shared.clone(), reader, closed_rx.clone(), setup).instrument(span.clone()),
         );
         shared.spawn_task(deadlines(shared.clone(), closed_rx.clone()).instrument(span.clone()));
         if let Some(interval) = shared.config.keepalive_interval {
@@ -630,7 +645,7 @@ impl Shared {
         self.counters.snapshot(exports, imports, queued)
     }
 
-    fn disconnected(&self) -> Error {
+    pub(crate) fn disconnected(&self) -> Error {
         match self.close_reason.lock().clone() {
             Some(r) => Error::Disconnected(r),
             None => Error::disconnected(),
@@ -1145,6 +1160,12 @@ impl Shared {
         }
     }
 
+    /// Queues `Ping(n)` for the writer.
+    pub(crate) fn queue_ping(&self, n: u64) {
+        self.control.lock().pings.push(n);
+        self.control_notify.notify_one();
+    }
+
     /// A dropped pipelined answer: the peer may forget it.
     pub(crate) fn queue_finish(&self, id: u64) {
         if !self.is_closed() {
@@ -1203,6 +1224,7 @@ impl Shared {
         for w in wakers {
             w.wake();
         }
+        self.pings.clear();
         self.run_closing_hooks();
         let running: Vec<_> = self.running.lock().drain().collect();
         drop(running);
@@ -1342,7 +1364,6 @@ async fn deadlines(shared: Arc<Shared>, mut closed: watch::Receiver<bool>) {
 /// half-open link fails its calls instead of hanging them.
 async fn keepalive(shared: Arc<Shared>, interval: Duration, mut closed: watch::Receiver<bool>) {
     let timeout = shared.config.keepalive_timeout;
-    let mut ping = 0u64;
     loop {
         tokio::select! {
             _ = tokio::time::sleep(interval) => {}
@@ -1356,9 +1377,8 @@ async fn keepalive(shared: Arc<Shared>, interval: Duration, mut closed: watch::R
             return;
         }
         if idle >= interval {
-            ping += 1;
-            shared.control.lock().pings.push(ping);
-            shared.control_notify.notify_one();
+            // Numbered like `Connection::ping`'s, so neither takes the other's pong.
+            shared.queue_ping(shared.pings.next_id());
         }
     }
 }

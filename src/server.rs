@@ -30,7 +30,7 @@
 //!
 //! | hook | runs | the connection's tables |
 //! |---|---|---|
-//! | [`Server::on_connect`] | after the hello | empty but for the root |
+//! | [`Server::on_connect`], [`Server::on_connect_async`] | after the hello, to completion before any call is served | empty but for the root |
 //! | [`Server::on_closing`] | once it is closed, before anything is freed (RPyC's `on_disconnect`) | as they were |
 //! | [`Server::on_disconnect`] | after it closed and its tasks are gone | empty: everything lent was freed |
 //!
@@ -55,9 +55,12 @@ use crate::connection::Connection;
 use crate::error::Result;
 use crate::object::Object;
 use crate::transport::from_tcp;
+use futures_util::future::BoxFuture;
 
 type Factory = Arc<dyn Fn(&ConnectionInfo) -> Arc<dyn Object> + Send + Sync>;
 type Hook = Arc<dyn Fn(&ConnectionInfo, &Connection) + Send + Sync>;
+type ConnectHook =
+    Arc<dyn Fn(ConnectionInfo, Connection) -> BoxFuture<'static, Result<()>> + Send + Sync>;
 
 /// What the server knows of one accepted connection.
 #[derive(Debug, Clone)]
@@ -74,7 +77,9 @@ pub struct ConnectionInfo {
 pub struct Server {
     config: Config,
     factory: Option<Factory>,
-    on_connect: Option<Hook>,
+    /// Run in order before each connection serves its first call.
+    on_connect: Vec<ConnectHook>,
+    connect_hook_timeout: Duration,
     on_closing: Option<Hook>,
     on_disconnect: Option<Hook>,
     max_connections: usize,
@@ -114,7 +119,8 @@ impl Server {
         Server {
             config: Config::default(),
             factory: Some(Arc::new(factory)),
-            on_connect: None,
+            on_connect: Vec::new(),
+            connect_hook_timeout: crate::config::CONNECT_HOOK_TIMEOUT,
             on_closing: None,
             on_disconnect: None,
             max_connections: DEFAULT_MAX_CONNECTIONS,
@@ -159,12 +165,77 @@ impl Server {
         self
     }
 
-    /// Runs `hook` after each connection's hello.
+    /// Runs `hook` after each connection's hello and **before** the connection serves any
+    /// call: whatever it sets up for the connection is in place for the client's first
+    /// call. A hook that has to wait (ask the client something, load state) is
+    /// [`Server::on_connect_async`]; both kinds may be added, and run in the order added.
     pub fn on_connect<F>(mut self, hook: F) -> Server
     where
         F: Fn(&ConnectionInfo, &Connection) + Send + Sync + 'static,
     {
-        self.on_connect = Some(Arc::new(hook));
+        self.on_connect.push(Arc::new(move |info, conn| {
+            hook(&info, &conn);
+            Box::pin(std::future::ready(Ok(())))
+        }));
+        self
+    }
+
+    /// Runs the future `hook` returns to completion after each connection's hello and
+    /// **before** the connection serves any call (RPyC runs `on_connect` the same way).
+    ///
+    /// While it runs, the connection delivers replies and control messages, so the hook may
+    /// call the client (`conn.root()`); the client's calls that arrive meanwhile wait, in
+    /// order, and start once the hook has finished (at most
+    /// [`Config::max_in_flight`] wait; more are refused as overloaded). When the hook fails,
+    /// or does not finish within [`Server::connect_hook_timeout`] (default 10 s), the
+    /// connection is refused: it closes with a goodbye saying "refused by the server's
+    /// connect hook: …" and its error (or the time it overran), which the client's calls
+    /// fail with as [`Error::Disconnected`](crate::Error::Disconnected), and no waiting call
+    /// runs.
+    ///
+    /// ```
+    /// use netref::{adapters::Map, Error, Obj, Server};
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let sessions = Obj::new(Map::new());
+    /// let seen = sessions.clone();
+    /// let server = Server::with_root(sessions.erase())
+    ///     .on_connect_async(move |info, _conn| {
+    ///         let sessions = seen.clone();
+    ///         async move {
+    ///             if info.id > 1 {
+    ///                 return Err(Error::Value("one client only".into()));
+    ///             }
+    ///             tokio::task::yield_now().await; // some setup that waits
+    ///             sessions.insert("client", info.id.into());
+    ///             Ok(())
+    ///         }
+    ///     })
+    ///     .bind("127.0.0.1:0")
+    ///     .await
+    ///     .unwrap();
+    /// let first = netref::connect(server.local_addr()).await.unwrap();
+    /// // The first call already sees what the hook set up.
+    /// let id = first.root().call_method("get", ("client",)).await.unwrap();
+    /// assert_eq!(id.as_i64(), Some(1));
+    /// let second = netref::connect(server.local_addr()).await.unwrap();
+    /// let e = second.root().call_method("get", ("client",)).await.unwrap_err();
+    /// assert!(e.to_string().contains("one client only"), "{e}");
+    /// # });
+    /// ```
+    pub fn on_connect_async<F, Fut>(mut self, hook: F) -> Server
+    where
+        F: Fn(ConnectionInfo, Connection) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<()>> + Send + 'static,
+    {
+        self.on_connect
+            .push(Arc::new(move |info, conn| Box::pin(hook(info, conn))));
+        self
+    }
+
+    /// Bounds the time the connect hooks ([`Server::on_connect_async`]) of one connection
+    /// may take together; past it the connection is refused. Default 10 s.
+    pub fn connect_hook_timeout(mut self, limit: Duration) -> Server {
+        self.connect_hook_timeout = limit;
         self
     }
 
@@ -427,6 +498,21 @@ async fn open(
         let info = info.clone();
         config.hooks.closing = Some(Arc::new(move |conn: &Connection| hook(&info, conn)));
     }
+    if !server.on_connect.is_empty() && !full {
+        let hooks = server.on_connect.clone();
+        let info = info.clone();
+        config.hooks.connect = Some(Arc::new(move |conn: Connection| {
+            let hooks = hooks.clone();
+            let info = info.clone();
+            Box::pin(async move {
+                for hook in &hooks {
+                    hook(info.clone(), conn.clone()).await?;
+                }
+                Ok(())
+            })
+        }));
+        config.hooks.connect_timeout = server.connect_hook_timeout;
+    }
     let made = match accepted {
         Accepted::Tcp(stream, _) => tcp_connection(server, stream, config, root).await,
         #[cfg(unix)]
@@ -468,9 +554,6 @@ async fn serve(
     state: Arc<State>,
     _busy: Busy,
 ) {
-    if let Some(hook) = &server.on_connect {
-        hook(&info, &conn);
-    }
     conn.closed().await;
     state.live.lock().remove(&info.id);
     if let Some(hook) = &server.on_disconnect {
@@ -578,9 +661,8 @@ impl ServerHandle {
     /// The connections currently open, each with its [`ConnectionInfo`] (the id and peer
     /// address its factory call and hooks saw), in the order they were accepted.
     ///
-    /// A connection is listed from the end of its hello (before its
-    /// [`on_connect`](Server::on_connect) hook runs) until it has closed and its tasks are
-    /// gone (before its [`on_disconnect`](Server::on_disconnect) hook runs).
+    /// A connection is listed from the end of its hello until it has closed and its tasks
+    /// are gone (before its [`on_disconnect`](Server::on_disconnect) hook runs).
     pub fn connections(&self) -> Vec<(ConnectionInfo, Connection)> {
         let mut all: Vec<_> = self.state.live.lock().values().cloned().collect();
         all.sort_by_key(|(info, _)| info.id);

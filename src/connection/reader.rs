@@ -14,6 +14,7 @@ use futures_util::FutureExt;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::{oneshot, watch};
 
+use super::opening::{self, Setup};
 use super::{AnswerSlot, SendCtx, Shared};
 use crate::codec::native::read_frame;
 use crate::context::{CallContext, CALL};
@@ -32,6 +33,7 @@ pub(crate) async fn run<R>(
     shared: Arc<Shared>,
     mut src: BufReader<R>,
     mut closed: watch::Receiver<bool>,
+    mut setup: Option<Setup>,
 ) where
     R: AsyncRead + Unpin + Send + 'static,
 {
@@ -52,9 +54,25 @@ pub(crate) async fn run<R>(
         }
         // The next read may wait: first write the replies gathered meanwhile.
         shared.uncork();
-        let read = tokio::select! {
-            r = read_frame(&mut src, max, &mut buf) => r,
-            _ = closed.wait_for(|c| *c) => return,
+        let read = {
+            let reading = read_frame(&mut src, max, &mut buf);
+            tokio::pin!(reading);
+            loop {
+                tokio::select! {
+                    r = &mut reading => break r,
+                    _ = closed.wait_for(|c| *c) => return,
+                    // A connect hook runs while the reader waits, without dropping a read
+                    // under way; calls wait for it (see `opening.rs`).
+                    done = opening::finished(&mut setup), if setup.is_some() => {
+                        setup = None;
+                        if let Err(reason) = done {
+                            shared.close(reason);
+                            return;
+                        }
+                        serve_held(&shared);
+                    }
+                }
+            }
         };
         match read {
             Ok(true) => {}
@@ -101,7 +119,7 @@ fn handle_frame(shared: &Arc<Shared>, decoded: Result<Message>, len: usize) -> b
         Message::Cancel(id) => handle_cancel(shared, id),
         Message::Finish(id) => handle_finish(shared, id),
         Message::Ping(n) => handle_ping(shared, n),
-        Message::Pong(_) => {}
+        Message::Pong(n) => shared.pings.pong(n),
         Message::Goodbye(reason) => {
             shared.teardown(format!("the peer said goodbye: {}", reason.0));
             return false;
@@ -125,6 +143,32 @@ enum Start {
 
 fn handle_call(shared: &Arc<Shared>, c: CallMsg) {
     Counters::add(&shared.counters.calls_received, 1);
+    if shared.opening.is_holding() {
+        // The connect hook is still running: the call waits for it, unless too many do.
+        match shared.opening.keep(c, shared.config.max_in_flight) {
+            Ok(()) => {}
+            Err(c) => serve_call(shared, c, true),
+        }
+        return;
+    }
+    serve_call(shared, c, false);
+}
+
+/// Starts the calls held while the connect hook ran, in arrival order, and writes the
+/// replies that gathered (the reader is about to wait for input again).
+fn serve_held(shared: &Arc<Shared>) {
+    {
+        let _cork = shared.cork();
+        for c in shared.opening.release() {
+            serve_call(shared, c, false);
+        }
+    }
+    shared.uncork();
+}
+
+/// Starts call `c`, or refuses it as overloaded (`over_limit`, or over a limit checked
+/// here).
+fn serve_call(shared: &Arc<Shared>, c: CallMsg, over_limit: bool) {
     let Some(link) = shared.link() else {
         return; // closing: nothing can be imported or answered any more
     };
@@ -154,7 +198,11 @@ fn handle_call(shared: &Arc<Shared>, c: CallMsg) {
     });
     let one_way = c.flags & FLAG_ONE_WAY != 0;
     let max = shared.config.max_in_flight;
-    let refusal = if shared.draining.load(std::sync::atomic::Ordering::Acquire) {
+    let refusal = if over_limit {
+        Some(format!(
+            "{max} calls already wait for this connection's connect hook (the limit)"
+        ))
+    } else if shared.draining.load(std::sync::atomic::Ordering::Acquire) {
         Some("the server is shutting down".to_owned())
     } else if shared.running.lock().len() >= max {
         Some(format!(
@@ -432,11 +480,17 @@ fn handle_release(shared: &Shared, items: Vec<(u64, u64)>) {
 }
 
 fn handle_cancel(shared: &Shared, id: u64) {
+    if shared.opening.is_holding() && shared.opening.cancel(id) {
+        return;
+    }
     let cancel = shared.running.lock().remove(&id);
     drop(cancel);
 }
 
 fn handle_finish(shared: &Shared, id: u64) {
+    if shared.opening.is_holding() {
+        shared.opening.finish(id);
+    }
     let answer = shared.answers.lock().remove(&id);
     drop(answer);
 }
