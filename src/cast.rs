@@ -37,9 +37,9 @@
 
 use std::future::Future;
 
+use crate::dispatch::Op;
 use crate::error::{Error, Result};
 use crate::object::{Args, IntoArgs, Reply};
-use crate::protocol::Op;
 use crate::proxy::{Proxy, Target};
 
 impl Proxy {
@@ -64,7 +64,7 @@ pub(crate) async fn cast(proxy: Proxy, args: Result<Args>) -> Result<()> {
     let op = Op::Call(args?);
     if let Target::Local(obj) = &proxy.target {
         // In-process: start it now (in order), finish it without the caller.
-        match crate::proxy::start_local(obj.clone(), &proxy.path, op) {
+        match crate::dispatch::start_guarded(obj.clone(), &proxy.path, op) {
             Reply::Ready(Ok(_)) => {}
             Reply::Ready(Err(e)) => local_failed(&e),
             Reply::Later(fut) => {

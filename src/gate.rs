@@ -1,150 +1,108 @@
-//! The policy gate: the one place where a requested path and operation meet an object's
+//! The policy gate: the one place where a requested name and operation meet an object's
 //! exposed surface.
 //!
-//! Every operation, local or remote, reaches an object through [`perform`]. It walks the
-//! path segment by segment; each segment must name a member in the object's static
-//! [`TypeInfo`]; the operation must fit that member's kind. Only then is
-//! [`Object::invoke`] called, with the member's **index**: no code path reaches a handler by a
-//! free-form name, and unmarked methods are not in any table.
-
-use std::sync::Arc;
+//! The gate decides; it runs nothing. [`crate::dispatch`] walks a path and asks the gate at
+//! every segment: a segment must name a member in the object's static [`TypeInfo`] (which
+//! the macro builds from `#[exposed]` markers only), and the operation must fit that
+//! member's kind (method: call; property: get; set only with an exposed setter). The gate
+//! answers with the member's **index**, and `dispatch` invokes by that index only: no code
+//! path reaches a handler by a free-form name, and unmarked methods are not in any table.
+//!
+//! The gate sees type descriptions and names, nothing else: it imports no engine module, so
+//! every wire and every kind of proxy reaches objects through the same rules.
 
 use crate::error::{Error, ErrorKind, Result};
-use crate::object::{Invocation, MemberInfo, MemberKind, Object, Reply, TypeInfo};
-use crate::protocol::Op;
-use crate::proxy::Proxy;
-use crate::value::Value;
+use crate::surface::{MemberInfo, MemberKind, TypeInfo};
 
-/// Applies `op` to the member `path` names, starting at `obj`.
-pub(crate) async fn perform(obj: Arc<dyn Object>, path: &[String], op: Op) -> Result<Value> {
-    start(obj, path, op).await
+/// What an operation asks of the member it names, without its payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Access {
+    /// Call it.
+    Call,
+    /// Read it.
+    Get,
+    /// Write it.
+    Set,
+    /// List its members.
+    Dir,
+    /// Describe it.
+    Help,
 }
 
-/// [`perform`], run synchronously as far as the handlers allow: the path is walked and the
-/// handler invoked right here, and the result is [`Reply::Ready`] when every step was. From
-/// the first step that is not ready (an async getter or handler, a remote object on the path)
-/// the rest of the work is the future of a [`Reply::Later`].
-///
-/// A handler runs inside this call, so a caller that must survive panics catches them here.
-pub(crate) fn start(obj: Arc<dyn Object>, path: &[String], op: Op) -> Reply {
-    let mut cur = obj;
-    let Some((last, init)) = path.split_last() else {
-        return on_self(cur, op);
-    };
-    for (i, seg) in init.iter().enumerate() {
-        let info = cur.type_info();
-        let idx = match find(info, seg) {
-            Ok(idx) => idx,
-            Err(e) => return Reply::Ready(Err(e)),
-        };
-        if info.members[idx].kind == MemberKind::Method {
-            return Reply::Ready(Err(wrong(format!(
-                "`{seg}` is a method of `{}`; it has no attributes",
-                info.name
-            ))));
-        }
-        let proxy = match cur.clone().invoke(idx, Invocation::Get) {
-            Reply::Ready(value) => match value.and_then(|v| as_object(info, idx, v)) {
-                Ok(proxy) => proxy,
-                Err(e) => return Reply::Ready(Err(e)),
-            },
-            Reply::Later(value) => {
-                // An async getter: the rest of the walk waits for it.
-                let rest = path[i + 1..].to_vec();
-                return Reply::later(async move {
-                    let proxy = as_object(info, idx, value.await?)?;
-                    go_on(proxy, &rest, op).await
-                });
-            }
-        };
-        match proxy.local_object() {
-            Some(obj) => cur = obj.clone(),
-            // A remote object (or a lazy path): hand it the rest of the path.
-            None => {
-                let rest = proxy.path_to(path[i + 1..].iter().cloned());
-                return Reply::later(async move { rest.run(op, None).await });
-            }
-        }
+/// The gate's answer for the member a path ends in.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Verdict {
+    /// Invoke member `idx` with the operation (call the method, read or write the property).
+    Invoke(usize),
+    /// Read property `idx`, which must hold an object, and apply the operation to that
+    /// object: `root.handler(x)` where `handler` holds a callable.
+    Through(usize),
+    /// Answer with this member's help text.
+    Help(&'static MemberInfo),
+}
+
+/// The member a path walks through at segment `name`: a property (a method has no
+/// attributes).
+pub(crate) fn step(info: &'static TypeInfo, name: &str) -> Result<usize> {
+    let idx = find(info, name)?;
+    if info.members[idx].kind == MemberKind::Method {
+        return Err(wrong(format!(
+            "`{name}` is a method of `{}`; it has no attributes",
+            info.name
+        )));
     }
-    let info = cur.type_info();
-    let idx = match find(info, last) {
-        Ok(idx) => idx,
-        Err(e) => return Reply::Ready(Err(e)),
-    };
+    Ok(idx)
+}
+
+/// What `access` on member `name` (the last segment of a path) may do.
+pub(crate) fn admit(info: &'static TypeInfo, name: &str, access: Access) -> Result<Verdict> {
+    let idx = find(info, name)?;
     let member = &info.members[idx];
-    match (op, member.kind) {
-        (Op::Call(args), MemberKind::Method) => cur.invoke(idx, Invocation::Call(args)),
-        (Op::Get, MemberKind::Property { .. }) => cur.invoke(idx, Invocation::Get),
-        (Op::Set(v), MemberKind::Property { settable: true }) => {
-            cur.invoke(idx, Invocation::Set(v))
-        }
-        (Op::Set(_), MemberKind::Property { settable: false }) => Reply::Ready(Err(wrong(
-            format!("property `{last}` of `{}` is read-only", info.name),
-        ))),
-        (Op::Get | Op::Set(_), MemberKind::Method) => Reply::Ready(Err(wrong(format!(
-            "`{last}` is a method of `{}`: call it",
+    match (access, member.kind) {
+        (Access::Call, MemberKind::Method) => Ok(Verdict::Invoke(idx)),
+        (Access::Get, MemberKind::Property { .. }) => Ok(Verdict::Invoke(idx)),
+        (Access::Set, MemberKind::Property { settable: true }) => Ok(Verdict::Invoke(idx)),
+        (Access::Set, MemberKind::Property { settable: false }) => Err(wrong(format!(
+            "property `{name}` of `{}` is read-only",
             info.name
-        )))),
-        (Op::Dir, MemberKind::Method) => Reply::Ready(Err(wrong(format!(
-            "`{last}` is a method of `{}`, not an object",
-            info.name
-        )))),
-        (Op::Help, _) => Reply::Ready(Ok(Value::Str(help_member(member)))),
-        (op @ (Op::Call(_) | Op::Dir), MemberKind::Property { .. }) => {
-            // `root.handler(x)` where `handler` is a property holding a callable object.
-            let value = cur.invoke(idx, Invocation::Get);
-            Reply::later(async move {
-                let proxy = as_object(info, idx, value.await?)?;
-                proxy.run(op, None).await
-            })
-        }
-    }
-}
-
-/// The rest of a walk after an async step produced `proxy`: `rest` (never empty) applied to it.
-async fn go_on(proxy: Proxy, rest: &[String], op: Op) -> Result<Value> {
-    match proxy.local_object() {
-        Some(obj) => perform(obj.clone(), rest, op).await,
-        None => proxy.path_to(rest.iter().cloned()).run(op, None).await,
-    }
-}
-
-/// Operations on the object itself (an empty path).
-fn on_self(obj: Arc<dyn Object>, op: Op) -> Reply {
-    let info = obj.type_info();
-    let result = match op {
-        Op::Call(args) => match info.call {
-            Some(idx) if idx < info.members.len() => {
-                return obj.invoke(idx, Invocation::Call(args))
-            }
-            _ => Err(wrong(format!("`{}` is not callable", info.name))),
-        },
-        Op::Get => Ok(Value::Ref(Proxy::local(obj))),
-        Op::Set(_) => Err(wrong(
-            "cannot set an object itself; name a property".to_string(),
-        )),
-        Op::Dir => Ok(Value::List(
-            info.members
-                .iter()
-                .map(|m| Value::Str(m.name.to_owned()))
-                .collect(),
-        )),
-        Op::Help => Ok(Value::Str(help_type(info))),
-    };
-    Reply::Ready(result)
-}
-
-/// The object reference read from property `idx`, which must hold one.
-fn as_object(info: &TypeInfo, idx: usize, value: Value) -> Result<Proxy> {
-    match value {
-        Value::Ref(p) => Ok(p),
-        other => Err(wrong(format!(
-            "property `{}` of `{}` is a {}, not an object",
-            info.members[idx].name,
-            info.name,
-            other.type_name()
         ))),
+        (Access::Get | Access::Set, MemberKind::Method) => Err(wrong(format!(
+            "`{name}` is a method of `{}`: call it",
+            info.name
+        ))),
+        (Access::Dir, MemberKind::Method) => Err(wrong(format!(
+            "`{name}` is a method of `{}`, not an object",
+            info.name
+        ))),
+        (Access::Help, _) => Ok(Verdict::Help(member)),
+        (Access::Call | Access::Dir, MemberKind::Property { .. }) => Ok(Verdict::Through(idx)),
     }
+}
+
+/// The member run when the object itself is called.
+pub(crate) fn callable(info: &'static TypeInfo) -> Result<usize> {
+    match info.call {
+        Some(idx) if idx < info.members.len() => Ok(idx),
+        _ => Err(wrong(format!("`{}` is not callable", info.name))),
+    }
+}
+
+/// Why an object itself cannot be set.
+pub(crate) fn set_self() -> Error {
+    wrong("cannot set an object itself; name a property".to_string())
+}
+
+/// The names `dir` lists: exposed members only.
+pub(crate) fn dir(info: &'static TypeInfo) -> impl Iterator<Item = &'static str> {
+    info.members.iter().map(|m| m.name)
+}
+
+/// Why property `idx` cannot be walked through: it holds a `found`, not an object.
+pub(crate) fn not_an_object(info: &TypeInfo, idx: usize, found: &str) -> Error {
+    wrong(format!(
+        "property `{}` of `{}` is a {found}, not an object",
+        info.members[idx].name, info.name,
+    ))
 }
 
 fn find(info: &TypeInfo, name: &str) -> Result<usize> {

@@ -58,6 +58,7 @@ pub mod cast;
 mod codec;
 mod config;
 mod connection;
+mod dispatch;
 mod error;
 mod gate;
 mod object;
@@ -66,6 +67,7 @@ mod proxy;
 mod server;
 mod stats;
 pub mod stream;
+mod surface;
 mod transport;
 mod value;
 
@@ -98,12 +100,12 @@ pub use callback::{
     SyncHandler,
 };
 pub use config::Config;
-pub use connection::{live_tasks, Connection, TableEntry, Tables};
+pub use connection::{live_tasks, Call, Connection, TableEntry, Tables};
 pub use error::{Error, ErrorKind, RemoteError, Result};
 pub use object::{
     Args, IntoArgs, Invocation, MemberInfo, MemberKind, Obj, Object, Reply, Restricted, TypeInfo,
 };
-pub use proxy::{Call, Proxy, RemoteIter};
+pub use proxy::{Proxy, RemoteIter};
 pub use resilient::{connect_resilient, connect_resilient_with, Resilient};
 pub use server::{ConnectionInfo, ListenAddr, Server, ServerHandle, DEFAULT_MAX_CONNECTIONS};
 pub use stats::Stats;

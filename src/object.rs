@@ -7,7 +7,7 @@
 //! You rarely implement [`Object`] by hand: put [`#[netref::expose]`](crate::expose) on an
 //! `impl` block and mark members with `#[exposed]`. The macro writes a static [`TypeInfo`]
 //! (names, kinds, signatures, doc text) and an [`Object::invoke`] that dispatches by member
-//! **index**. The engine's gate ([`crate::gate`]) maps a requested name to an index only
+//! **index**. The engine's gate maps a requested name to an index only
 //! if the name is in the `TypeInfo`, so an unmarked method cannot be reached by any name.
 //!
 //! `invoke` returns a [`Reply`]: the result itself when the handler finished synchronously
@@ -55,6 +55,7 @@ use futures_util::future::BoxFuture;
 use serde::de::DeserializeOwned;
 
 use crate::error::{Error, Result};
+pub use crate::surface::{MemberInfo, MemberKind, TypeInfo};
 use crate::value::{from_value, Value};
 
 /// An object that can be lent by reference: its type description plus a dispatcher.
@@ -218,52 +219,6 @@ impl Future for Completed {
     fn poll(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Result<Value>> {
         panic!("`Reply` polled after completion")
     }
-}
-
-/// The static description of an exposed type.
-#[derive(Debug)]
-pub struct TypeInfo {
-    /// The type's name, as shown by `dir`/`help` and in traces.
-    pub name: &'static str,
-    /// The doc comment on the `impl` block (may be empty).
-    pub doc: &'static str,
-    /// The exposed members, in source order.
-    pub members: &'static [MemberInfo],
-    /// The member run when the object itself is called (callbacks); `None` when the object is
-    /// not callable.
-    pub call: Option<usize>,
-}
-
-impl TypeInfo {
-    /// The index of the exposed member called `name`.
-    pub fn find(&self, name: &str) -> Option<usize> {
-        self.members.iter().position(|m| m.name == name)
-    }
-}
-
-/// One exposed member.
-#[derive(Debug)]
-pub struct MemberInfo {
-    /// The member's name.
-    pub name: &'static str,
-    /// Method or property.
-    pub kind: MemberKind,
-    /// A readable signature: `open(path: String, mode: String) -> File` or `value: i64`.
-    pub signature: &'static str,
-    /// The member's doc comment (may be empty).
-    pub doc: &'static str,
-}
-
-/// What sort of member an exposed member is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum MemberKind {
-    /// A method: can be called, cannot be read or set.
-    Method,
-    /// A property: can be read; can be set only when `settable`.
-    Property {
-        /// True when the property has an exposed setter.
-        settable: bool,
-    },
 }
 
 /// The operation the gate hands to [`Object::invoke`] for one member.

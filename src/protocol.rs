@@ -1,8 +1,10 @@
-//! The messages two peers exchange, independent of any codec.
+//! The messages two peers exchange: the engine's vocabulary on every wire.
 //!
-//! The engine produces and consumes these types; a codec (`codec::native` today, an RPyC
-//! codec later) turns them into bytes. `docs/protocol.md` is the normative description of
-//! the native encoding.
+//! The engine produces and consumes these types; a wire ([`codec`](crate::codec): the
+//! native one today, RPyC's later) turns them into bytes. Like the codec, this module
+//! imports nothing from the engine: values here are [`WireValue`]s, with references as ids,
+//! and the engine converts them to and from its own values where it counts references.
+//! `docs/protocol.md` is the normative description of the native encoding.
 
 use std::cell::Cell;
 use std::fmt;
@@ -12,23 +14,6 @@ use serde::de::{self, Deserializer, EnumAccess, VariantAccess, Visitor};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ErrorKind, RemoteError};
-use crate::object::Args;
-use crate::value::Value;
-
-/// One operation, in the engine's (decoded) form.
-#[derive(Debug)]
-pub(crate) enum Op {
-    /// Call the member the path ends in (or the object itself).
-    Call(Args),
-    /// Read the property the path ends in.
-    Get,
-    /// Write the settable property the path ends in.
-    Set(Value),
-    /// List the exposed members of the object the path names.
-    Dir,
-    /// Describe the object or member the path names.
-    Help,
-}
 
 /// What a call is addressed to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -76,8 +61,16 @@ pub(crate) struct WPath(pub(crate) Arc<[String]>);
 
 impl Default for WPath {
     fn default() -> Self {
-        WPath(crate::proxy::empty_path())
+        WPath(empty_path())
     }
+}
+
+/// The empty path, shared: every plain proxy (each export and import) would otherwise
+/// allocate one.
+pub(crate) fn empty_path() -> Arc<[String]> {
+    static EMPTY: std::sync::LazyLock<Arc<[String]>> =
+        std::sync::LazyLock::new(|| Arc::from(Vec::new()));
+    EMPTY.clone()
 }
 
 impl From<Vec<&str>> for WPath {
@@ -248,7 +241,7 @@ pub(crate) enum WireRef {
     Receiver { target: Target, path: WPath },
 }
 
-/// A value on the wire: [`Value`] with references replaced by ids.
+/// A value on the wire: the engine's `Value` with references replaced by ids.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub(crate) enum WireValue {
     Nil,
@@ -451,6 +444,33 @@ impl fmt::Display for Target {
     }
 }
 
+/// Writes `[a, b, …]`.
+pub(crate) fn fmt_list<T: fmt::Display>(f: &mut fmt::Formatter<'_>, items: &[T]) -> fmt::Result {
+    f.write_str("[")?;
+    for (i, v) in items.iter().enumerate() {
+        if i > 0 {
+            f.write_str(", ")?;
+        }
+        write!(f, "{v}")?;
+    }
+    f.write_str("]")
+}
+
+/// Writes `{k: v, …}`.
+pub(crate) fn fmt_map<K: fmt::Display, V: fmt::Display>(
+    f: &mut fmt::Formatter<'_>,
+    entries: &[(K, V)],
+) -> fmt::Result {
+    f.write_str("{")?;
+    for (i, (k, v)) in entries.iter().enumerate() {
+        if i > 0 {
+            f.write_str(", ")?;
+        }
+        write!(f, "{k}: {v}")?;
+    }
+    f.write_str("}")
+}
+
 fn fmt_path(f: &mut fmt::Formatter<'_>, path: &WPath) -> fmt::Result {
     for seg in path.0.iter() {
         write!(f, ".{seg}")?;
@@ -469,8 +489,8 @@ impl fmt::Display for WireValue {
             WireValue::Str(s) => write!(f, "{:?}", s.0),
             WireValue::Bytes(b) if b.0.len() > 16 => write!(f, "<{} bytes>", b.0.len()),
             WireValue::Bytes(b) => write!(f, "b{:?}", String::from_utf8_lossy(&b.0)),
-            WireValue::List(items) => crate::value::fmt_list(f, items),
-            WireValue::Map(entries) => crate::value::fmt_map(f, entries),
+            WireValue::List(items) => fmt_list(f, items),
+            WireValue::Map(entries) => fmt_map(f, entries),
             WireValue::Ref(WireRef::Sender(id)) => write!(f, "ref {}", fmt_id(*id)),
             WireValue::Ref(WireRef::Receiver { target, path }) => {
                 write!(f, "your {target}")?;

@@ -42,29 +42,16 @@
 //! ```
 
 use std::fmt;
-use std::panic::AssertUnwindSafe;
-
-use futures_util::FutureExt;
-use std::future::Future;
 use std::hash::{Hash, Hasher};
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::connection::{AnswerHandle, Import, Link, Shared, Started, Urgency};
+use crate::connection::{AnswerHandle, Call, Import, Link, Shared};
+use crate::dispatch::{self, Op};
 use crate::error::Result;
-use crate::gate;
-use crate::object::{object_key, Args, IntoArgs, Object, Reply};
-use crate::protocol::Op;
+use crate::object::{object_key, IntoArgs, Object};
+use crate::protocol::empty_path;
 use crate::value::{from_value, Value};
-
-/// The empty path, shared: every plain proxy (each export and import) would otherwise
-/// allocate one.
-pub(crate) fn empty_path() -> Arc<[String]> {
-    static EMPTY: std::sync::LazyLock<Arc<[String]>> =
-        std::sync::LazyLock::new(|| Arc::from(Vec::new()));
-    EMPTY.clone()
-}
 
 /// A handle to an object (local or remote) plus a lazily built attribute path.
 ///
@@ -250,7 +237,7 @@ impl Proxy {
     /// Runs one operation through the path. Shared by every public operation.
     pub(crate) async fn run(&self, op: Op, timeout: Option<Duration>) -> Result<Value> {
         match &self.target {
-            Target::Local(obj) => start_local(obj.clone(), &self.path, op).await,
+            Target::Local(obj) => dispatch::start_guarded(obj.clone(), &self.path, op).await,
             Target::Foreign(f) => f.clone().run(self.path.clone(), op).await,
             _ => {
                 let mut call = Call::new(self.clone(), Ok(op));
@@ -273,11 +260,11 @@ impl Proxy {
     }
 
     /// Sends a call whose answer the peer keeps, returning a proxy of that answer.
-    async fn pipeline(&self, op: Op) -> Result<Proxy> {
+    pub(crate) async fn pipeline(&self, op: Op, timeout: Option<Duration>) -> Result<Proxy> {
         let link = match &self.target {
             Target::Local(obj) => {
                 // Nothing to pipeline in-process: run it and wrap the result.
-                let v = gate::perform(obj.clone(), &self.path, op).await?;
+                let v = dispatch::perform(obj.clone(), &self.path, op).await?;
                 return v.into_proxy();
             }
             // The foreign wire has no pipelining: run it and wrap the result.
@@ -288,7 +275,7 @@ impl Proxy {
         };
         let answer = link
             .shared
-            .call_pipelined(link, self.wire_target(), self.path.clone(), op)
+            .call_pipelined(link, self.wire_target(), self.path.clone(), op, timeout)
             .await?;
         Ok(Proxy::with_target(Target::Answer(answer)))
     }
@@ -347,239 +334,6 @@ impl fmt::Display for Proxy {
             write!(f, ".{seg}")?;
         }
         Ok(())
-    }
-}
-
-/// A call not yet sent: await it for the result, or [`pipeline`](Call::pipeline) it.
-///
-/// Nothing is sent until the call is first polled (awaited) or pipelined; calls polled in
-/// order are sent in order. Dropping a call before it completes asks the peer to cancel it.
-#[must_use = "a call does nothing until awaited or pipelined"]
-pub struct Call {
-    state: CallState,
-}
-
-/// The steps of a [`Call`]. A remote call is a plain state machine: its common path
-/// (written at once, reply awaited) allocates nothing beyond its frame.
-enum CallState {
-    Unsent {
-        proxy: Proxy,
-        op: Result<Op>,
-        timeout: Option<Duration>,
-    },
-    /// A call on a local object, through the gate in-process.
-    Local(Pin<Box<dyn Future<Output = Result<Value>> + Send>>),
-    /// The frame waits for room in the connection's send queue.
-    Queued {
-        proxy: Proxy,
-        id: u64,
-        send: Pin<Box<dyn Future<Output = Result<()>> + Send>>,
-    },
-    /// The frame was left with others in flight ([`Urgency::Soon`]): yield once so that the
-    /// caller's other calls (of a `join` or a `FuturesUnordered`, say) gather behind it,
-    /// then write them all in one go from the caller's own thread, without waking the
-    /// writer task.
-    Flush {
-        proxy: Proxy,
-        id: u64,
-        yielded: bool,
-    },
-    /// Sent: waiting for the reply.
-    Waiting {
-        proxy: Proxy,
-        id: u64,
-    },
-    Done,
-}
-
-impl Call {
-    /// A call of `op` on `proxy` (the typed proxies' entry point).
-    pub(crate) fn with_op(proxy: Proxy, op: Result<Op>) -> Call {
-        Call::new(proxy, op)
-    }
-
-    fn new(proxy: Proxy, op: Result<Op>) -> Call {
-        Call {
-            state: CallState::Unsent {
-                proxy,
-                op,
-                timeout: None,
-            },
-        }
-    }
-
-    /// Overrides the connection's default deadline for this call (before it is sent).
-    pub fn timeout(mut self, d: Duration) -> Call {
-        if let CallState::Unsent { timeout, .. } = &mut self.state {
-            *timeout = Some(d);
-        }
-        self
-    }
-
-    /// Sends the call now and returns a proxy of its answer without waiting for it.
-    ///
-    /// Calls made on the returned proxy are sent at once and applied by the peer to the
-    /// answer when it is ready; an error in this call becomes the error of those calls.
-    pub async fn pipeline(mut self) -> Result<Proxy> {
-        if !matches!(self.state, CallState::Unsent { .. }) {
-            return Err(crate::error::Error::Value(
-                "a call already awaited cannot be pipelined".into(),
-            ));
-        }
-        let CallState::Unsent { proxy, op, .. } =
-            std::mem::replace(&mut self.state, CallState::Done)
-        else {
-            unreachable!("checked just above")
-        };
-        proxy.pipeline(op?).await
-    }
-
-    /// Awaits the result and decodes it into `T`.
-    pub async fn decode<T: serde::de::DeserializeOwned + 'static>(self) -> Result<T> {
-        from_value(self.await?)
-    }
-}
-
-impl Future for Call {
-    type Output = Result<Value>;
-
-    fn poll(
-        mut self: Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Self::Output> {
-        use std::task::Poll;
-        loop {
-            match &mut self.state {
-                CallState::Unsent { .. } => {
-                    let CallState::Unsent { proxy, op, timeout } =
-                        std::mem::replace(&mut self.state, CallState::Done)
-                    else {
-                        unreachable!("matched just above")
-                    };
-                    let op = match op {
-                        Ok(op) => op,
-                        Err(e) => return Poll::Ready(Err(e)),
-                    };
-                    let Some(shared) = proxy.shared() else {
-                        match &proxy.target {
-                            Target::Foreign(f) => {
-                                self.state =
-                                    CallState::Local(f.clone().run(proxy.path.clone(), op));
-                            }
-                            Target::Local(obj) => match start_local(obj.clone(), &proxy.path, op) {
-                                Reply::Ready(r) => return Poll::Ready(r),
-                                Reply::Later(fut) => self.state = CallState::Local(fut),
-                            },
-                            _ => unreachable!("only local and foreign proxies have no connection"),
-                        }
-                        continue;
-                    };
-                    let started =
-                        shared.start_call(proxy.wire_target(), proxy.path.clone(), op, timeout);
-                    self.state = match started {
-                        Err(e) => return Poll::Ready(Err(e)),
-                        Ok((id, Started::Written(urgency))) => {
-                            shared.count_call();
-                            if urgency == Urgency::Soon {
-                                CallState::Flush {
-                                    proxy,
-                                    id,
-                                    yielded: false,
-                                }
-                            } else {
-                                CallState::Waiting { proxy, id }
-                            }
-                        }
-                        Ok((id, Started::Queued(bytes, ctx))) => {
-                            let shared = shared.clone();
-                            let send = Box::pin(async move { shared.enqueue(bytes, ctx).await });
-                            CallState::Queued { proxy, id, send }
-                        }
-                    };
-                }
-                CallState::Local(fut) => {
-                    let r = std::task::ready!(fut.as_mut().poll(cx));
-                    self.state = CallState::Done;
-                    return Poll::Ready(r);
-                }
-                CallState::Queued { send, .. } => {
-                    let sent = std::task::ready!(send.as_mut().poll(cx));
-                    let CallState::Queued { proxy, id, .. } =
-                        std::mem::replace(&mut self.state, CallState::Done)
-                    else {
-                        unreachable!("matched just above")
-                    };
-                    let shared = proxy.shared().expect("a queued call is remote");
-                    if let Err(e) = sent {
-                        shared.forget_call(id);
-                        return Poll::Ready(Err(e));
-                    }
-                    shared.count_call();
-                    self.state = CallState::Waiting { proxy, id };
-                }
-                CallState::Flush { proxy, yielded, .. } => {
-                    if !*yielded {
-                        *yielded = true;
-                        cx.waker().wake_by_ref();
-                        return Poll::Pending;
-                    }
-                    proxy.shared().expect("a sent call is remote").uncork();
-                    let CallState::Flush { proxy, id, .. } =
-                        std::mem::replace(&mut self.state, CallState::Done)
-                    else {
-                        unreachable!("matched just above")
-                    };
-                    self.state = CallState::Waiting { proxy, id };
-                }
-                CallState::Waiting { proxy, id } => {
-                    let shared = proxy.shared().expect("a sent call is remote");
-                    let r = std::task::ready!(shared.poll_reply(*id, cx));
-                    self.state = CallState::Done;
-                    return Poll::Ready(r);
-                }
-                CallState::Done => {
-                    return Poll::Ready(Err(crate::error::Error::Value(
-                        "call polled after completion".into(),
-                    )))
-                }
-            }
-        }
-    }
-}
-
-impl Drop for Call {
-    fn drop(&mut self) {
-        // Dropped before its result came: forget it, and ask the peer to cancel it.
-        if let CallState::Queued { proxy, id, .. }
-        | CallState::Flush { proxy, id, .. }
-        | CallState::Waiting { proxy, id } = &self.state
-        {
-            if let Some(shared) = proxy.shared() {
-                shared.abandon_call(*id);
-            }
-        }
-    }
-}
-
-/// Runs `op` on `path` of a local object through the gate, in-process: synchronously as far
-/// as the handlers allow (see [`gate::start`]). A panicking handler becomes an error here too,
-/// as it would remotely.
-pub(crate) fn start_local(obj: Arc<dyn Object>, path: &[String], op: Op) -> Reply {
-    match std::panic::catch_unwind(AssertUnwindSafe(|| gate::start(obj, path, op))) {
-        Ok(Reply::Ready(r)) => Reply::Ready(r),
-        Ok(Reply::Later(fut)) => Reply::later(async move {
-            match AssertUnwindSafe(fut).catch_unwind().await {
-                Ok(r) => r,
-                Err(payload) => Err(crate::error::Error::panicked(payload)),
-            }
-        }),
-        Err(payload) => Reply::Ready(Err(crate::error::Error::panicked(payload))),
-    }
-}
-
-impl From<Args> for Op {
-    fn from(a: Args) -> Self {
-        Op::Call(a)
     }
 }
 

@@ -78,9 +78,10 @@ use futures_util::{FutureExt, StreamExt};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
+use crate::connection::Call;
 use crate::error::Result;
 use crate::object::Obj;
-use crate::proxy::{Call, Proxy};
+use crate::proxy::Proxy;
 use crate::value::{from_value, to_value, Value};
 
 /// Items a [`RemoteStream`] asks for per request unless told otherwise.

@@ -67,11 +67,12 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+use crate::connection::Call;
 use crate::connection::Connection;
+use crate::dispatch::Op;
 use crate::error::{Error, Result};
 use crate::object::Args;
-use crate::protocol::Op;
-use crate::proxy::{Call, Proxy};
+use crate::proxy::Proxy;
 use crate::value::{from_value, to_value, Value};
 
 mod sealed {

@@ -176,38 +176,11 @@ impl fmt::Display for Value {
                 }
                 f.write_str("\"")
             }
-            Value::List(items) => crate::value::fmt_list(f, items),
-            Value::Map(entries) => crate::value::fmt_map(f, entries),
+            Value::List(items) => crate::protocol::fmt_list(f, items),
+            Value::Map(entries) => crate::protocol::fmt_map(f, entries),
             Value::Ref(p) => write!(f, "{p}"),
         }
     }
-}
-
-/// Writes `[a, b, …]`.
-pub(crate) fn fmt_list<T: fmt::Display>(f: &mut fmt::Formatter<'_>, items: &[T]) -> fmt::Result {
-    f.write_str("[")?;
-    for (i, v) in items.iter().enumerate() {
-        if i > 0 {
-            f.write_str(", ")?;
-        }
-        write!(f, "{v}")?;
-    }
-    f.write_str("]")
-}
-
-/// Writes `{k: v, …}`.
-pub(crate) fn fmt_map<K: fmt::Display, V: fmt::Display>(
-    f: &mut fmt::Formatter<'_>,
-    entries: &[(K, V)],
-) -> fmt::Result {
-    f.write_str("{")?;
-    for (i, (k, v)) in entries.iter().enumerate() {
-        if i > 0 {
-            f.write_str(", ")?;
-        }
-        write!(f, "{k}: {v}")?;
-    }
-    f.write_str("}")
 }
 
 macro_rules! value_from {

@@ -110,6 +110,40 @@ async fn a_call_past_its_deadline_times_out_and_the_handler_is_dropped() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_pipelined_call_keeps_its_own_deadline() {
+    // The connection's default is 30 s; the pipelined call asks for 1 s, and the peer must
+    // stop it then, failing what depends on its answer.
+    let (_server, client, ticks) = ticker_pair(Config::default()).await;
+    let start = tokio::time::Instant::now();
+    let answer = client
+        .root()
+        .call_method("tick_forever", ())
+        .timeout(Duration::from_secs(1))
+        .pipeline()
+        .await
+        .unwrap();
+    let e = answer.get().await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::TimedOut, "{e}");
+    let waited = start.elapsed();
+    assert!(
+        waited < Duration::from_secs(2),
+        "the pipelined call ran for {waited:?}, past its own 1 s deadline"
+    );
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let at_timeout = ticks.load(Ordering::SeqCst);
+    assert!(
+        (9..=10).contains(&at_timeout),
+        "ticked {at_timeout} times in 1 s"
+    );
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(
+        ticks.load(Ordering::SeqCst),
+        at_timeout,
+        "the handler kept running"
+    );
+}
+
+#[tokio::test(start_paused = true)]
 async fn the_default_deadline_is_the_connections() {
     let config = Config::default().with_call_timeout(Duration::from_secs(2));
     let (_server, client, ticks) = ticker_pair(config).await;

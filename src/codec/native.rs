@@ -6,7 +6,7 @@
 use bincode::config::{self, Configuration};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-use super::Codec;
+use super::{FrameLen, Inbound, Wire};
 use crate::auth::{self, AuthFailure, Challenge, CHALLENGE_LEN, PROOF_LEN};
 use crate::config::Config;
 use crate::error::{Error, Result};
@@ -174,15 +174,65 @@ where
     }
 }
 
-/// The native bincode codec.
+/// The native wire after the hello: frames of a 4-byte big-endian length and a bincode
+/// message (the hand-written [`fast`](super::fast) path for the hot shapes, same bytes).
 #[derive(Debug, Clone)]
 pub(crate) struct NativeCodec {
     /// Largest frame body the peer accepts.
     pub(crate) max_frame_out: usize,
+    /// Deepest value nesting this side accepts.
     pub(crate) max_depth: usize,
+    /// Deepest value nesting the peer accepts.
+    pub(crate) peer_max_depth: usize,
 }
 
-impl Codec for NativeCodec {
+impl NativeCodec {
+    /// The codec for a connection whose hello exchange gave `peer`.
+    pub(crate) fn new(config: &Config, peer: &Hello) -> NativeCodec {
+        NativeCodec {
+            max_frame_out: peer.max_frame as usize,
+            max_depth: config.max_depth,
+            peer_max_depth: peer.max_depth as usize,
+        }
+    }
+
+    /// Decodes one frame body (without its length prefix) into its message.
+    pub(crate) fn decode(&self, body: &[u8]) -> Result<Message> {
+        if let Some(msg) = super::fast::decode(body, self.max_depth) {
+            return Ok(msg);
+        }
+        let (msg, used): (Message, usize) = with_depth_limit(self.max_depth, || {
+            bincode::serde::borrow_decode_from_slice(body, bincode_config())
+        })
+        .map_err(|e| Error::Protocol(format!("malformed message: {e}")))?;
+        if used != body.len() {
+            return Err(Error::Protocol(format!(
+                "{} trailing bytes after a {} message",
+                body.len() - used,
+                msg.name()
+            )));
+        }
+        Ok(msg)
+    }
+}
+
+impl Wire for NativeCodec {
+    const HEAD: usize = 4;
+
+    #[inline]
+    fn frame_len(&self, head: &[u8], max: usize) -> Result<FrameLen> {
+        let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+        if len > max {
+            return Err(Error::Protocol(format!(
+                "frame of {len} bytes is over the limit of {max} bytes"
+            )));
+        }
+        Ok(FrameLen {
+            body: len,
+            trailer: 0,
+        })
+    }
+
     fn encode(&self, msg: &Message, out: &mut Vec<u8>) -> Result<()> {
         let start = out.len();
         out.extend_from_slice(&[0; 4]);
@@ -206,59 +256,14 @@ impl Codec for NativeCodec {
         Ok(())
     }
 
-    fn decode(&self, body: &[u8]) -> Result<Message> {
-        if let Some(msg) = super::fast::decode(body, self.max_depth) {
-            return Ok(msg);
-        }
-        let (msg, used): (Message, usize) = with_depth_limit(self.max_depth, || {
-            bincode::serde::borrow_decode_from_slice(body, bincode_config())
-        })
-        .map_err(|e| Error::Protocol(format!("malformed message: {e}")))?;
-        if used != body.len() {
-            return Err(Error::Protocol(format!(
-                "{} trailing bytes after a {} message",
-                body.len() - used,
-                msg.name()
-            )));
-        }
-        Ok(msg)
+    #[inline]
+    fn decode_into(&self, body: &[u8], mut deliver: impl FnMut(Inbound) -> bool) -> Result<bool> {
+        Ok(deliver(Inbound::Message(self.decode(body)?)))
     }
-}
 
-/// Reads one frame body into `buf`. `Ok(false)` on a clean end of stream between frames.
-/// The declared length is checked against `max` before anything is allocated.
-pub(crate) async fn read_frame<R: AsyncRead + Unpin>(
-    r: &mut R,
-    max: usize,
-    buf: &mut Vec<u8>,
-) -> Result<bool> {
-    let mut len = [0u8; 4];
-    match r.read_exact(&mut len[..1]).await {
-        Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(false),
-        Err(e) => return Err(e.into()),
+    fn peer_max_depth(&self) -> usize {
+        self.peer_max_depth
     }
-    r.read_exact(&mut len[1..]).await?;
-    let len = u32::from_be_bytes(len) as usize;
-    if len > max {
-        return Err(Error::Protocol(format!(
-            "frame of {len} bytes is over the limit of {max} bytes"
-        )));
-    }
-    // Grow the buffer as the body arrives: a peer that declares a large frame and sends
-    // little of it holds at most one chunk, not the size it declared. Bytes are read into
-    // the buffer's spare capacity, which is never zeroed first.
-    const CHUNK: usize = 64 * 1024;
-    buf.clear();
-    while buf.len() < len {
-        let want = (len - buf.len()).min(CHUNK);
-        buf.reserve(want);
-        let n = (&mut *r).take(want as u64).read_buf(buf).await?;
-        if n == 0 {
-            return Err(std::io::Error::from(std::io::ErrorKind::UnexpectedEof).into());
-        }
-    }
-    Ok(true)
 }
 
 #[cfg(test)]
@@ -270,6 +275,7 @@ mod tests {
         NativeCodec {
             max_frame_out: 1 << 24,
             max_depth: 64,
+            peer_max_depth: 64,
         }
     }
 
@@ -503,7 +509,11 @@ mod tests {
         rt.block_on(async {
             let mut input: &[u8] = &[0xff, 0xff, 0xff, 0xff, 1, 2, 3];
             let mut buf = Vec::new();
-            let e = read_frame(&mut input, 1024, &mut buf).await.unwrap_err();
+            let wire = super::super::Protocol::Native(codec());
+            let e = wire
+                .read_frame(&mut input, 1024, &mut buf)
+                .await
+                .unwrap_err();
             assert!(e.to_string().contains("over the limit"), "{e}");
             assert!(buf.capacity() < 1024);
         });

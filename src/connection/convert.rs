@@ -3,23 +3,14 @@
 
 use std::sync::Arc;
 
+use super::send::SendCtx;
 use super::{Link, Shared};
+use crate::dispatch::Op;
 use crate::error::{Error, ErrorKind, Result};
 use crate::object::Args;
-use crate::protocol::{Op, Target, WBytes, WPath, WStr, WireOp, WireRef, WireValue};
+use crate::protocol::{Target, WBytes, WPath, WStr, WireOp, WireRef, WireValue};
 use crate::proxy::{self, Proxy};
 use crate::value::Value;
-
-/// What sending one message did to the tables, so it can be undone if the message never
-/// leaves, and what must stay alive until it is written.
-#[derive(Default)]
-pub(crate) struct SendCtx {
-    /// Export ids counted for this message.
-    pub(crate) exported: Vec<u64>,
-    /// Proxies of the peer's objects named in this message: kept alive until the frame is
-    /// written, so their `Release` cannot overtake it.
-    pub(crate) hold: Vec<Proxy>,
-}
 
 impl Shared {
     /// Converts an outgoing value, exporting local objects and forwarded proxies.
@@ -85,21 +76,15 @@ impl Shared {
             return Ok(WireRef::Receiver { target, path });
         }
         // A local object, or a third party's object forwarded through us.
-        let id = self.exports.lock().export(&p)?;
+        let id = self.exports.export(&p)?;
         ctx.exported.push(id);
         Ok(WireRef::Sender(id))
     }
 
     /// Undoes the counting of a message that was never sent.
     pub(crate) fn unsend(&self, ctx: SendCtx) {
-        let mut freed = Vec::new();
-        {
-            let mut exports = self.exports.lock();
-            for id in ctx.exported {
-                freed.extend(exports.release(id, 1));
-            }
-        }
-        drop(freed);
+        self.exports
+            .release(ctx.exported.into_iter().map(|id| (id, 1)));
     }
 
     pub(crate) fn export_op(&self, op: Op, ctx: &mut SendCtx) -> Result<WireOp> {
@@ -171,7 +156,7 @@ impl Shared {
     fn import_ref(&self, link: &Arc<Link>, r: WireRef) -> Result<Proxy> {
         match r {
             WireRef::Sender(id) => {
-                let import = self.imports.lock().receive(link, id);
+                let import = self.imports.receive(link, id);
                 Ok(Proxy::with_target(proxy::Target::Remote(import)))
             }
             WireRef::Receiver { target, path } => {
@@ -184,14 +169,10 @@ impl Shared {
     /// Our own object named by `target` (root or export id).
     pub(crate) fn resolve_target(&self, target: Target) -> Result<Proxy> {
         match target {
-            Target::Root => self.root.lock().clone().map(Proxy::local).ok_or_else(|| {
+            Target::Root => self.root.get().map(Proxy::local).ok_or_else(|| {
                 Error::remote(ErrorKind::NoSuchObject, "this side lends no root object")
             }),
-            Target::Object(id) => self
-                .exports
-                .lock()
-                .get(id)
-                .ok_or_else(|| no_such_object(id)),
+            Target::Object(id) => self.exports.get(id).ok_or_else(|| no_such_object(id)),
             Target::Answer(_) => Err(Error::remote(
                 ErrorKind::Protocol,
                 "a pipelined answer cannot be used as an argument",

@@ -12,17 +12,19 @@ use std::time::Duration;
 
 use futures_util::FutureExt;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
-use tokio::sync::{oneshot, watch};
+use tokio::sync::watch;
 
 use super::opening::{self, Setup};
-use super::{AnswerSlot, SendCtx, Shared};
-use crate::codec::native::read_frame;
+use super::send::SendCtx;
+use super::tables::{AnswerSlot, AnswerTx};
+use super::Shared;
+use crate::codec::Inbound;
 use crate::context::{CallContext, CALL};
+use crate::dispatch::{self, Op};
 use crate::error::{Error, ErrorKind, Result};
-use crate::gate;
 use crate::object::Reply;
 use crate::protocol::{
-    CallMsg, Message, Op, Target, WireError, WireValue, FLAG_KEEP_ANSWER, FLAG_ONE_WAY,
+    CallMsg, Message, Target, WireError, WireValue, FLAG_KEEP_ANSWER, FLAG_ONE_WAY,
 };
 use crate::proxy::Proxy;
 use crate::stats::Counters;
@@ -39,15 +41,17 @@ pub(crate) async fn run<R>(
 {
     let mut buf = Vec::new();
     let max = shared.config.max_frame;
+    let head = shared.wire.head_len();
     loop {
         // Whole frames already buffered are decoded where they lie: no copy, no wait.
-        if let Some(len) = buffered_frame(src.buffer(), max) {
+        if let Some(len) = shared.wire.buffered_frame(src.buffer(), max) {
             if shared.is_closed() {
                 return;
             }
-            let decoded = shared.codec.decode(&src.buffer()[4..4 + len]);
-            src.consume(4 + len);
-            if !handle_frame(&shared, decoded, len) {
+            let bytes = head + len.body + len.trailer;
+            let go_on = receive(&shared, &src.buffer()[head..head + len.body], bytes);
+            src.consume(bytes);
+            if !go_on {
                 return;
             }
             continue;
@@ -55,7 +59,7 @@ pub(crate) async fn run<R>(
         // The next read may wait: first write the replies gathered meanwhile.
         shared.uncork();
         let read = {
-            let reading = read_frame(&mut src, max, &mut buf);
+            let reading = shared.wire.read_frame(&mut src, max, &mut buf);
             tokio::pin!(reading);
             loop {
                 tokio::select! {
@@ -74,9 +78,9 @@ pub(crate) async fn run<R>(
                 }
             }
         };
-        match read {
-            Ok(true) => {}
-            Ok(false) => {
+        let len = match read {
+            Ok(Some(len)) => len,
+            Ok(None) => {
                 shared.teardown("the peer closed the connection".into());
                 return;
             }
@@ -88,28 +92,40 @@ pub(crate) async fn run<R>(
                 shared.teardown(format!("read failed: {e}"));
                 return;
             }
-        }
-        if !handle_frame(&shared, shared.codec.decode(&buf), buf.len()) {
+        };
+        if !receive(&shared, &buf, head + len.body + len.trailer) {
             return;
         }
     }
 }
 
-/// Handles one decoded frame of `len` bytes (without its length prefix); false when the
-/// connection is over.
-fn handle_frame(shared: &Arc<Shared>, decoded: Result<Message>, len: usize) -> bool {
+/// Handles one frame of `bytes` bytes (head and trailer included) whose body is `body`;
+/// false when the connection is over.
+fn receive(shared: &Arc<Shared>, body: &[u8], bytes: usize) -> bool {
     shared.mark_received();
-    Counters::add(&shared.counters.bytes_received, len as u64 + 4);
+    Counters::add(&shared.counters.bytes_received, bytes as u64);
     Counters::add(&shared.counters.messages_received, 1);
-    let msg = match decoded {
-        Ok(m) => m,
+    let decoded = shared.wire.decode(body, |inbound| match inbound {
+        Inbound::Message(msg) => handle_message(shared, msg, bytes),
+        Inbound::Frame(frame) => {
+            shared.send_frame_nowait(frame);
+            true
+        }
+    });
+    match decoded {
+        Ok(go_on) => go_on,
         Err(e) => {
             shared.close(e.to_string());
-            return false;
+            false
         }
-    };
-    tracing::trace!(msg = msg.name(), bytes = len + 4, "recv");
-    shared.trace(Direction::Received, &msg, len + 4);
+    }
+}
+
+/// Handles one message that came in a frame of `bytes` bytes; false when the connection is
+/// over.
+fn handle_message(shared: &Arc<Shared>, msg: Message, bytes: usize) -> bool {
+    tracing::trace!(msg = msg.name(), bytes, "recv");
+    shared.trace(Direction::Received, &msg, bytes);
     // Frames this handling sends gather until the buffered input is used up.
     let _cork = shared.cork();
     match msg {
@@ -126,13 +142,6 @@ fn handle_frame(shared: &Arc<Shared>, decoded: Result<Message>, len: usize) -> b
         }
     }
     true
-}
-
-/// The length of the frame `buffered` starts with, when all of it is there and it is within
-/// `max` (an over-limit frame is left to `read_frame`, which refuses it).
-fn buffered_frame(buffered: &[u8], max: usize) -> Option<usize> {
-    let len = u32::from_be_bytes(*buffered.first_chunk::<4>()?) as usize;
-    (len <= max && buffered.len() - 4 >= len).then_some(len)
 }
 
 /// Where an incoming call starts.
@@ -177,25 +186,15 @@ fn serve_call(shared: &Arc<Shared>, c: CallMsg, over_limit: bool) {
     drop(link);
     let path: Arc<[String]> = c.path.0;
     let start = match c.target {
-        Target::Answer(q) => shared
-            .answers
-            .lock()
-            .get(&q)
-            .cloned()
-            .map(Start::Answer)
-            .ok_or_else(|| {
-                Error::remote(
-                    ErrorKind::NoSuchObject,
-                    format!("no kept answer of call {q}"),
-                )
-            }),
+        Target::Answer(q) => shared.answers.get(q).map(Start::Answer).ok_or_else(|| {
+            Error::remote(
+                ErrorKind::NoSuchObject,
+                format!("no kept answer of call {q}"),
+            )
+        }),
         t => shared.resolve_target(t).map(Start::Object),
     };
-    let answer_tx = (c.flags & FLAG_KEEP_ANSWER != 0).then(|| {
-        let (tx, rx) = watch::channel(None);
-        shared.answers.lock().insert(c.id, rx);
-        tx
-    });
+    let answer_tx = (c.flags & FLAG_KEEP_ANSWER != 0).then(|| shared.answers.keep(c.id));
     let one_way = c.flags & FLAG_ONE_WAY != 0;
     let max = shared.config.max_in_flight;
     let refusal = if over_limit {
@@ -204,7 +203,7 @@ fn serve_call(shared: &Arc<Shared>, c: CallMsg, over_limit: bool) {
         ))
     } else if shared.draining.load(std::sync::atomic::Ordering::Acquire) {
         Some("the server is shutting down".to_owned())
-    } else if shared.running.lock().len() >= max {
+    } else if shared.running.len() >= max {
         Some(format!(
             "{max} calls are already running on this connection (the limit)"
         ))
@@ -240,7 +239,7 @@ fn serve_call(shared: &Arc<Shared>, c: CallMsg, over_limit: bool) {
     };
     if let Some(obj) = local {
         let started = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            CALL.sync_scope(ctx, || gate::start(obj, &path, op))
+            CALL.sync_scope(ctx, || dispatch::start(obj, &path, op))
         }));
         match started {
             Ok(Reply::Ready(result)) => {
@@ -324,8 +323,7 @@ fn run_handler<F>(
         return;
     }
     // Still running: give it a task, registered for `Cancel` and bounded by its deadline.
-    let (cancel_tx, cancel_rx) = oneshot::channel::<()>();
-    shared.running.lock().insert(id, cancel_tx);
+    let cancel_rx = shared.running.start(id);
     let task_shared = shared.clone();
     shared.spawn_task(async move {
         let shared = task_shared;
@@ -333,7 +331,7 @@ fn run_handler<F>(
             r = with_deadline(work, deadline) => Some(r),
             _ = cancel_rx => None,
         };
-        shared.running.lock().remove(&id);
+        shared.running.end(id);
         let Some(result) = result else {
             return; // cancelled: the caller no longer waits
         };
@@ -360,9 +358,6 @@ fn one_way_failed(shared: &Shared, id: u64, error: &Error) {
         "one-way call failed"
     );
 }
-
-/// Where a kept answer (`FLAG_KEEP_ANSWER`) goes.
-type AnswerTx = watch::Sender<Option<std::result::Result<Value, crate::RemoteError>>>;
 
 /// Delivers the result of a call that finished on its first poll, without waiting.
 fn finish_nowait(
@@ -468,36 +463,25 @@ fn handle_return(shared: &Shared, id: u64, result: std::result::Result<WireValue
 }
 
 fn handle_release(shared: &Shared, items: Vec<(u64, u64)>) {
-    let mut freed = Vec::new();
-    {
-        let mut exports = shared.exports.lock();
-        for (id, count) in items {
-            freed.extend(exports.release(id, count));
-        }
-    }
-    // Objects are dropped here, outside the lock.
-    drop(freed);
+    shared.exports.release(items);
 }
 
 fn handle_cancel(shared: &Shared, id: u64) {
     if shared.opening.is_holding() && shared.opening.cancel(id) {
         return;
     }
-    let cancel = shared.running.lock().remove(&id);
-    drop(cancel);
+    shared.running.end(id);
 }
 
 fn handle_finish(shared: &Shared, id: u64) {
     if shared.opening.is_holding() {
         shared.opening.finish(id);
     }
-    let answer = shared.answers.lock().remove(&id);
-    drop(answer);
+    shared.answers.finish(id);
 }
 
 fn handle_ping(shared: &Shared, n: u64) {
-    shared.control.lock().pongs.push(n);
-    shared.control_notify.notify_one();
+    shared.queue_pong(n);
 }
 
 fn describe(label: &str, target: Target, path: &[String]) -> String {

@@ -1,4 +1,7 @@
-//! The two object tables: what this side lends (exports) and what it holds (imports).
+//! The connection's tables: what this side lends (exports), what it holds (imports), the
+//! answers it keeps for pipelined calls, the incoming calls still running, and its root.
+//! Each table owns its lock; the rest of the engine calls methods, and what a table lets go
+//! of is dropped outside its lock (an object's `Drop` may reach back into the connection).
 //!
 //! Counting follows DESIGN §1: the owner adds one to an export's count each time it sends the
 //! id; the holder adds one to an import's count each time it receives it; when the holder's
@@ -8,12 +11,196 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
 
+use parking_lot::Mutex;
 use slotmap::{DefaultKey, Key, KeyData, SlotMap};
+use tokio::sync::{oneshot, watch};
 
 use super::Link;
-use crate::error::{Error, ErrorKind, Result};
+use crate::error::{Error, ErrorKind, RemoteError, Result};
+use crate::object::Object;
 use crate::protocol::fmt_id;
 use crate::proxy::{Proxy, Target};
+use crate::value::Value;
+
+/// The export table: what this side lends the peer.
+pub(crate) struct ExportTable(Mutex<Exports>);
+
+impl ExportTable {
+    /// An empty table that lends at most `max` objects at once.
+    pub(crate) fn new(max: usize) -> ExportTable {
+        ExportTable(Mutex::new(Exports::new(max)))
+    }
+
+    /// Counts one send of `proxy` and returns its id (the same id while it stays lent).
+    pub(crate) fn export(&self, proxy: &Proxy) -> Result<u64> {
+        self.0.lock().export(proxy)
+    }
+
+    /// The object behind `id`, if it is live (a stale generation finds nothing).
+    pub(crate) fn get(&self, id: u64) -> Option<Proxy> {
+        self.0.lock().get(id)
+    }
+
+    /// Subtracts each `(id, count)` of sends the peer released, freeing what reaches zero.
+    pub(crate) fn release(&self, items: impl IntoIterator<Item = (u64, u64)>) {
+        let mut freed = Vec::new();
+        {
+            let mut exports = self.0.lock();
+            for (id, count) in items {
+                freed.extend(exports.release(id, count));
+            }
+        }
+        // Objects are dropped here, outside the lock.
+        drop(freed);
+    }
+
+    /// Number of live exports.
+    pub(crate) fn len(&self) -> usize {
+        self.0.lock().len()
+    }
+
+    /// One row per lent object (unsorted).
+    pub(crate) fn rows(&self) -> Vec<TableEntry> {
+        self.0.lock().rows()
+    }
+
+    /// Frees every export (teardown).
+    pub(crate) fn clear(&self) {
+        let all = self.0.lock().take_all();
+        drop(all);
+    }
+}
+
+/// The import table: the peer's objects this side holds.
+#[derive(Default)]
+pub(crate) struct ImportTable(Mutex<Imports>);
+
+impl ImportTable {
+    /// Counts one receipt of `id` and returns its handle (the existing one when alive).
+    pub(crate) fn receive(&self, link: &Arc<Link>, id: u64) -> Arc<Import> {
+        self.0.lock().receive(link, id)
+    }
+
+    /// The live handle of `id`, or a new one counting no receipt (see
+    /// `Connection::remote_object`).
+    pub(crate) fn lookup_raw(&self, link: &Arc<Link>, id: u64) -> Arc<Import> {
+        self.0.lock().lookup_raw(link, id)
+    }
+
+    /// Called by a dying handle: removes the entry if it is still that handle's, returning
+    /// the count to release.
+    pub(crate) fn forget(&self, id: u64, handle: *const Import) -> Option<u64> {
+        self.0.lock().forget(id, handle)
+    }
+
+    /// Number of held remote objects.
+    pub(crate) fn len(&self) -> usize {
+        self.0.lock().map.len()
+    }
+
+    /// One row per held remote object (unsorted).
+    pub(crate) fn rows(&self) -> Vec<TableEntry> {
+        self.0.lock().rows()
+    }
+
+    /// Forgets every import (teardown): nothing is released any more.
+    pub(crate) fn clear(&self) {
+        let all = std::mem::take(&mut self.0.lock().map);
+        drop(all);
+    }
+}
+
+/// A kept answer of a pipelined call, as the callee stores it.
+pub(crate) type AnswerSlot = watch::Receiver<Option<std::result::Result<Value, RemoteError>>>;
+
+/// Where a kept answer goes when its call ends.
+pub(crate) type AnswerTx = watch::Sender<Option<std::result::Result<Value, RemoteError>>>;
+
+/// The answers this side keeps for the peer's pipelined calls, by the peer's call id.
+#[derive(Default)]
+pub(crate) struct Answers(Mutex<HashMap<u64, AnswerSlot>>);
+
+impl Answers {
+    /// Keeps the answer of the peer's call `id`; the returned sender delivers it.
+    pub(crate) fn keep(&self, id: u64) -> AnswerTx {
+        let (tx, rx) = watch::channel(None);
+        self.0.lock().insert(id, rx);
+        tx
+    }
+
+    /// The kept answer of the peer's call `id`.
+    pub(crate) fn get(&self, id: u64) -> Option<AnswerSlot> {
+        self.0.lock().get(&id).cloned()
+    }
+
+    /// Drops the kept answer of call `id` (`Finish`).
+    pub(crate) fn finish(&self, id: u64) {
+        let answer = self.0.lock().remove(&id);
+        drop(answer);
+    }
+
+    /// Drops every kept answer (teardown).
+    pub(crate) fn clear(&self) {
+        let all: Vec<_> = self.0.lock().drain().collect();
+        drop(all);
+    }
+}
+
+/// The peer's calls still running on this side, by the peer's call id: dropping an entry's
+/// sender cancels its handler.
+#[derive(Default)]
+pub(crate) struct Running(Mutex<HashMap<u64, oneshot::Sender<()>>>);
+
+impl Running {
+    /// Registers call `id`; the receiver fires (with an error) when it is cancelled.
+    pub(crate) fn start(&self, id: u64) -> oneshot::Receiver<()> {
+        let (tx, rx) = oneshot::channel();
+        self.0.lock().insert(id, tx);
+        rx
+    }
+
+    /// Call `id` is over (or cancelled by `Cancel`: its handler's future is dropped).
+    pub(crate) fn end(&self, id: u64) {
+        let cancel = self.0.lock().remove(&id);
+        drop(cancel);
+    }
+
+    /// Calls running now.
+    pub(crate) fn len(&self) -> usize {
+        self.0.lock().len()
+    }
+
+    /// True when no call is running.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.0.lock().is_empty()
+    }
+
+    /// Cancels every running call (teardown).
+    pub(crate) fn clear(&self) {
+        let all: Vec<_> = self.0.lock().drain().collect();
+        drop(all);
+    }
+}
+
+/// The object this side lends as its root.
+pub(crate) struct Root(Mutex<Option<Arc<dyn Object>>>);
+
+impl Root {
+    pub(crate) fn new(root: Option<Arc<dyn Object>>) -> Root {
+        Root(Mutex::new(root))
+    }
+
+    /// The root object, if this side lends one.
+    pub(crate) fn get(&self) -> Option<Arc<dyn Object>> {
+        self.0.lock().clone()
+    }
+
+    /// Lends `root` instead (`None`: no root); the old one is dropped outside the lock.
+    pub(crate) fn replace(&self, root: Option<Arc<dyn Object>>) {
+        let old = std::mem::replace(&mut *self.0.lock(), root);
+        drop(old);
+    }
+}
 
 /// One lent object.
 struct ExportEntry {
@@ -26,7 +213,7 @@ struct ExportEntry {
 }
 
 /// The owner's table: generational ids (slotmap keys) to lent objects.
-pub(crate) struct Exports {
+struct Exports {
     slots: SlotMap<DefaultKey, ExportEntry>,
     by_identity: HashMap<usize, DefaultKey>,
     max: usize,
@@ -42,7 +229,7 @@ fn key_of(id: u64) -> Option<DefaultKey> {
 
 impl Exports {
     /// An empty table that lends at most `max` objects at once.
-    pub(crate) fn new(max: usize) -> Exports {
+    fn new(max: usize) -> Exports {
         Exports {
             slots: SlotMap::new(),
             by_identity: HashMap::new(),
@@ -51,7 +238,7 @@ impl Exports {
     }
 
     /// Counts one send of `proxy` and returns its id (the same id while it stays lent).
-    pub(crate) fn export(&mut self, proxy: &Proxy) -> Result<u64> {
+    fn export(&mut self, proxy: &Proxy) -> Result<u64> {
         // A proxy with a path is a different thing from its object: no shared identity.
         let identity = proxy.path.is_empty().then(|| proxy.identity());
         if let Some(key) = identity.and_then(|i| self.by_identity.get(&i).copied()) {
@@ -81,13 +268,13 @@ impl Exports {
     }
 
     /// The object behind `id`, if it is live (a stale generation finds nothing).
-    pub(crate) fn get(&self, id: u64) -> Option<Proxy> {
+    fn get(&self, id: u64) -> Option<Proxy> {
         self.slots.get(key_of(id)?).map(|e| e.proxy.clone())
     }
 
     /// Subtracts `count` sends; returns the object when it is freed, so the caller can drop
     /// it outside the lock.
-    pub(crate) fn release(&mut self, id: u64, count: u64) -> Option<Proxy> {
+    fn release(&mut self, id: u64, count: u64) -> Option<Proxy> {
         let key = key_of(id)?;
         let entry = self.slots.get_mut(key)?;
         entry.count = entry.count.saturating_sub(count);
@@ -102,12 +289,12 @@ impl Exports {
     }
 
     /// Number of live exports.
-    pub(crate) fn len(&self) -> usize {
+    fn len(&self) -> usize {
         self.slots.len()
     }
 
     /// One row per lent object (unsorted).
-    pub(crate) fn rows(&self) -> Vec<TableEntry> {
+    fn rows(&self) -> Vec<TableEntry> {
         self.slots
             .iter()
             .map(|(key, e)| TableEntry {
@@ -119,7 +306,7 @@ impl Exports {
     }
 
     /// Empties the table, returning the objects to drop outside the lock.
-    pub(crate) fn take_all(&mut self) -> Vec<Proxy> {
+    fn take_all(&mut self) -> Vec<Proxy> {
         self.by_identity.clear();
         self.slots.drain().map(|(_, e)| e.proxy).collect()
     }
@@ -172,22 +359,22 @@ impl TableEntry {
 }
 
 /// A holder's entry for one remote object.
-pub(crate) struct ImportEntry {
+struct ImportEntry {
     /// The live handle, if any proxy of it exists.
-    pub(crate) handle: Weak<Import>,
+    handle: Weak<Import>,
     /// Receipts not yet released.
-    pub(crate) count: u64,
+    count: u64,
 }
 
 /// The holder's table: remote id to the one live handle of it.
 #[derive(Default)]
-pub(crate) struct Imports {
-    pub(crate) map: HashMap<u64, ImportEntry>,
+struct Imports {
+    map: HashMap<u64, ImportEntry>,
 }
 
 impl Imports {
     /// Counts one receipt of `id` and returns its handle (the existing one when alive).
-    pub(crate) fn receive(&mut self, link: &Arc<Link>, id: u64) -> Arc<Import> {
+    fn receive(&mut self, link: &Arc<Link>, id: u64) -> Arc<Import> {
         let entry = self.map.entry(id).or_insert_with(|| ImportEntry {
             handle: Weak::new(),
             count: 0,
@@ -208,7 +395,7 @@ impl Imports {
 
     /// The live handle of `id`, or a new one counting no receipt (see
     /// `Connection::remote_object`).
-    pub(crate) fn lookup_raw(&mut self, link: &Arc<Link>, id: u64) -> Arc<Import> {
+    fn lookup_raw(&mut self, link: &Arc<Link>, id: u64) -> Arc<Import> {
         let entry = self.map.entry(id).or_insert_with(|| ImportEntry {
             handle: Weak::new(),
             count: 0,
@@ -225,7 +412,7 @@ impl Imports {
     }
 
     /// One row per held remote object (unsorted).
-    pub(crate) fn rows(&self) -> Vec<TableEntry> {
+    fn rows(&self) -> Vec<TableEntry> {
         self.map
             .iter()
             .map(|(&id, e)| TableEntry {
@@ -238,7 +425,7 @@ impl Imports {
 
     /// Called by a dying handle: removes the entry if it is still that handle's, returning
     /// the count to release.
-    pub(crate) fn forget(&mut self, id: u64, handle: *const Import) -> Option<u64> {
+    fn forget(&mut self, id: u64, handle: *const Import) -> Option<u64> {
         let entry = self.map.get(&id)?;
         if !std::ptr::eq(entry.handle.as_ptr(), handle) {
             return None;

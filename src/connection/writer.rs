@@ -11,7 +11,8 @@ use std::sync::Arc;
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{mpsc, watch};
 
-use super::{Control, Frame, Shared};
+use super::send::{Control, Frame};
+use super::Shared;
 use crate::protocol::{Message, WStr};
 use crate::stats::Counters;
 use crate::trace::Direction;
@@ -52,7 +53,7 @@ pub(crate) async fn run(
         // Take the control queue *before* draining frames: a `Cancel` or `Finish` is only
         // queued after its call's frame was, so that frame is then already in `buf` (or on
         // the wire) and the control message cannot overtake it.
-        let control = std::mem::take(&mut *shared.control.lock());
+        let control = shared.control.take();
         let mut failed = false;
         loop {
             let mut took = false;
@@ -189,7 +190,7 @@ fn encode_control(shared: &Shared, c: Control, buf: &mut Vec<u8>, closing: bool)
     for m in &msgs {
         // These messages are small and fixed in shape; encoding cannot exceed a limit.
         let before = buf.len();
-        if shared.codec.encode(m, buf).is_ok() {
+        if shared.wire.encode(m, buf).is_ok() {
             Counters::add(&shared.counters.messages_sent, 1);
             shared.trace(Direction::Sent, m, buf.len() - before);
         }

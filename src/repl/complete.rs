@@ -128,7 +128,7 @@ impl Inner {
 /// `path:root.counter` or `path:#3.a.b` for a proxy with a path.
 fn path_key(p: &Proxy) -> Option<String> {
     let mut base = p.clone();
-    base.path = crate::proxy::empty_path();
+    base.path = crate::protocol::empty_path();
     let mut key = format!("path:{}", object_key(&base)?);
     for seg in p.path() {
         key.push('.');

@@ -27,8 +27,8 @@ use super::boxing::{Boxed, IdPack};
 use super::brine::Brine;
 use super::message::Handler;
 use super::session::{Link, Session};
+use crate::dispatch::Op;
 use crate::error::{Error, ErrorKind, Result};
-use crate::protocol::Op;
 use crate::proxy::{Foreign, Proxy, Target};
 use crate::value::Value;
 

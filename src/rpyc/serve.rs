@@ -2,8 +2,8 @@
 //! the exposure gate.
 //!
 //! Every handler that takes a name (`GETATTR`, `SETATTR`, `CALLATTR`, `CMP`) reaches the
-//! object through [`gate::start`], which maps the name to a member **index** only when the
-//! member is exposed; `DIR` and `INSPECT` list exposed members only. RPyC's `exposed_`
+//! object through [`dispatch::start`], where the gate maps the name to a member **index**
+//! only when the member is exposed; `DIR` and `INSPECT` list exposed members only. RPyC's `exposed_`
 //! prefix is accepted as an alias of the plain name. A hidden member and a missing one give
 //! the same `AttributeError`.
 //!
@@ -28,10 +28,9 @@ use super::boxing::{Boxed, IdPack};
 use super::brine::Brine;
 use super::message::Handler;
 use super::session::Session;
+use crate::dispatch::{self, Op};
 use crate::error::{Error, ErrorKind, Result};
-use crate::gate;
 use crate::object::{Args, MemberKind, Reply};
-use crate::protocol::Op;
 use crate::proxy::{Proxy, Target};
 use crate::value::Value;
 
@@ -357,7 +356,7 @@ fn start_on(p: &Proxy, extra: &[String], op: Op) -> Reply {
         Target::Local(obj) => {
             let path: Vec<String> = p.path.iter().chain(extra).cloned().collect();
             let obj = obj.clone();
-            match std::panic::catch_unwind(AssertUnwindSafe(|| gate::start(obj, &path, op))) {
+            match std::panic::catch_unwind(AssertUnwindSafe(|| dispatch::start(obj, &path, op))) {
                 Ok(r) => r,
                 Err(payload) => Reply::Ready(Err(Error::panicked(payload))),
             }

@@ -1,0 +1,49 @@
+//! The static description of an exposed type: its name, doc text and members, as the
+//! `#[expose]` macro writes them. The policy gate and introspection read nothing else, so
+//! this module depends on nothing in the crate.
+
+/// The static description of an exposed type.
+#[derive(Debug)]
+pub struct TypeInfo {
+    /// The type's name, as shown by `dir`/`help` and in traces.
+    pub name: &'static str,
+    /// The doc comment on the `impl` block (may be empty).
+    pub doc: &'static str,
+    /// The exposed members, in source order.
+    pub members: &'static [MemberInfo],
+    /// The member run when the object itself is called (callbacks); `None` when the object is
+    /// not callable.
+    pub call: Option<usize>,
+}
+
+impl TypeInfo {
+    /// The index of the exposed member called `name`.
+    pub fn find(&self, name: &str) -> Option<usize> {
+        self.members.iter().position(|m| m.name == name)
+    }
+}
+
+/// One exposed member.
+#[derive(Debug)]
+pub struct MemberInfo {
+    /// The member's name.
+    pub name: &'static str,
+    /// Method or property.
+    pub kind: MemberKind,
+    /// A readable signature: `open(path: String, mode: String) -> File` or `value: i64`.
+    pub signature: &'static str,
+    /// The member's doc comment (may be empty).
+    pub doc: &'static str,
+}
+
+/// What sort of member an exposed member is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MemberKind {
+    /// A method: can be called, cannot be read or set.
+    Method,
+    /// A property: can be read; can be set only when `settable`.
+    Property {
+        /// True when the property has an exposed setter.
+        settable: bool,
+    },
+}
