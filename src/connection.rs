@@ -436,11 +436,13 @@ impl Connection {
 }
 
 impl Shared {
+    #[inline]
     pub(crate) fn is(&self, link: &Arc<Link>) -> bool {
         std::ptr::eq(Arc::as_ptr(&link.shared), self)
     }
 
     /// Reports `msg` to the tracer, if one is installed.
+    #[inline]
     pub(crate) fn trace(&self, direction: Direction, msg: &Message, bytes: usize) {
         if !self.tracing_on.load(Ordering::Acquire) {
             return;
@@ -457,6 +459,7 @@ impl Shared {
         }
     }
 
+    #[inline]
     pub(crate) fn link(&self) -> Option<Arc<Link>> {
         self.link.lock().upgrade()
     }

@@ -43,6 +43,7 @@ pub(crate) enum Verdict {
 
 /// The member a path walks through at segment `name`: a property (a method has no
 /// attributes).
+#[inline]
 pub(crate) fn step(info: &'static TypeInfo, name: &str) -> Result<usize> {
     let idx = find(info, name)?;
     if info.members[idx].kind == MemberKind::Method {
@@ -55,6 +56,7 @@ pub(crate) fn step(info: &'static TypeInfo, name: &str) -> Result<usize> {
 }
 
 /// What `access` on member `name` (the last segment of a path) may do.
+#[inline]
 pub(crate) fn admit(info: &'static TypeInfo, name: &str, access: Access) -> Result<Verdict> {
     let idx = find(info, name)?;
     let member = &info.members[idx];
@@ -80,6 +82,7 @@ pub(crate) fn admit(info: &'static TypeInfo, name: &str, access: Access) -> Resu
 }
 
 /// The member run when the object itself is called.
+#[inline]
 pub(crate) fn callable(info: &'static TypeInfo) -> Result<usize> {
     match info.call {
         Some(idx) if idx < info.members.len() => Ok(idx),
@@ -105,6 +108,7 @@ pub(crate) fn not_an_object(info: &TypeInfo, idx: usize, found: &str) -> Error {
     ))
 }
 
+#[inline]
 fn find(info: &TypeInfo, name: &str) -> Result<usize> {
     info.find(name).ok_or_else(|| {
         Error::remote(

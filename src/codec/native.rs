@@ -216,6 +216,15 @@ impl NativeCodec {
     }
 }
 
+/// The error of a frame whose declared length is over the limit (out of the hot path).
+#[cold]
+#[inline(never)]
+fn over_limit(len: usize, max: usize) -> Error {
+    Error::Protocol(format!(
+        "frame of {len} bytes is over the limit of {max} bytes"
+    ))
+}
+
 impl Wire for NativeCodec {
     const HEAD: usize = 4;
 
@@ -223,9 +232,7 @@ impl Wire for NativeCodec {
     fn frame_len(&self, head: &[u8], max: usize) -> Result<FrameLen> {
         let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
         if len > max {
-            return Err(Error::Protocol(format!(
-                "frame of {len} bytes is over the limit of {max} bytes"
-            )));
+            return Err(over_limit(len, max));
         }
         Ok(FrameLen {
             body: len,

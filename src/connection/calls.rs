@@ -99,12 +99,14 @@ impl Default for Pending {
 
 impl Pending {
     /// The id of this side's next call.
+    #[inline]
     fn next_id(&self) -> u64 {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
     /// Registers call `id`, due `timeout` from now. The urgency says whether other calls are
     /// in flight (then its frame may gather with theirs).
+    #[inline]
     fn register(&self, id: u64, timeout: Duration) -> Urgency {
         let deadline = Instant::now() + timeout;
         let (urgency, sooner) = {
@@ -139,6 +141,7 @@ impl Pending {
 
     /// The result of call `id` when it has come; otherwise remembers `cx`'s waker. `None`
     /// when the call is not registered.
+    #[inline]
     fn poll(&self, id: u64, cx: &mut Context<'_>) -> Option<Poll<Result<Value>>> {
         let mut pending = self.calls.lock();
         let call = pending.calls.get_mut(&id)?;
@@ -155,6 +158,7 @@ impl Pending {
 
     /// Gives call `id` its result and wakes its future; a call already settled (timed out,
     /// say) or abandoned keeps what it has.
+    #[inline]
     fn settle(&self, id: u64, result: Result<Value>) {
         let waker = {
             let mut pending = self.calls.lock();
@@ -172,6 +176,7 @@ impl Pending {
     }
 
     /// Forgets call `id`; true when it was still waiting for its result.
+    #[inline]
     fn remove(&self, id: u64) -> bool {
         self.calls
             .lock()
@@ -346,6 +351,7 @@ impl Shared {
     }
 
     /// Counts a call whose frame is on its way.
+    #[inline]
     fn count_call(&self) {
         Counters::add(&self.counters.calls_sent, 1);
         Counters::add(&self.counters.round_trips, 1);
@@ -353,6 +359,7 @@ impl Shared {
 
     /// The result of call `id` when it has come (a reply, a timeout, or the connection's
     /// end); otherwise remembers `cx`'s waker and returns `Pending`.
+    #[inline]
     fn poll_reply(&self, id: u64, cx: &mut Context<'_>) -> Poll<Result<Value>> {
         // Not registered is not reached: an entry lives until its future takes the result or
         // is dropped.
@@ -362,6 +369,7 @@ impl Shared {
     }
 
     /// Gives call `id` its result (a `Return` came) and wakes its future.
+    #[inline]
     pub(crate) fn settle_call(&self, id: u64, result: Result<Value>) {
         self.pending.settle(id, result);
     }

@@ -53,6 +53,7 @@ impl Shared {
         });
     }
 
+    #[inline]
     pub(crate) fn is_closed(&self) -> bool {
         self.closed.load(Ordering::Acquire)
     }
@@ -66,6 +67,7 @@ impl Shared {
     }
 
     /// Notes that something arrived from the peer (for keepalive).
+    #[inline]
     pub(crate) fn mark_received(&self) {
         let ms = self.started.elapsed().as_millis() as u64;
         self.last_received.store(ms, Ordering::Relaxed);

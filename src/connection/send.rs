@@ -40,6 +40,7 @@ thread_local! {
 }
 
 /// A cleared buffer to encode a frame into (this thread's spare one, or a new one).
+#[inline]
 fn encode_buffer() -> Vec<u8> {
     let mut buf = ENCODE_BUFFER.with(|b| b.take());
     if buf.capacity() == 0 {
@@ -49,6 +50,7 @@ fn encode_buffer() -> Vec<u8> {
 }
 
 /// Keeps `buf` as this thread's spare encode buffer, unless it grew large.
+#[inline]
 fn reuse_encode_buffer(mut buf: Vec<u8>) {
     if buf.capacity() <= ENCODE_KEEP {
         buf.clear();
@@ -220,6 +222,7 @@ impl Shared {
 
     /// Like [`Shared::send`] for the reader, which must never wait for the writer: when the
     /// queue is full, a task finishes the send.
+    #[inline]
     pub(crate) fn send_nowait(self: &Arc<Self>, msg: &Message, ctx: SendCtx) {
         match self.try_write(msg, ctx, Urgency::Now) {
             Ok(Some((bytes, ctx))) => self.queue_nowait(bytes, ctx),
@@ -414,6 +417,7 @@ impl Shared {
     }
 
     /// Starts a cork on this thread (see [`Cork`]).
+    #[inline]
     pub(crate) fn cork(&self) -> Cork {
         Cork {
             previous: CORK.with(|c| c.replace(self)),
@@ -422,6 +426,7 @@ impl Shared {
 
     /// Writes what gathered in [`Sink::partial`]: called by the reader before it waits for
     /// input, and by a [`Call`](crate::Call)'s flush step.
+    #[inline]
     pub(crate) fn uncork(&self) {
         match self.sink.try_lock() {
             Ok(mut sink) => self.write_partial(&mut sink),

@@ -32,11 +32,13 @@ impl ExportTable {
     }
 
     /// Counts one send of `proxy` and returns its id (the same id while it stays lent).
+    #[inline]
     pub(crate) fn export(&self, proxy: &Proxy) -> Result<u64> {
         self.0.lock().export(proxy)
     }
 
     /// The object behind `id`, if it is live (a stale generation finds nothing).
+    #[inline]
     pub(crate) fn get(&self, id: u64) -> Option<Proxy> {
         self.0.lock().get(id)
     }
@@ -55,6 +57,7 @@ impl ExportTable {
     }
 
     /// Number of live exports.
+    #[inline]
     pub(crate) fn len(&self) -> usize {
         self.0.lock().len()
     }
@@ -77,6 +80,7 @@ pub(crate) struct ImportTable(Mutex<Imports>);
 
 impl ImportTable {
     /// Counts one receipt of `id` and returns its handle (the existing one when alive).
+    #[inline]
     pub(crate) fn receive(&self, link: &Arc<Link>, id: u64) -> Arc<Import> {
         self.0.lock().receive(link, id)
     }
@@ -129,6 +133,7 @@ impl Answers {
     }
 
     /// The kept answer of the peer's call `id`.
+    #[inline]
     pub(crate) fn get(&self, id: u64) -> Option<AnswerSlot> {
         self.0.lock().get(&id).cloned()
     }
@@ -171,6 +176,7 @@ impl Running {
     }
 
     /// True when no call is running.
+    #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         self.0.lock().is_empty()
     }
@@ -191,6 +197,7 @@ impl Root {
     }
 
     /// The root object, if this side lends one.
+    #[inline]
     pub(crate) fn get(&self) -> Option<Arc<dyn Object>> {
         self.0.lock().clone()
     }
