@@ -163,6 +163,24 @@ pub enum Error {
     /// replayed or reflected handshake). Its [`ErrorKind`] is `Protocol`.
     #[error("authentication failed: {0}")]
     Auth(String),
+    /// A limit checked on this side refused a message before it was sent: a message over
+    /// the peer's frame limit, a value nested deeper than the peer accepts, more objects
+    /// lent at once than [`Config::max_exports`](crate::Config::max_exports) allows. Nothing
+    /// reached the peer. `kind` says how to react (`Value` or `Overloaded`); a handler whose
+    /// result is refused this way answers its caller with a remote error of that kind.
+    #[error("{kind} on this side: {message}")]
+    Limit {
+        /// `Value` for a message or value too large for the peer, `Overloaded` for the
+        /// export limit.
+        kind: ErrorKind,
+        /// What was over which limit.
+        message: String,
+    },
+    /// The API was used in a way it does not allow: a [`Call`](crate::Call) polled again
+    /// after it completed, or pipelined after it was awaited. A bug in the calling code,
+    /// not a failure of the call; nothing was sent. Its [`ErrorKind`] is `Value`.
+    #[error("misuse: {0}")]
+    Misuse(String),
 }
 
 impl Error {
@@ -177,7 +195,8 @@ impl Error {
             Error::Remote(r) => r.kind,
             Error::Disconnected(_) | Error::Io(_) => ErrorKind::Disconnected,
             Error::Protocol(_) | Error::Auth(_) => ErrorKind::Protocol,
-            Error::Value(_) | Error::TypeMismatch { .. } => ErrorKind::Value,
+            Error::Value(_) | Error::TypeMismatch { .. } | Error::Misuse(_) => ErrorKind::Value,
+            Error::Limit { kind, .. } => *kind,
         }
     }
 
@@ -214,6 +233,14 @@ impl Error {
         self.kind() == ErrorKind::StopIteration
     }
 
+    /// A [`Error::Limit`] of `kind` with `message`.
+    pub(crate) fn limit(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Error::Limit {
+            kind,
+            message: message.into(),
+        }
+    }
+
     /// The remote error, if this error came from the peer or the gate.
     pub fn as_remote(&self) -> Option<&RemoteError> {
         match self {
@@ -226,6 +253,7 @@ impl Error {
     pub fn into_remote(self) -> RemoteError {
         match self {
             Error::Remote(r) => r,
+            Error::Limit { kind, message } => RemoteError::new(kind, message),
             other => RemoteError::new(other.kind(), other.to_string()),
         }
     }

@@ -70,3 +70,41 @@ async fn a_local_proxy_reports_a_panic_like_a_remote_one() {
     assert_eq!(e.kind(), ErrorKind::Panicked);
     assert_eq!(lab.call_method("add", (1, 2)).await.unwrap(), Value::Int(3));
 }
+
+#[tokio::test]
+async fn a_message_over_the_peers_frame_limit_fails_here_not_remotely() {
+    // The server accepts frames of at most 1 KiB; a 4 KiB argument is refused on this side.
+    let config = netref::Config::default().with_max_frame(1024);
+    let (_server, client) =
+        netref::pair_with(config, Some(netref::Obj::new(Lab::default()).erase()), None)
+            .await
+            .unwrap();
+    let root = client.root();
+    let e = root
+        .call_method("echo", (Value::Bytes(vec![7; 4096]),))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, netref::Error::Limit { .. }),
+        "a local limit, not a remote error: {e:?}"
+    );
+    assert!(e.as_remote().is_none());
+    assert_eq!(e.kind(), ErrorKind::Value);
+    assert!(!e.to_string().starts_with("remote"), "{e}");
+    assert!(e.to_string().contains("frame limit"), "{e}");
+    // Nothing was sent; the connection goes on.
+    assert_eq!(
+        root.call_method("add", (1, 2)).await.unwrap(),
+        Value::Int(3)
+    );
+}
+
+#[tokio::test]
+async fn a_call_polled_after_completion_is_misuse() {
+    let (_server, conn, _) = lab_client().await;
+    let mut call = conn.root().call_method("add", (1, 2));
+    assert_eq!((&mut call).await.unwrap(), Value::Int(3));
+    let e = call.await.unwrap_err();
+    assert!(matches!(e, netref::Error::Misuse(_)), "{e:?}");
+    assert!(e.to_string().contains("polled after completion"), "{e}");
+}

@@ -250,7 +250,7 @@ impl Wire for NativeCodec {
         let len = out.len() - start - 4;
         if len > self.max_frame_out {
             out.truncate(start);
-            return Err(Error::remote(
+            return Err(Error::limit(
                 crate::ErrorKind::Value,
                 format!(
                     "message of {len} bytes is over the peer's frame limit of {} bytes",

@@ -478,7 +478,7 @@ impl Call {
     /// [`timeout`](Call::timeout) set on this call bounds the pipelined call on the peer.
     pub async fn pipeline(mut self) -> Result<Proxy> {
         if !matches!(self.state, CallState::Unsent { .. }) {
-            return Err(Error::Value(
+            return Err(Error::Misuse(
                 "a call already awaited cannot be pipelined".into(),
             ));
         }
@@ -597,7 +597,7 @@ impl Future for Call {
                     return Poll::Ready(r);
                 }
                 CallState::Done => {
-                    return Poll::Ready(Err(Error::Value("call polled after completion".into())))
+                    return Poll::Ready(Err(Error::Misuse("call polled after completion".into())))
                 }
             }
         }

@@ -21,7 +21,7 @@ impl Shared {
         depth: usize,
     ) -> Result<WireValue> {
         if depth > self.peer_max_depth {
-            return Err(Error::remote(
+            return Err(Error::limit(
                 ErrorKind::Value,
                 format!(
                     "value nesting is over the peer's limit of {}",

@@ -255,7 +255,7 @@ impl Exports {
             }
         }
         if self.slots.len() >= self.max {
-            return Err(Error::remote(
+            return Err(Error::limit(
                 ErrorKind::Overloaded,
                 format!(
                     "cannot lend another object: {} are lent on this connection (the limit)",

@@ -78,6 +78,8 @@ fn strip_kind(e: &Error) -> String {
     match e {
         Error::Disconnected(m) | Error::Protocol(m) | Error::Value(m) => m.clone(),
         Error::Auth(m) => format!("authentication failed: {m}"),
+        Error::Limit { message, .. } => format!("{message} (on this side; nothing was sent)"),
+        Error::Misuse(m) => m.clone(),
         other => other.to_string(),
     }
 }
