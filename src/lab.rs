@@ -37,7 +37,7 @@
 //! | `race(a, b)` | cancellation: the slower of two calls is cancelled |
 //! | `same(a, b)` | identity: an object sent home arrives as itself |
 //! | `numbers(n)` | a remote iterator ([`Iter`]) |
-//! | `files` | a sandbox directory: `open(name, mode)` lends a [`File`] |
+//! | `files` | a sandbox directory: `open(name, mode)` lends a [`File`](crate::adapters::File) |
 //! | `exec(command, on_line)` | only with [`LabOptions::allow_exec`]: runs a command, streaming its output lines |
 //!
 //! # Safety
@@ -47,17 +47,23 @@
 //! unless the lab was built with [`LabOptions::allow_exec`]; `netref serve` only sets it
 //! with `--allow-exec`.
 
-use std::any::Any;
-use std::path::{Component, Path, PathBuf};
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+mod counter;
+mod exec;
+mod files;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::adapters::{File, Iter, Map};
+pub use counter::Counter;
+pub use files::Files;
+
+use crate::adapters::{Iter, Map};
 use crate::error::{Error, ErrorKind, Result};
-use crate::object::{Invocation, MemberInfo, Obj, Object, Reply, TypeInfo};
+use crate::object::{Obj, Object};
 use crate::proxy::Proxy;
 use crate::value::Value;
+use exec::{Exec, WithExec};
 
 /// How to build a [`Lab`].
 #[derive(Debug, Clone, Default)]
@@ -315,339 +321,10 @@ fn as_i128(v: &Value) -> i128 {
     }
 }
 
-/// A counter: `inc()` adds `step` to `value`.
-pub struct Counter {
-    value: AtomicI64,
-    step: AtomicI64,
-}
-
-impl Default for Counter {
-    fn default() -> Self {
-        Counter {
-            value: AtomicI64::new(0),
-            step: AtomicI64::new(1),
-        }
-    }
-}
-
-impl Counter {
-    /// The current value, read on this side.
-    pub fn current(&self) -> i64 {
-        self.value.load(Ordering::SeqCst)
-    }
-}
-
-/// A counter lent by reference.
-#[crate::expose]
-impl Counter {
-    /// Adds `step` to the value and returns the new value.
-    #[exposed]
-    fn inc(&self) -> i64 {
-        let step = self.step.load(Ordering::SeqCst);
-        self.value
-            .fetch_add(step, Ordering::SeqCst)
-            .wrapping_add(step)
-    }
-
-    /// Sets the value back to zero.
-    #[exposed]
-    fn reset(&self) {
-        self.value.store(0, Ordering::SeqCst);
-    }
-
-    /// The current value (read-only: change it with `inc` or `reset`).
-    #[exposed(property)]
-    fn value(&self) -> i64 {
-        self.value.load(Ordering::SeqCst)
-    }
-
-    /// What `inc` adds (settable).
-    #[exposed(property)]
-    fn step(&self) -> i64 {
-        self.step.load(Ordering::SeqCst)
-    }
-
-    /// Sets what `inc` adds.
-    #[exposed(setter)]
-    fn set_step(&self, step: i64) {
-        self.step.store(step, Ordering::SeqCst);
-    }
-}
-
-/// A sandbox directory whose files can be opened by name.
-pub struct Files {
-    dir: PathBuf,
-    /// Removed on drop (a temporary sandbox this lab created).
-    owned: bool,
-}
-
-impl Files {
-    fn open_dir(dir: PathBuf, owned: bool) -> std::io::Result<Files> {
-        std::fs::create_dir_all(&dir)?;
-        let dir = dir.canonicalize()?;
-        Ok(Files { dir, owned })
-    }
-
-    fn temporary() -> std::io::Result<Files> {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!("netref-lab-{}-{n}", std::process::id()));
-        Files::open_dir(dir, true)
-    }
-
-    /// The path of `name` inside the sandbox, or a refusal when it would leave it.
-    fn resolve(&self, name: &str) -> Result<PathBuf> {
-        let rel = Path::new(name);
-        let plain = !name.is_empty() && rel.components().all(|c| matches!(c, Component::Normal(_)));
-        if !plain {
-            return Err(bad_args(format!(
-                "refused: `{name}` is not a plain relative name inside the sandbox"
-            )));
-        }
-        let full = self.dir.join(rel);
-        // Symbolic links could still point outside: check what the path really names.
-        let real = match full.canonicalize() {
-            Ok(p) => p,
-            Err(_) => match full.parent().map(Path::canonicalize) {
-                Some(Ok(parent)) => parent.join(full.file_name().unwrap_or_default()),
-                _ => {
-                    return Err(bad_args(format!(
-                        "no directory for `{name}` in the sandbox"
-                    )))
-                }
-            },
-        };
-        if !real.starts_with(&self.dir) {
-            return Err(bad_args(format!("refused: `{name}` leaves the sandbox")));
-        }
-        Ok(real)
-    }
-}
-
-impl Drop for Files {
-    fn drop(&mut self) {
-        if self.owned {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-}
-
-fn io_failed(e: std::io::Error) -> Error {
-    Error::Remote(crate::RemoteError {
-        kind: ErrorKind::Failed,
-        type_name: "std::io::Error".into(),
-        message: e.to_string(),
-        chain: Vec::new(),
-    })
-}
-
-/// A sandbox directory: names are relative and never leave it.
-#[crate::expose]
-impl Files {
-    /// Opens `name` with a Python-style `mode` (`r` by default; `w`, `a`, `x`, `+`, `b`)
-    /// and lends the file by reference.
-    #[exposed]
-    fn open(&self, name: String, mode: Option<String>) -> Result<Obj<File>> {
-        let path = self.resolve(&name)?;
-        let mode = mode.unwrap_or_else(|| "r".to_owned());
-        if !mode.chars().all(|c| "rwaxb+t".contains(c)) {
-            return Err(bad_args(format!("unknown file mode {mode:?}")));
-        }
-        let file = File::open(&path, &mode).map_err(io_failed)?;
-        Ok(Obj::new(file))
-    }
-
-    /// The names of the files in the sandbox, sorted.
-    #[exposed]
-    fn list(&self) -> Result<Vec<String>> {
-        let mut names = Vec::new();
-        for entry in std::fs::read_dir(&self.dir).map_err(io_failed)? {
-            let entry = entry.map_err(io_failed)?;
-            names.push(entry.file_name().to_string_lossy().into_owned());
-        }
-        names.sort();
-        Ok(names)
-    }
-
-    /// True when `name` exists in the sandbox.
-    #[exposed]
-    fn exists(&self, name: String) -> Result<bool> {
-        Ok(self.resolve(&name)?.exists())
-    }
-
-    /// Deletes the file `name`.
-    #[exposed]
-    fn remove(&self, name: String) -> Result<()> {
-        let path = self.resolve(&name)?;
-        std::fs::remove_file(path).map_err(io_failed)
-    }
-}
-
-/// Runs commands (only in a lab built with [`LabOptions::allow_exec`]).
-struct Exec {
-    dir: PathBuf,
-}
-
-/// Commands on the serving machine.
-#[crate::expose(no_proxy)]
-impl Exec {
-    /// Runs `command` (a string for the shell, or a list `[program, args...]`) in the
-    /// sandbox, calls `on_line(line)` for each line it prints (stdout and stderr), and
-    /// returns its exit code (nil when killed by a signal). Cancelling the call kills it.
-    #[exposed]
-    async fn exec(&self, command: Value, on_line: Proxy) -> Result<Option<i32>> {
-        let argv: Vec<String> = match command {
-            Value::Str(s) if cfg!(windows) => vec!["cmd".into(), "/C".into(), s],
-            Value::Str(s) => vec!["sh".into(), "-c".into(), s],
-            Value::List(items) => items
-                .into_iter()
-                .map(|v| match v {
-                    Value::Str(s) => Ok(s),
-                    other => Err(bad_args(format!(
-                        "command arguments must be strings, not {}",
-                        other.type_name()
-                    ))),
-                })
-                .collect::<Result<_>>()?,
-            other => {
-                return Err(bad_args(format!(
-                    "command must be a string or a list of strings, not {}",
-                    other.type_name()
-                )))
-            }
-        };
-        let Some((program, args)) = argv.split_first() else {
-            return Err(bad_args("empty command"));
-        };
-        run_streaming(program, args, &self.dir, on_line).await
-    }
-}
-
-async fn run_streaming(
-    program: &str,
-    args: &[String],
-    dir: &Path,
-    on_line: Proxy,
-) -> Result<Option<i32>> {
-    use std::process::Stdio;
-    use tokio::io::{AsyncBufReadExt, BufReader};
-
-    let mut child = tokio::process::Command::new(program)
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(io_failed)?;
-    // Both pipes feed one bounded queue, so lines reach the callback in about the order
-    // they were printed and a slow callback slows the command instead of buffering.
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<String>(64);
-    let pump = |pipe: Option<Box<dyn tokio::io::AsyncRead + Send + Unpin>>| {
-        let tx = tx.clone();
-        async move {
-            let Some(pipe) = pipe else { return };
-            let mut reader = BufReader::new(pipe);
-            let mut line = Vec::new();
-            loop {
-                line.clear();
-                match reader.read_until(b'\n', &mut line).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(_) => {
-                        while line.last().is_some_and(|b| *b == b'\n' || *b == b'\r') {
-                            line.pop();
-                        }
-                        let text = String::from_utf8_lossy(&line).into_owned();
-                        if tx.send(text).await.is_err() {
-                            return;
-                        }
-                    }
-                }
-            }
-        }
-    };
-    let out = child
-        .stdout
-        .take()
-        .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>);
-    let err = child
-        .stderr
-        .take()
-        .map(|p| Box::new(p) as Box<dyn tokio::io::AsyncRead + Send + Unpin>);
-    let pumps = tokio::spawn(futures_join(pump(out), pump(err)));
-    drop(tx);
-    while let Some(line) = rx.recv().await {
-        on_line.call((line,)).await?;
-    }
-    let _ = pumps.await;
-    let status = child.wait().await.map_err(io_failed)?;
-    Ok(status.code())
-}
-
-async fn futures_join<A, B>(a: A, b: B)
-where
-    A: std::future::Future<Output = ()>,
-    B: std::future::Future<Output = ()>,
-{
-    tokio::join!(a, b);
-}
-
-/// The lab with `exec` added: the lab's members followed by `Exec`'s.
-struct WithExec {
-    lab: Arc<Lab>,
-    exec: Arc<Exec>,
-}
-
-impl WithExec {
-    fn info(&self) -> &'static TypeInfo {
-        static INFO: OnceLock<TypeInfo> = OnceLock::new();
-        INFO.get_or_init(|| {
-            let lab = self.lab.type_info();
-            let members: Vec<MemberInfo> = lab
-                .members
-                .iter()
-                .chain(self.exec.type_info().members)
-                .map(|m| MemberInfo {
-                    name: m.name,
-                    kind: m.kind,
-                    signature: m.signature,
-                    doc: m.doc,
-                })
-                .collect();
-            TypeInfo {
-                name: lab.name,
-                doc: lab.doc,
-                // Built once per process; a few hundred bytes.
-                members: Box::leak(members.into_boxed_slice()),
-                call: None,
-            }
-        })
-    }
-}
-
-impl Object for WithExec {
-    fn type_info(&self) -> &'static TypeInfo {
-        self.info()
-    }
-
-    fn invoke(self: Arc<Self>, member: usize, inv: Invocation) -> Reply {
-        let n = self.lab.type_info().members.len();
-        if member < n {
-            self.lab.clone().invoke(member, inv)
-        } else {
-            self.exec.clone().invoke(member - n, inv)
-        }
-    }
-
-    fn as_any(self: Arc<Self>) -> Arc<dyn Any + Send + Sync> {
-        self
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::Ordering;
 
     #[tokio::test]
     async fn sandbox_refuses_escapes() {
