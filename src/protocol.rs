@@ -140,7 +140,8 @@ const CACHED_PATH_BYTES: usize = 256;
 type RecentPaths = (usize, [Option<Arc<[String]>>; 8]);
 
 thread_local! {
-    /// Paths recently decoded on this thread, replaced round-robin.
+    /// Paths recently decoded on this thread, replaced round-robin. Thread-local so that the
+    /// cache takes no lock: each reader decodes on its own thread.
     static RECENT_PATHS: std::cell::RefCell<RecentPaths> =
         std::cell::RefCell::new((0, Default::default()));
 }
@@ -257,7 +258,9 @@ pub(crate) enum WireValue {
 }
 
 thread_local! {
-    /// Remaining nesting depth while a frame is decoded on this thread.
+    /// Remaining nesting depth while a frame is decoded on this thread (set by
+    /// [`with_depth_limit`]). Thread-local because serde's `Deserialize` takes no argument:
+    /// the limit travels beside the decoder, which runs synchronously on this thread.
     static DEPTH_LEFT: Cell<usize> = const { Cell::new(usize::MAX) };
 }
 

@@ -21,10 +21,11 @@ pub(crate) const SHUTDOWN_GRACE: Duration = Duration::from_secs(1);
 type Home = Arc<OnceLock<Weak<Runtime>>>;
 
 thread_local! {
-    /// On a thread of a blocking runtime: that runtime.
+    /// On a thread of a blocking runtime: that runtime. Thread-local because which runtime
+    /// a thread belongs to is a property of the thread.
     static HOME: RefCell<Option<Home>> = const { RefCell::new(None) };
     /// True while a blocking callback runs on this thread: blocking is allowed there even
-    /// though a runtime is current.
+    /// though a runtime is current. Thread-local for the same reason.
     static IN_CALLBACK: Cell<bool> = const { Cell::new(false) };
 }
 

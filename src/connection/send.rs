@@ -35,7 +35,9 @@ const ENCODE_CAPACITY: usize = 128;
 
 thread_local! {
     /// An encode buffer kept for the next frame sent from this thread: a frame written at
-    /// once (the usual case) is copied out, so its buffer can serve again.
+    /// once (the usual case) is copied out, so its buffer can serve again. Thread-local so
+    /// that reusing it takes no lock: a frame is encoded and written by the task that sends
+    /// it, without an await in between.
     static ENCODE_BUFFER: std::cell::Cell<Vec<u8>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
@@ -67,8 +69,11 @@ const ENCODE_KEEP: usize = 4 * 1024 * 1024;
 const CORK_BYTES: usize = 64 * 1024;
 
 thread_local! {
-    /// The connection whose reader is handling frames on this thread, if any (see [`Cork`]).
-    static CORK: std::cell::Cell<*const Shared> = const { std::cell::Cell::new(std::ptr::null()) };
+    /// The address of the connection whose reader is handling frames on this thread (0:
+    /// none; see [`Cork`]), compared with a connection's own address, never followed.
+    /// Thread-local because the reader runs the handlers of buffered frames synchronously on
+    /// its own thread: what is sent from this thread meanwhile comes from those handlers.
+    static CORK: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// While alive, frames this thread sends on its connection gather in [`Sink::partial`]
@@ -79,7 +84,7 @@ thread_local! {
 /// A cork covers only synchronous code (the reader never awaits while holding one), so no
 /// other task can run on the thread and see it.
 pub(crate) struct Cork {
-    previous: *const Shared,
+    previous: usize,
 }
 
 impl Drop for Cork {
@@ -342,7 +347,7 @@ impl Shared {
         if self.out.capacity() != self.out.max_capacity() {
             return false;
         }
-        let corked = CORK.with(|c| std::ptr::eq(c.get(), self));
+        let corked = CORK.with(|c| c.get() == self.address());
         // Small frames gather; a large one is not worth a copy to save a system call.
         let gather = (corked || urgency == Urgency::Soon) && bytes.len() < CORK_BYTES;
         if gather && sink.partial.len() < CORK_BYTES {
@@ -416,11 +421,17 @@ impl Shared {
         }
     }
 
+    /// This connection's identity for [`CORK`].
+    #[inline]
+    fn address(&self) -> usize {
+        std::ptr::from_ref(self) as usize
+    }
+
     /// Starts a cork on this thread (see [`Cork`]).
     #[inline]
     pub(crate) fn cork(&self) -> Cork {
         Cork {
-            previous: CORK.with(|c| c.replace(self)),
+            previous: CORK.with(|c| c.replace(self.address())),
         }
     }
 

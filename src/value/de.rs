@@ -37,6 +37,8 @@ use crate::proxy::Proxy;
 
 thread_local! {
     /// Proxies handed to visitors during the current outermost deserialization.
+    /// Thread-local (like `REF_DEPTH`) because serde's data model has no place for a proxy:
+    /// it passes beside the deserializer, which runs synchronously on this thread.
     static REF_TABLE: RefCell<Vec<Proxy>> = const { RefCell::new(Vec::new()) };
     /// How many [`RefScope`]s are open on this thread.
     static REF_DEPTH: Cell<usize> = const { Cell::new(0) };

@@ -21,6 +21,8 @@ use crate::proxy::Proxy;
 thread_local! {
     /// The proxy being serialized, between `Proxy::serialize` and the moment
     /// [`ValueSerializer`] meets the [`REF_TOKEN`] marker. Empty at every other time.
+    /// Thread-local because serde's data model has no place for a proxy: it passes beside
+    /// the serializer, which runs synchronously on this thread.
     pub(crate) static REF_SLOT: RefCell<Option<Proxy>> = const { RefCell::new(None) };
 }
 
