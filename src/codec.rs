@@ -5,7 +5,9 @@
 //! messages ([`Message`], in [`protocol`](crate::protocol)). The engine (object tables,
 //! gate, dispatch, the call registry) only ever sees `Message`s, so a second wire plugs in
 //! here without touching any of them. The native wire is [`native`] (with its hand-written
-//! fast path in `fast.rs`); Python RPyC 6's wire is the second one planned.
+//! fast path in `fast.rs`). A wire whose requests map onto engine messages plugs in here;
+//! Python RPyC 6's wire, whose requests mostly do not, is a connection of its own instead
+//! (`crate::rpyc`, reaching netref objects through the same dispatch and gate).
 //!
 //! The wire is chosen when a connection is made and kept in the connection as a
 //! [`Protocol`], an enum: each frame costs one `match`, and the native wire is called
@@ -90,7 +92,7 @@ pub(crate) enum Inbound {
     /// An engine message.
     Message(Message),
     /// A whole frame the wire answers on its own, written as it is. The native wire never
-    /// does (the tests' second wire does, and RPyC's will).
+    /// does (the tests' second wire does).
     #[cfg_attr(not(test), allow(dead_code))]
     Frame(Vec<u8>),
 }
