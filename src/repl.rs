@@ -76,6 +76,7 @@
 //! through [`Session::set_dialer`]; variables holding plain values keep them, and proxies
 //! of the lost connection say so when used.
 
+mod chains;
 mod collector;
 mod commands;
 mod complete;
@@ -163,7 +164,7 @@ pub(crate) struct Inner {
     scope: Mutex<Scope<'static>>,
     /// Every function and closure defined so far (closures are called back later).
     lib: Mutex<AST>,
-    chains: Mutex<script::Chains>,
+    chains: Mutex<chains::Chains>,
     /// Set by [`Session::cancel`]: calls in flight fail, loops stop.
     cancelled: AtomicBool,
     cancel: tokio::sync::Notify,
@@ -365,7 +366,7 @@ impl Session {
             engine: script::engine(weak.clone()),
             scope: Mutex::new(Scope::new()),
             lib: Mutex::new(AST::empty()),
-            chains: Mutex::new(script::Chains::default()),
+            chains: Mutex::new(chains::Chains::default()),
             cancelled: AtomicBool::new(false),
             cancel: tokio::sync::Notify::new(),
             dialer: Mutex::new(None),
@@ -637,9 +638,9 @@ impl Inner {
             }
         };
         let names: HashSet<String> = scope.iter_raw().map(|(n, ..)| n.to_owned()).collect();
-        let calls = script::variable_calls(&ast, &names, &self.lib.lock());
+        let calls = chains::variable_calls(&ast, &names, &self.lib.lock());
         if !calls.is_empty() {
-            match compile(&script::insert_calls(source, &calls)) {
+            match compile(&chains::insert_calls(source, &calls)) {
                 Ok(rewritten) => ast = rewritten,
                 Err(e) => {
                     self.show_error(&e, source, file);
