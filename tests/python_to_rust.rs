@@ -223,6 +223,11 @@ async fn the_trace_of_a_first_call_from_python() {
     let port = server.local_addr().port().to_string();
     let mut py = PyProc::start("rpyc_trace_client.py", &[&port], None);
     assert_eq!(py.line().await, "CONNECTED");
+    // The client's TCP connect can return before the server has accepted it.
+    common::eventually("the server accepted the python client", || async {
+        !server.rpyc_connections().is_empty()
+    })
+    .await;
     let conn = server.rpyc_connections().pop().expect("the python client");
     let recorder = netref::trace::Recorder::new(100);
     conn.set_tracer(Some(recorder.tracer()));
