@@ -3,7 +3,7 @@
 mod common;
 
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use netref::typed::Blocking;
 use netref::{blocking, callback, expose, ErrorKind, Obj, Proxy, TypedProxy, Value};
@@ -143,9 +143,7 @@ impl Lab {
 }
 
 async fn lab_pair() -> (netref::Connection, netref::Connection) {
-    netref::pair(Some(Obj::new(Lab::new()).erase()), None)
-        .await
-        .unwrap()
+    common::pair(Obj::new(Lab::new())).await
 }
 
 #[tokio::test]
@@ -337,8 +335,7 @@ impl Greeter for Polite {
 
 #[tokio::test]
 async fn a_trait_is_served_by_any_implementation_and_called_through_its_proxy() {
-    let root: Arc<dyn netref::Object> = GreeterServer(Polite::default()).into();
-    let (_server, client) = netref::pair(Some(root), None).await.unwrap();
+    let (_server, client) = common::pair(GreeterServer(Polite::default())).await;
     let greeter: GreeterProxy = client.root_as().await.unwrap();
     assert_eq!(greeter.greet("ada".into()).await.unwrap(), "hello, ada!");
     let nick = callback(|| "bob".to_string());

@@ -253,6 +253,14 @@ pub async fn lab_client() -> (ServerHandle, Connection, DropCounter) {
     (server, conn, drops)
 }
 
+/// An in-memory pair lending `root` on the first side: `(server, client)`.
+pub async fn pair(root: impl Into<Arc<dyn netref::Object>>) -> (Connection, Connection) {
+    init_tracing();
+    netref::pair(Some(root.into()), None)
+        .await
+        .expect("an in-memory pair")
+}
+
 /// Waits (bounded) until `cond` holds; panics with `what` otherwise. For eventual effects of
 /// one-way messages (releases), not for timing.
 pub async fn eventually<F, Fut>(what: &str, mut cond: F)
