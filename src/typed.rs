@@ -301,12 +301,14 @@ impl crate::blocking::Connection {
 pub(crate) mod support {
     use super::*;
 
-    /// Call arguments from already converted values (the first conversion error wins).
-    pub fn args(values: Vec<Result<Value>>) -> Result<Args> {
-        Ok(Args::from_parts(
-            values.into_iter().collect::<Result<_>>()?,
-            Vec::new(),
-        ))
+    /// Call arguments from already converted values (the first conversion error wins). An
+    /// array, not a `Vec`, so the arguments are allocated once, as a dynamic call's are.
+    pub fn args<const N: usize>(values: [Result<Value>; N]) -> Result<Args> {
+        let mut positional = Vec::with_capacity(N);
+        for v in values {
+            positional.push(v?);
+        }
+        Ok(Args::from_parts(positional, Vec::new()))
     }
 
     /// An argument converted to a value.

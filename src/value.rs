@@ -239,19 +239,65 @@ pub fn to_value<T: Serialize + ?Sized>(value: &T) -> Result<Value> {
 }
 
 /// Converts a [`Value`] into any deserializable type. A [`Value`] target is returned as is,
-/// without a walk.
+/// and a list into `Vec<Value>` or an integer into `i64` or `u64` is moved out without a
+/// walk (the typed calls' and streams' common cases).
 pub fn from_value<T: DeserializeOwned + 'static>(value: Value) -> Result<T> {
-    // Fast path: the dynamic API asks for `Value` itself.
-    let boxed: Box<dyn Any> = Box::new(value);
-    match boxed.downcast::<T>() {
-        Ok(t) => Ok(*t),
-        Err(boxed) => {
-            let value = *boxed.downcast::<Value>().expect("boxed a Value just above");
+    match without_walk(value) {
+        Ok(t) => Ok(t),
+        Err(value) => {
             // Keep embedded references reachable for the whole call, so serde's buffered
             // shapes (untagged enums, flatten) can read them after the first pass.
             let _scope = de::RefScope::enter();
             T::deserialize(ValueDeserializer::new(value)).map_err(|e| Error::Value(e.0))
         }
+    }
+}
+
+/// `value` as a `T` when that needs no deserializer (the same result as one would give),
+/// or `value` back. No allocation: the target is told apart by a `dyn Any` slot.
+fn without_walk<T: 'static>(value: Value) -> std::result::Result<T, Value> {
+    let mut out: Option<T> = None;
+    let slot: &mut dyn Any = &mut out;
+    let rest = if let Some(o) = slot.downcast_mut::<Option<Value>>() {
+        *o = Some(value);
+        None
+    } else {
+        match value {
+            Value::List(items) => match slot.downcast_mut::<Option<Vec<Value>>>() {
+                Some(o) => {
+                    *o = Some(items);
+                    None
+                }
+                None => Some(Value::List(items)),
+            },
+            Value::Int(n) => {
+                if let Some(o) = slot.downcast_mut::<Option<i64>>() {
+                    *o = Some(n);
+                    None
+                } else if let (Some(o), Ok(u)) =
+                    (slot.downcast_mut::<Option<u64>>(), u64::try_from(n))
+                {
+                    *o = Some(u);
+                    None
+                } else {
+                    Some(Value::Int(n))
+                }
+            }
+            Value::UInt(u) => match slot.downcast_mut::<Option<u64>>() {
+                Some(o) => {
+                    *o = Some(u);
+                    None
+                }
+                None => Some(Value::UInt(u)),
+            },
+            other => Some(other),
+        }
+    };
+    match (out, rest) {
+        (Some(t), _) => Ok(t),
+        (None, Some(value)) => Err(value),
+        // Every branch above either fills `out` or hands the value back.
+        (None, None) => Err(Value::Nil),
     }
 }
 
@@ -273,5 +319,33 @@ impl serde::ser::Error for ValueError {
 impl serde::de::Error for ValueError {
     fn custom<T: fmt::Display>(msg: T) -> Self {
         ValueError(msg.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_paths_without_a_walk_agree_with_the_deserializer() {
+        let list = Value::List(vec![Value::Int(1), Value::Str("a".into())]);
+        assert_eq!(from_value::<Value>(list.clone()).unwrap(), list);
+        assert_eq!(
+            from_value::<Vec<Value>>(list.clone()).unwrap(),
+            vec![Value::Int(1), Value::Str("a".into())]
+        );
+        assert_eq!(from_value::<i64>(Value::Int(-5)).unwrap(), -5);
+        assert_eq!(from_value::<u64>(Value::Int(5)).unwrap(), 5);
+        assert_eq!(from_value::<u64>(Value::UInt(u64::MAX)).unwrap(), u64::MAX);
+        // What the fast paths do not take goes to the deserializer, with its answers.
+        assert!(from_value::<u64>(Value::Int(-1)).is_err());
+        assert!(from_value::<i64>(Value::UInt(u64::MAX)).is_err());
+        assert!(from_value::<Vec<Value>>(Value::Int(1)).is_err());
+        assert_eq!(from_value::<i32>(Value::Int(7)).unwrap(), 7);
+        assert_eq!(
+            from_value::<Vec<i64>>(Value::List(vec![Value::Int(1)])).unwrap(),
+            [1]
+        );
+        assert_eq!(from_value::<f64>(Value::Int(2)).unwrap(), 2.0);
     }
 }

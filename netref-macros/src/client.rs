@@ -414,7 +414,7 @@ fn client_fn(
                 objects(ty, &mut bounds);
             }
             let args = quote! {
-                ::netref::__private::typed_args(::std::vec![#(#args),*])
+                ::netref::__private::typed_args([#(#args),*])
             };
             let body = if cast && blocking {
                 quote!(::netref::__private::blocking_cast(&self.inner, #remote, #args))
