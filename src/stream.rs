@@ -79,7 +79,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use crate::connection::Call;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::object::Obj;
 use crate::proxy::Proxy;
 use crate::value::{from_value, to_value, Value};
@@ -214,6 +214,8 @@ pub struct RemoteStream<T> {
     buf: VecDeque<Value>,
     pending: Option<Call>,
     done: bool,
+    /// The error that ended the stream, handed out after the items buffered before it.
+    failed: Option<Error>,
     _item: PhantomData<fn() -> T>,
 }
 
@@ -226,6 +228,7 @@ impl<T> RemoteStream<T> {
             buf: VecDeque::new(),
             pending: None,
             done: false,
+            failed: None,
             _item: PhantomData,
         }
     }
@@ -241,12 +244,6 @@ impl<T> RemoteStream<T> {
     pub fn proxy(&self) -> &Proxy {
         &self.source
     }
-
-    fn request(&mut self) {
-        if self.pending.is_none() && !self.done {
-            self.pending = Some(self.source.call_method("pull", (self.window,)));
-        }
-    }
 }
 
 impl<T: DeserializeOwned + 'static> futures_util::Stream for RemoteStream<T> {
@@ -255,9 +252,17 @@ impl<T: DeserializeOwned + 'static> futures_util::Stream for RemoteStream<T> {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<T>>> {
         let this = &mut *self;
         loop {
-            // Keep one request in flight while handing out what is buffered.
-            this.request();
-            if let Some(call) = this.pending.as_mut() {
+            // Keep one request in flight while handing out what is buffered. A request leaves
+            // once at most one window is buffered, and is polled at once (that sends it);
+            // after that the call is looked at only when the buffer is empty, so handing out
+            // an item costs nothing more, and the producer runs at most one window ahead of
+            // what is buffered here.
+            let mut look = this.buf.is_empty();
+            if this.pending.is_none() && !this.done && this.buf.len() <= this.window as usize {
+                this.pending = Some(this.source.call_method("pull", (this.window,)));
+                look = true;
+            }
+            if let (true, Some(call)) = (look, this.pending.as_mut()) {
                 if let Poll::Ready(result) = Pin::new(call).poll(cx) {
                     this.pending = None;
                     match result.and_then(from_value::<Vec<Value>>) {
@@ -265,8 +270,7 @@ impl<T: DeserializeOwned + 'static> futures_util::Stream for RemoteStream<T> {
                         Ok(items) => this.buf.extend(items),
                         Err(e) => {
                             this.done = true;
-                            this.buf.clear();
-                            return Poll::Ready(Some(Err(e)));
+                            this.failed = Some(e);
                         }
                     }
                     continue;
@@ -274,6 +278,9 @@ impl<T: DeserializeOwned + 'static> futures_util::Stream for RemoteStream<T> {
             }
             if let Some(v) = this.buf.pop_front() {
                 return Poll::Ready(Some(from_value(v)));
+            }
+            if let Some(e) = this.failed.take() {
+                return Poll::Ready(Some(Err(e)));
             }
             if this.done {
                 return Poll::Ready(None);

@@ -144,6 +144,24 @@ async fn an_error_ends_the_stream_after_the_items_before_it() {
 }
 
 #[tokio::test]
+async fn a_stream_pulled_in_process_keeps_its_items_before_the_error() {
+    // A proxy of a local stream answers its pulls at once, while items are still buffered:
+    // the error waits behind them, and the buffer stays within two windows.
+    let feed = Feed::default();
+    let lent = netref::to_value(&feed.failing(7))
+        .unwrap()
+        .into_proxy()
+        .unwrap();
+    let mut stream = RemoteStream::<u64>::from_proxy(lent).with_window(2);
+    for i in 0..7 {
+        assert_eq!(stream.next().await.unwrap().unwrap(), i);
+    }
+    let e = stream.next().await.unwrap().unwrap_err();
+    assert!(e.to_string().contains("the feed broke"), "{e}");
+    assert!(stream.next().await.is_none());
+}
+
+#[tokio::test]
 async fn client_streaming_the_owner_pulls_a_lent_stream() {
     let (_feed, _server, client) = feed_pair().await;
     let xs = Stream::new(futures_util::stream::iter(0..10_000u64));
