@@ -18,7 +18,9 @@
 //!
 //! Options (after `--`): `--quick`, `--rounds N`, `--time-ms N`, `--warmup-ms N`,
 //! `--out PATH` (where the markdown goes; the full run defaults to `docs/benchmarks.md`,
-//! `--quick` writes none unless asked), `--no-rpyc`.
+//! `--quick` writes none unless asked), `--no-rpyc`, `--only WORKLOADS` (comma-separated:
+//! `echo_fresh`, `echo_cached`, `callback`, `attr`, `inflight`, `bytes`, `typed`, `stream`,
+//! `memory`), `--window N` (items per request of netref's stream, default 256).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -74,6 +76,10 @@ pub(crate) enum Workload {
     Attr,
     InFlight,
     Bytes,
+    /// `echo_int(1)` through the generated typed proxy (issue 15).
+    Typed,
+    /// A server → client stream of small items (issue 15).
+    Stream,
     Memory,
 }
 
@@ -86,11 +92,26 @@ impl Workload {
             "attr" => Workload::Attr,
             "inflight" => Workload::InFlight,
             "bytes" => Workload::Bytes,
+            "typed" => Workload::Typed,
+            "stream" => Workload::Stream,
             other => return Err(format!("unknown workload {other:?}").into()),
         })
     }
 
-    const TIMED: [Workload; 6] = [
+    /// Every timed workload, in the order they run.
+    const TIMED: [Workload; 8] = [
+        Workload::EchoFresh,
+        Workload::EchoCached,
+        Workload::Callback,
+        Workload::Attr,
+        Workload::InFlight,
+        Workload::Bytes,
+        Workload::Typed,
+        Workload::Stream,
+    ];
+
+    /// The workloads every system has a row for (the tables of issues 6 and 14).
+    const CALLS: [Workload; 6] = [
         Workload::EchoFresh,
         Workload::EchoCached,
         Workload::Callback,
@@ -111,16 +132,20 @@ pub(crate) enum System {
     PyToNetref,
     /// RPyC's wire with netref's client (`netref::rpyc`) and Python's server.
     NetrefToPy,
+    /// netref calling by name in the typed-call workload, against `Netref` calling through
+    /// the generated proxy (the same member and message).
+    NetrefDynamic,
 }
 
 impl System {
-    const ALL: [System; 6] = [
+    const ALL: [System; 7] = [
         System::Netref,
         System::Rpyc,
         System::Tarpc,
         System::Raw,
         System::PyToNetref,
         System::NetrefToPy,
+        System::NetrefDynamic,
     ];
 
     /// True for the systems that need Python's rpyc.
@@ -133,17 +158,26 @@ impl System {
         matches!(self, System::PyToNetref | System::NetrefToPy)
     }
 
+    /// True for the systems in the table of every workload (issues 6 and 14).
+    pub(crate) fn in_calls_table(self) -> bool {
+        !self.is_mixed() && self != System::NetrefDynamic
+    }
+
     /// Whether the system has the workload at all (tarpc has no callbacks or references;
-    /// the raw baseline has no objects).
+    /// the raw baseline has no objects; the typed call and the stream are measured for
+    /// netref, tarpc and raw TCP only, and tarpc has no streams).
     pub(crate) fn has(self, w: Workload) -> bool {
-        !matches!(
-            (self, w),
-            (System::Tarpc, Workload::Callback | Workload::Memory)
-                | (
-                    System::Raw | System::PyToNetref | System::NetrefToPy,
-                    Workload::Memory
-                )
-        )
+        match w {
+            Workload::Typed => matches!(
+                self,
+                System::Netref | System::NetrefDynamic | System::Tarpc | System::Raw
+            ),
+            Workload::Stream => matches!(self, System::Netref | System::Raw),
+            _ if self == System::NetrefDynamic => false,
+            Workload::Callback => self != System::Tarpc,
+            Workload::Memory => matches!(self, System::Netref | System::Rpyc),
+            _ => true,
+        }
     }
 }
 
@@ -158,6 +192,9 @@ pub(crate) struct Spec {
     pub(crate) depth: usize,
     /// Payload of the bytes workload.
     pub(crate) bytes: usize,
+    /// Items per request of netref's stream in the stream workload (`RemoteStream`'s
+    /// default unless `--window N`).
+    pub(crate) window: u32,
     /// Live references of the memory workload, and how many each call lends.
     pub(crate) mem_n: u64,
     pub(crate) mem_batch: u64,
@@ -186,6 +223,7 @@ impl Spec {
                 time: Duration::from_millis(100),
                 depth: 64,
                 bytes: 64 * 1024,
+                window: netref::stream::DEFAULT_WINDOW,
                 mem_n: 5_000,
                 mem_batch: 500,
                 mem_rounds: 1,
@@ -202,6 +240,7 @@ impl Spec {
                 time: Duration::from_millis(400),
                 depth: 64,
                 bytes: 1024 * 1024,
+                window: netref::stream::DEFAULT_WINDOW,
                 mem_n: 100_000,
                 mem_batch: 1_000,
                 mem_rounds: 3,
@@ -229,6 +268,7 @@ impl Spec {
                     explicit_out = true;
                 }
                 "--no-rpyc" => spec.rpyc = false,
+                "--window" => spec.window = value(a)?.parse()?,
                 "--only" => {
                     let list = value(a)?;
                     let mut only = Vec::new();
@@ -384,7 +424,9 @@ async fn spawn_server(system: System, python: Option<&std::path::Path>) -> Res<S
             rpyc_sys::spawn_server(python.ok_or("no Python for RPyC")?).await
         }
         System::PyToNetref => ServerProc::spawn(self_command(&["--serve", "netref-rpyc"])?).await,
-        System::Netref => ServerProc::spawn(self_command(&["--serve", "netref"])?).await,
+        System::Netref | System::NetrefDynamic => {
+            ServerProc::spawn(self_command(&["--serve", "netref"])?).await
+        }
         System::Tarpc => ServerProc::spawn(self_command(&["--serve", "tarpc"])?).await,
         System::Raw => ServerProc::spawn(self_command(&["--serve", "raw"])?).await,
     }
@@ -392,7 +434,8 @@ async fn spawn_server(system: System, python: Option<&std::path::Path>) -> Res<S
 
 async fn connect(system: System, port: u16, python: Option<&std::path::Path>) -> Res<Driver> {
     Ok(match system {
-        System::Netref => Driver::Netref(netref_sys::Client::connect(port).await?),
+        System::Netref => Driver::Netref(netref_sys::Client::connect(port, false).await?),
+        System::NetrefDynamic => Driver::Netref(netref_sys::Client::connect(port, true).await?),
         System::Tarpc => Driver::Tarpc(tarpc_sys::Client::connect(port).await?),
         System::Raw => Driver::Raw(raw_sys::Client::connect(port).await?),
         System::Rpyc | System::PyToNetref => Driver::Rpyc(Box::new(rpyc_sys::Client::connect(
@@ -529,7 +572,11 @@ async fn harness(spec: Spec) -> Res<Results> {
                     )
                     .await
                 }
-                System::Tarpc | System::Raw | System::PyToNetref | System::NetrefToPy => {
+                System::Tarpc
+                | System::Raw
+                | System::PyToNetref
+                | System::NetrefToPy
+                | System::NetrefDynamic => {
                     unreachable!("filtered by System::has")
                 }
             };
@@ -586,7 +633,7 @@ fn hidden_mode(args: &[String]) -> Option<Res<()>> {
         Some("--serve") => Some((|| {
             let rt = rt()?;
             match args.get(1).map(String::as_str) {
-                Some("netref") => rt.block_on(netref_sys::serve()),
+                Some("netref" | "netref-dynamic") => rt.block_on(netref_sys::serve()),
                 Some("netref-rpyc") => rt.block_on(netref_sys::serve_rpyc()),
                 Some("tarpc") => rt.block_on(tarpc_sys::serve()),
                 Some("raw") => rt.block_on(raw_sys::serve()),
@@ -627,6 +674,7 @@ fn hidden_mode(args: &[String]) -> Option<Res<()>> {
             spec.bytes = 1024 * 1024;
             let system = match arg(1)? {
                 "netref" => System::Netref,
+                "netref-dynamic" => System::NetrefDynamic,
                 "tarpc" => System::Tarpc,
                 "raw" => System::Raw,
                 other => return Err(format!("--drive: unknown system {other:?}").into()),

@@ -3,8 +3,11 @@
 # the server and the client, each in its own process, over TCP loopback.
 #
 #   scripts/bench-profile.sh SYSTEM WORKLOAD [MILLIS]
-#     SYSTEM:   netref | tarpc | raw
-#     WORKLOAD: echo_fresh | echo_cached | callback | attr | inflight | bytes
+#     SYSTEM:   netref | netref-dynamic | tarpc | raw
+#     WORKLOAD: echo_fresh | echo_cached | callback | attr | inflight | bytes | typed | stream
+#
+# `netref-dynamic` differs from `netref` in the typed workload only: it calls the member by
+# name instead of through the generated proxy. In the stream workload a "call" is an item.
 #
 # Writes target/bench-profile/{server,client}.SYSTEM.WORKLOAD.callgrind and prints the
 # instructions per call of each side and the top functions (inclusive). Instruction counts do
@@ -13,8 +16,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SYSTEM="${1:?system: netref | tarpc | raw}"
-WORKLOAD="${2:?workload: echo_fresh | echo_cached | callback | attr | inflight | bytes}"
+SYSTEM="${1:?system: netref | netref-dynamic | tarpc | raw}"
+WORKLOAD="${2:?workload: echo_fresh | echo_cached | callback | attr | inflight | bytes | typed | stream}"
 MILLIS="${3:-5000}"
 OUT="target/bench-profile"
 mkdir -p "$OUT"

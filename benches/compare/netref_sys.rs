@@ -3,7 +3,7 @@
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
-use netref::{expose, Connection, Obj, Proxy, Server, Value};
+use netref::{expose, Connection, Obj, Proxy, RemoteStream, Server, Value};
 use parking_lot::Mutex;
 
 use crate::procs::{rss_bytes, Res};
@@ -39,6 +39,19 @@ impl BenchRoot {
     #[exposed]
     fn echo(&self, x: Value) -> Value {
         x
+    }
+
+    /// Returns its argument, typed: the member of the typed-call workload (the signature of
+    /// tarpc's `echo`).
+    #[exposed]
+    fn echo_int(&self, x: i64) -> i64 {
+        x
+    }
+
+    /// `start, start + 1, …` up to `u64::MAX`, streamed: the stream workload's producer.
+    #[exposed]
+    fn count(&self, start: u64) -> netref::Stream<u64> {
+        netref::Stream::new(futures_util::stream::iter(start..u64::MAX))
     }
 
     /// A property.
@@ -177,19 +190,27 @@ impl RpycClient {
                 }
                 s
             }
-            Workload::Memory => return Ok(None),
+            Workload::Typed | Workload::Stream | Workload::Memory => return Ok(None),
         }))
     }
 }
 
 pub(crate) struct Client {
     conn: Connection,
+    /// The typed client of the same root (checked once, at connect).
+    typed: BenchRootProxy,
+    /// Whether the typed-call workload calls dynamically (`System::NetrefDynamic`).
+    dynamic: bool,
 }
 
 impl Client {
-    pub(crate) async fn connect(port: u16) -> Res<Client> {
+    pub(crate) async fn connect(port: u16, dynamic: bool) -> Res<Client> {
+        let conn = netref::connect(("127.0.0.1", port)).await?;
+        let typed = conn.root_as().await?;
         Ok(Client {
-            conn: netref::connect(("127.0.0.1", port)).await?,
+            conn,
+            typed,
+            dynamic,
         })
     }
 
@@ -250,6 +271,24 @@ impl Client {
                     return Err("the echoed bytes differ".into());
                 }
                 s
+            }
+            // The same member, the same message: through the generated proxy or by name.
+            Workload::Typed if self.dynamic => {
+                let root = conn.root();
+                timed!(time, {
+                    root.call_method("echo_int", (1,)).await?;
+                })
+            }
+            Workload::Typed => {
+                let bench = &self.typed;
+                timed!(time, {
+                    let x: i64 = bench.echo_int(1).await?;
+                    std::hint::black_box(x);
+                })
+            }
+            Workload::Stream => {
+                let stream: RemoteStream<u64> = self.typed.count(0).await?;
+                crate::stats::drain(stream.with_window(spec.window), time).await?
             }
             Workload::Memory => return Ok(None),
         }))

@@ -1,6 +1,11 @@
 //! The raw baseline: length-prefixed frames echoed over TCP between two processes, on the
 //! runtime flavour netref uses (multi-thread). No serialization, no tables, no dispatch: the
 //! floor every RPC system here pays (two syscalls and a loopback hop each way).
+//!
+//! For the stream workload a connection opens with the frame header [`STREAM`] instead, and
+//! the server then writes the frames `0, 1, 2, …` (each an 8-byte counter) as fast as TCP
+//! takes them until the client hangs up: pipelined frames with no request at all, the most
+//! a stream of small items could reach over one connection.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -16,6 +21,8 @@ use crate::{Spec, Workload};
 /// The ping-pong payload of every call-shaped workload.
 const PING: usize = 32;
 const BUF: usize = 64 * 1024;
+/// The first frame header of a stream connection (no ping is that long).
+const STREAM: u32 = u32::MAX;
 
 /// The server process: echoes every frame back, flushing when no more input is buffered.
 pub(crate) async fn serve() -> Res<()> {
@@ -44,8 +51,10 @@ async fn echo_connection(stream: TcpStream) -> std::io::Result<()> {
     let mut r = BufReader::with_capacity(BUF, r);
     let mut w = BufWriter::with_capacity(BUF, w);
     let mut body = Vec::new();
+    let mut first = true;
     loop {
         let len = match r.read_u32().await {
+            Ok(STREAM) if first => return produce(w).await,
             Ok(n) => n as usize,
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
             Err(e) => return Err(e),
@@ -57,6 +66,17 @@ async fn echo_connection(stream: TcpStream) -> std::io::Result<()> {
         if r.buffer().is_empty() {
             w.flush().await?;
         }
+        first = false;
+    }
+}
+
+/// Writes the frames `0, 1, 2, …` until the peer hangs up (a write fails).
+async fn produce(mut w: BufWriter<OwnedWriteHalf>) -> std::io::Result<()> {
+    let mut i: u64 = 0;
+    loop {
+        w.write_u32(8).await?;
+        w.write_u64(i).await?;
+        i += 1;
     }
 }
 
@@ -64,6 +84,7 @@ pub(crate) struct Client {
     r: BufReader<OwnedReadHalf>,
     w: OwnedWriteHalf,
     body: Vec<u8>,
+    port: u16,
 }
 
 impl Client {
@@ -75,6 +96,7 @@ impl Client {
             r: BufReader::with_capacity(BUF, r),
             w,
             body: Vec::new(),
+            port,
         })
     }
 
@@ -97,7 +119,11 @@ impl Client {
     async fn once(&mut self, w: Workload, spec: &Spec, time: Duration) -> Res<Option<Sample>> {
         Ok(Some(match w {
             // Every call-shaped workload is compared with the same 32-byte ping-pong.
-            Workload::EchoFresh | Workload::EchoCached | Workload::Attr | Workload::Callback => {
+            Workload::EchoFresh
+            | Workload::EchoCached
+            | Workload::Attr
+            | Workload::Callback
+            | Workload::Typed => {
                 let frame = frame(&[7u8; PING]);
                 timed!(time, {
                     self.send(&frame).await?;
@@ -149,8 +175,37 @@ impl Client {
                 }
                 s
             }
+            Workload::Stream => self.stream(time).await?,
             Workload::Memory => return Ok(None),
         }))
+    }
+
+    /// Reads the frames of a fresh stream connection for `time`, checking each, as
+    /// `stats::drain` does for netref's stream.
+    async fn stream(&self, time: Duration) -> Res<Sample> {
+        let stream = TcpStream::connect(("127.0.0.1", self.port)).await?;
+        stream.set_nodelay(true)?;
+        let (r, mut w) = stream.into_split();
+        w.write_all(&STREAM.to_be_bytes()).await?;
+        let mut r = BufReader::with_capacity(BUF, r);
+        let start = Instant::now();
+        let mut n: u64 = 0;
+        loop {
+            let len = r.read_u32().await?;
+            let item = r.read_u64().await?;
+            if len != 8 || item != n {
+                return Err(format!("frame {n} arrived as {item} (length {len})").into());
+            }
+            n += 1;
+            if n % 64 == 0 && start.elapsed() >= time {
+                break;
+            }
+        }
+        Ok(Sample {
+            calls: n,
+            elapsed: start.elapsed(),
+            lat_ns: Vec::new(),
+        })
     }
 }
 

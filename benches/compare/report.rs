@@ -17,6 +17,7 @@ fn system_name(s: System) -> &'static str {
         System::Raw => "raw TCP",
         System::PyToNetref => "Python client → netref server",
         System::NetrefToPy => "netref client → Python server",
+        System::NetrefDynamic => "netref, dynamic",
     }
 }
 
@@ -28,6 +29,8 @@ fn workload_name(w: Workload, bytes: usize) -> String {
         Workload::Attr => "read a remote property".into(),
         Workload::InFlight => "64 calls in flight on one connection".into(),
         Workload::Bytes => format!("echo {} of random bytes", size(bytes)),
+        Workload::Typed => "typed `echo_int(1)`, sequential".into(),
+        Workload::Stream => "server → client stream of `u64` items".into(),
         Workload::Memory => "memory".into(),
     }
 }
@@ -61,6 +64,16 @@ fn note(w: Workload, s: System) -> &'static str {
             System::Raw,
         ) => "32-byte ping-pong",
         (Workload::InFlight, System::Raw) => "32-byte frames, pipelined",
+        (Workload::Typed, System::Netref) => {
+            "`bench.echo_int(1)` on the generated `BenchRootProxy`"
+        }
+        (Workload::Typed, System::NetrefDynamic) => "`root.call_method(\"echo_int\", (1,))`",
+        (Workload::Typed, System::Tarpc) => "`client.echo(ctx, 1)`",
+        (Workload::Typed, System::Raw) => "32-byte ping-pong",
+        (Workload::Stream, System::Netref) => "`RemoteStream<u64>` from `bench.count(0)`",
+        (Workload::Stream, System::Raw) => {
+            "12-byte frames (length + `u64`) written back to back by the server"
+        }
         _ => "",
     }
 }
@@ -183,13 +196,13 @@ pub(crate) fn render(r: &Results) -> (String, Vec<String>) {
         "| workload | system | calls/s | p50 µs | p99 µs | netref ÷ system | how |"
     );
     let _ = writeln!(md, "|---|---|--:|--:|--:|--:|---|");
-    for w in Workload::TIMED {
+    for w in Workload::CALLS {
         if !spec.runs(w) {
             continue;
         }
         let ours = sum(w, System::Netref);
         let mut first = true;
-        for &s in r.systems.iter().filter(|s| !s.is_mixed()) {
+        for &s in r.systems.iter().filter(|s| s.in_calls_table()) {
             let label = if first {
                 workload_name(w, spec.bytes)
             } else {
@@ -236,37 +249,37 @@ pub(crate) fn render(r: &Results) -> (String, Vec<String>) {
     }
 
     mixed_section(r, &mut md, &mut problems);
+    typed_and_streams_section(r, &mut md, &mut problems);
 
-    let _ = writeln!(
-        md,
-        "\n### Memory with {} live references\n\nRSS growth (`VmRSS` of `/proc/self/status`) of \
-         the owner's server process while the holder's client process takes references to \
-         {} objects the owner made beforehand, {} per call, divided by their number.\n",
-        thousands(spec.mem_n as f64),
-        thousands(spec.mem_n as f64),
-        thousands(spec.mem_batch as f64)
-    );
-    let _ = writeln!(
-        md,
-        "| system | owner bytes per exported object | holder bytes per proxy | runs |"
-    );
-    let _ = writeln!(md, "|---|--:|--:|--:|");
-    for &s in &r.systems {
-        if !s.has(Workload::Memory) || !spec.runs(Workload::Memory) {
-            continue;
-        }
-        match mem_summary(r.memory_of(s)) {
-            Some((owner, holder)) => {
-                let _ = writeln!(
-                    md,
-                    "| {} | {owner:.0} | {holder:.0} | {} |",
-                    system_name(s),
-                    r.memory_of(s).len()
-                );
-            }
-            None => {
-                problems.push(format!("Memory on {s:?} produced no number"));
-                let _ = writeln!(md, "| {} | **missing** | **missing** | 0 |", system_name(s));
+    if spec.runs(Workload::Memory) {
+        let _ = writeln!(
+            md,
+            "\n### Memory with {} live references\n\nRSS growth (`VmRSS` of `/proc/self/status`) of \
+             the owner's server process while the holder's client process takes references to \
+             {} objects the owner made beforehand, {} per call, divided by their number.\n",
+            thousands(spec.mem_n as f64),
+            thousands(spec.mem_n as f64),
+            thousands(spec.mem_batch as f64)
+        );
+        let _ = writeln!(
+            md,
+            "| system | owner bytes per exported object | holder bytes per proxy | runs |"
+        );
+        let _ = writeln!(md, "|---|--:|--:|--:|");
+        for &s in r.systems.iter().filter(|s| s.has(Workload::Memory)) {
+            match mem_summary(r.memory_of(s)) {
+                Some((owner, holder)) => {
+                    let _ = writeln!(
+                        md,
+                        "| {} | {owner:.0} | {holder:.0} | {} |",
+                        system_name(s),
+                        r.memory_of(s).len()
+                    );
+                }
+                None => {
+                    problems.push(format!("Memory on {s:?} produced no number"));
+                    let _ = writeln!(md, "| {} | **missing** | **missing** | 0 |", system_name(s));
+                }
             }
         }
     }
@@ -415,9 +428,29 @@ pub(crate) fn render(r: &Results) -> (String, Vec<String>) {
                 unit: "×",
                 ceiling: None,
             },
+            Target {
+                text: "typed call no slower than a dynamic one (typed ÷ dynamic ≥ 1)",
+                measured: paired(
+                    r,
+                    ours(Workload::Typed),
+                    (Workload::Typed, System::NetrefDynamic),
+                ),
+                at_least: true,
+                bound: 1.0,
+                unit: "×",
+                ceiling: None,
+            },
+            Target {
+                text: "streaming small items ≥ 0.5× raw TCP's pipelined frame rate",
+                measured: paired(r, ours(Workload::Stream), (Workload::Stream, System::Raw)),
+                at_least: true,
+                bound: 0.5,
+                unit: "×",
+                ceiling: None,
+            },
         ])
         .collect();
-    let _ = writeln!(md, "\n### Targets (issues 6 and 14)\n");
+    let _ = writeln!(md, "\n### Targets (issues 6, 14 and 15)\n");
     let _ = writeln!(
         md,
         "| target | measured | verdict | ceiling: raw TCP ÷ peer |"
@@ -456,7 +489,7 @@ fn mixed_section(r: &Results, md: &mut String, problems: &mut Vec<String>) {
         "| workload | pair | calls/s | p50 µs | p99 µs | ÷ Python → Python |"
     );
     let _ = writeln!(md, "|---|---|--:|--:|--:|--:|");
-    for w in Workload::TIMED {
+    for w in Workload::CALLS {
         if !spec.runs(w) {
             continue;
         }
@@ -490,6 +523,73 @@ fn mixed_section(r: &Results, md: &mut String, problems: &mut Vec<String>) {
                 thousands(x.rate),
                 us(x.p50_us),
                 us(x.p99_us)
+            );
+        }
+    }
+}
+
+/// Issue 15's rows: a typed call against the same call made by name, tarpc and the raw
+/// ping-pong; a stream of small items against raw TCP frames written back to back.
+fn typed_and_streams_section(r: &Results, md: &mut String, problems: &mut Vec<String>) {
+    let spec = &r.spec;
+    let workloads = [Workload::Typed, Workload::Stream];
+    if !workloads.iter().any(|w| spec.runs(*w)) {
+        return;
+    }
+    let _ = writeln!(
+        md,
+        "\n### Typed calls and streams\n\nThe typed call and the dynamic call reach the same \
+         member with the same message, each on its own connection to its own server process; \
+         the stream's rate is items per second (the clock is read once per 64 items, so there \
+         is no latency per item). netref ÷ system as above: the median over rounds of the \
+         ratio within each round.\n"
+    );
+    let _ = writeln!(
+        md,
+        "| workload | system | calls or items /s | p50 µs | p99 µs | netref ÷ system | how |"
+    );
+    let _ = writeln!(md, "|---|---|--:|--:|--:|--:|---|");
+    for w in workloads {
+        if !spec.runs(w) {
+            continue;
+        }
+        let mut first = true;
+        for &s in r.systems.iter().filter(|s| s.has(w)) {
+            let label = if first {
+                workload_name(w, spec.bytes)
+            } else {
+                String::new()
+            };
+            first = false;
+            let name = if (w, s) == (Workload::Typed, System::Netref) {
+                "netref, typed"
+            } else {
+                system_name(s)
+            };
+            let Some(x) = summarize(r.samples(w, s)) else {
+                problems.push(format!("{w:?} on {s:?} produced no number"));
+                let _ = writeln!(md, "| {label} | {name} | **missing** | | | | |");
+                continue;
+            };
+            let latency = |v: f64| if v.is_finite() { us(v) } else { String::new() };
+            let ratio = if s == System::Netref {
+                String::new()
+            } else {
+                paired(r, (w, System::Netref), (w, s))
+                    .map_or_else(|| "–".to_owned(), |x| format!("{x:.2}×"))
+            };
+            let how = match (w, s) {
+                (Workload::Stream, System::Netref) => {
+                    format!("{}, {} items per request", note(w, s), spec.window)
+                }
+                _ => note(w, s).to_owned(),
+            };
+            let _ = writeln!(
+                md,
+                "| {label} | {name} | {} | {} | {} | {ratio} | {how} |",
+                thousands(x.rate),
+                latency(x.p50_us),
+                latency(x.p99_us),
             );
         }
     }

@@ -42,7 +42,7 @@ impl Client {
             Workload::Callback => "callback",
             Workload::InFlight => "inflight",
             Workload::Bytes => "bytes",
-            Workload::Memory => return Ok(None),
+            Workload::Typed | Workload::Stream | Workload::Memory => return Ok(None),
         };
         let reply = self
             .client

@@ -103,8 +103,9 @@ impl Client {
     async fn once(&mut self, w: Workload, spec: &Spec, time: Duration) -> Res<Option<Sample>> {
         let c = &self.client;
         Ok(Some(match w {
-            // No paths and no handles to cache: both are the plain call.
-            Workload::EchoFresh | Workload::EchoCached => timed!(time, {
+            // No paths and no handles to cache: both are the plain call, which is also
+            // tarpc's typed call.
+            Workload::EchoFresh | Workload::EchoCached | Workload::Typed => timed!(time, {
                 c.echo(context::current(), 1).await?;
             }),
             Workload::Attr => timed!(time, {
@@ -127,7 +128,7 @@ impl Client {
                 }
                 s
             }
-            Workload::Callback | Workload::Memory => return Ok(None),
+            Workload::Callback | Workload::Stream | Workload::Memory => return Ok(None),
         }))
     }
 }
