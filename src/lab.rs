@@ -37,6 +37,7 @@
 //! | `race(a, b)` | cancellation: the slower of two calls is cancelled |
 //! | `same(a, b)` | identity: an object sent home arrives as itself |
 //! | `numbers(n)` | a remote iterator ([`Iter`]) |
+//! | `stream(n)` | a stream ([`Stream`]) of `0..n`, pulled by its holder with flow control |
 //! | `files` | a sandbox directory: `open(name, mode)` lends a [`File`](crate::adapters::File) |
 //! | `exec(command, on_line)` | only with [`LabOptions::allow_exec`]: runs a command, streaming its output lines |
 //!
@@ -62,6 +63,7 @@ use crate::adapters::{Iter, Map};
 use crate::error::{Error, ErrorKind, Result};
 use crate::object::{Obj, Object};
 use crate::proxy::Proxy;
+use crate::stream::Stream;
 use crate::value::Value;
 use exec::{Exec, WithExec};
 
@@ -269,6 +271,13 @@ impl Lab {
     #[exposed]
     fn numbers(&self, n: u64) -> Obj<Iter> {
         Obj::new(Iter::new(0..n))
+    }
+
+    /// A stream of `0..n`, made only as its holder pulls it: `s.pull(4)` takes up to four
+    /// items, `list(s)` the rest; `RemoteStream<u64>` in Rust.
+    #[exposed]
+    fn stream(&self, n: u64) -> Stream<u64> {
+        Stream::new(futures_util::stream::iter(0..n))
     }
 }
 

@@ -204,6 +204,14 @@ impl Source {
         }
         Ok(out)
     }
+
+    /// [`pull`](Source::pull) under the name of the remote-iterator protocol, so a dynamic
+    /// peer iterates a stream as it iterates any remote iterator (`for x in s` and
+    /// `list(s)` in the REPL, [`Proxy::iter`]).
+    #[exposed]
+    async fn next_batch(&self, max: u32) -> Result<Vec<Value>> {
+        self.pull(max).await
+    }
 }
 
 /// A stream the peer lent, pulled in windows: implements `futures::Stream` with items

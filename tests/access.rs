@@ -373,6 +373,7 @@ const DEMO: &[&str] = &[
     "map",
     "race",
     "numbers",
+    "stream",
 ];
 const DEMO_PRIVATE: &[&str] = &[
     "exec",

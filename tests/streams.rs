@@ -162,6 +162,20 @@ async fn a_stream_pulled_in_process_keeps_its_items_before_the_error() {
 }
 
 #[tokio::test]
+async fn a_dynamic_peer_iterates_a_stream_as_a_remote_iterator() {
+    let (_feed, _server, client) = feed_pair().await;
+    let stream = client
+        .root()
+        .call_method("count", (5u64,))
+        .await
+        .unwrap()
+        .into_proxy()
+        .unwrap();
+    let items = stream.iter(2).await.unwrap().collect().await.unwrap();
+    assert_eq!(items, (0..5).map(netref::Value::Int).collect::<Vec<_>>());
+}
+
+#[tokio::test]
 async fn client_streaming_the_owner_pulls_a_lent_stream() {
     let (_feed, _server, client) = feed_pair().await;
     let xs = Stream::new(futures_util::stream::iter(0..10_000u64));
