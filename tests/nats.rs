@@ -391,3 +391,31 @@ async fn connect_service_tries_the_next_instance_and_a_resilient_service_moves_o
     let e = old_root.call_method("name", ()).await.unwrap_err();
     assert!(e.is_disconnected(), "{e}");
 }
+
+/// Discovery leaves nothing behind on the NATS server: polling it does not pile up JetStream
+/// consumers (a consumer per listing would linger 30 s and, polled often, run into the
+/// server's consumer limit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_leaves_no_consumers_on_the_server() {
+    let server = NatsServer::start();
+    let nats = client(&server).await;
+    let lab = Server::with_root(Obj::new(Server2("a".into())).erase())
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let _registration = nats::register(&nats, "lab", &lab).await.unwrap();
+    for _ in 0..50 {
+        assert_eq!(nats::discover(&nats, "lab").await.unwrap().len(), 1);
+        assert_eq!(nats::discover_all(&nats).await.unwrap().len(), 1);
+        assert!(nats::discover(&nats, "la").await.unwrap().is_empty());
+    }
+    let conn = nats::connect_service(&nats, "lab").await.unwrap();
+    conn.close().await;
+    let js = async_nats::jetstream::new(async_nats::connect(server.url()).await.unwrap());
+    let mut stream = js
+        .get_stream(format!("KV_{}", NatsOptions::default().bucket))
+        .await
+        .unwrap();
+    let info = stream.info().await.unwrap();
+    assert_eq!(info.state.consumer_count, 0, "{:?}", info.state);
+}

@@ -344,13 +344,25 @@ async fn list(nats: &Nats, service: Option<&str>) -> Result<Vec<Instance>> {
     let Some(store) = open(nats, false).await? else {
         return Ok(Vec::new());
     };
-    let mut keys = store
-        .keys()
+    // The subjects the bucket's stream holds (a stream info request), not `Store::keys`:
+    // that creates a consumer on the server for every call, which lingers for 30 s, so
+    // frequent discovery (polling, re-dials) would run into the server's consumer limit.
+    let filter = match service {
+        Some(service) => format!("{}{service}.*", store.prefix),
+        None => format!("{}>", store.prefix),
+    };
+    let mut subjects = store
+        .stream
+        .info_with_subjects(&filter)
         .await
         .map_err(|e| nats_error("cannot list the registry", e))?;
     let mut wanted = Vec::new();
-    while let Some(key) = keys.next().await {
-        let key = key.map_err(|e| nats_error("cannot list the registry", e))?;
+    while let Some(subject) = subjects.next().await {
+        let (subject, _) = subject.map_err(|e| nats_error("cannot list the registry", e))?;
+        let Some(key) = subject.strip_prefix(store.prefix.as_str()) else {
+            continue;
+        };
+        let key = key.to_owned();
         let Some((svc, id)) = key.rsplit_once('.') else {
             continue;
         };
