@@ -72,14 +72,22 @@
 //!
 //! # Reconnecting
 //!
-//! When the connection is lost the session stays: `:reconnect` and `:connect TARGET` dial
-//! through [`Session::set_dialer`]; variables holding plain values keep them, and proxies
-//! of the lost connection say so when used.
+//! When the connection is lost the session stays; variables holding plain values keep them,
+//! and proxies of the lost connection say so when used.
+//!
+//! A session on a [`Resilient`] connection ([`Session::healing`], or a [`Dialed::healing`]
+//! from the dialer) follows it: the loss is reported through its
+//! [`on_broken`](Resilient::on_broken) as it happens (at the prompt too), the `Resilient`
+//! re-dials in the background, and the next input, or `:reconnect`, takes its new
+//! connection, waiting for a re-dial up to the `Resilient`'s
+//! [`wait`](crate::resilient::ResilientOptions::wait). `root` is then the new peer's root.
+//! Otherwise `:reconnect` and `:connect TARGET` dial through [`Session::set_dialer`].
 
 mod chains;
 mod collector;
 mod commands;
 mod complete;
+mod heal;
 mod render;
 mod script;
 mod values;
@@ -99,9 +107,11 @@ use crate::config::Config;
 use crate::connection::Connection;
 use crate::error::Result;
 use crate::lab::{Lab, LabOptions};
+use crate::resilient::Resilient;
 use crate::trace::{Direction, Recorder, TraceEvent};
 use crate::value::Value;
 
+pub use heal::Dialed;
 pub use render::render_error;
 
 /// The result of evaluating one input.
@@ -117,10 +127,6 @@ pub enum Outcome {
 }
 
 type Output = Arc<dyn Fn(&str) + Send + Sync>;
-
-/// What [`Session::set_dialer`] returns: the new connection, a line saying what it is
-/// attached to, and anything to keep alive while it is used (a child process).
-pub type Dialed = (Connection, String, Option<Box<dyn Any + Send + Sync>>);
 
 /// Re-dials for `:reconnect` (`None`: the session's own target) and `:connect TARGET`.
 pub type Dialer = Arc<
@@ -153,6 +159,9 @@ pub(crate) struct Link {
     description: String,
     /// Counts connections: proxies remember theirs, and a proxy of a lost one says so.
     epoch: u64,
+    /// The connection heals through this: `conn` is its connection number `generation`.
+    healing: Option<Resilient>,
+    generation: u64,
     _keep: Option<Box<dyn Any + Send + Sync>>,
 }
 
@@ -308,14 +317,32 @@ impl Session {
     /// A session on `conn`; `root` is bound to the peer's root object.
     pub fn new(conn: Connection) -> Session {
         let description = conn.label().to_owned();
-        Session::build(conn, None, description, "peer".into())
+        Session::build(conn, None, description, "peer".into(), None)
     }
 
     /// A session on `conn` whose other end, `peer`, lives in this process, so `:tables`
     /// and `:stats` can show both sides.
     pub fn with_peer(conn: Connection, peer: Connection) -> Session {
         let description = conn.label().to_owned();
-        Session::build(conn, Some(peer), description, "peer".into())
+        Session::build(conn, Some(peer), description, "peer".into(), None)
+    }
+
+    /// A session on `link`'s current connection that follows it through its re-dials (see
+    /// [Reconnecting](crate::repl#reconnecting)). Waits for the connection like
+    /// [`Resilient::connection`].
+    pub async fn healing(link: Resilient) -> Result<Session> {
+        let conn = link.connection().await?;
+        let description = conn.label().to_owned();
+        let generation = link.generation();
+        let healing = Some((link.clone(), generation));
+        let session = Session::build(conn, None, description.clone(), "peer".into(), healing);
+        session.inner.watch(&link, &description);
+        Ok(session)
+    }
+
+    /// True when the session's connection heals through a [`Resilient`].
+    pub fn heals(&self) -> bool {
+        self.inner.link().healing.is_some()
     }
 
     /// Starts a [lab](crate::lab) in this process, connected over an in-memory pair, and a
@@ -339,6 +366,7 @@ impl Session {
             Some(server),
             "the lab (in-process)".into(),
             "lab".into(),
+            None,
         ))
     }
 
@@ -347,7 +375,12 @@ impl Session {
         peer: Option<Connection>,
         description: String,
         peer_name: String,
+        healing: Option<(Resilient, u64)>,
     ) -> Session {
+        let (healing, generation) = match healing {
+            Some((link, generation)) => (Some(link), generation),
+            None => (None, 0),
+        };
         let link = Link {
             idle_tasks: (
                 conn.task_count(),
@@ -358,6 +391,8 @@ impl Session {
             peer_name,
             description,
             epoch: 1,
+            healing,
+            generation,
             _keep: None,
         };
         let inner = Arc::new_cyclic(|weak: &Weak<Inner>| Inner {
@@ -488,11 +523,15 @@ impl Session {
         values::to_value(&self.inner, &d).ok()
     }
 
-    /// Closes the connection (and the in-process peer, if any).
+    /// Closes the connection (and the in-process peer, if any); a [`Resilient`] one stops
+    /// re-dialing.
     pub async fn close(&self) {
         let link = self.inner.link();
         link.conn.set_tracer(None);
         self.inner.scope.lock().clear();
+        if let Some(healing) = &link.healing {
+            healing.close().await;
+        }
         link.conn.close().await;
         if let Some(peer) = &link.peer {
             peer.close().await;
@@ -603,7 +642,19 @@ impl Inner {
     async fn eval_input(self: &Arc<Self>, input: &str) -> Outcome {
         let trimmed = input.trim();
         if let Some(command) = trimmed.strip_prefix(':') {
+            // `:reconnect` and `:connect` dial themselves; other commands take a connection
+            // re-dialed meanwhile, without waiting for one.
+            let dials = matches!(
+                command.split_whitespace().next(),
+                Some("reconnect" | "connect")
+            );
+            if !dials {
+                self.follow(false).await;
+            }
             return self.command(command).await;
+        }
+        if !self.follow_for_input().await {
+            return Outcome::Failed;
         }
         self.run_blocking(input.to_owned(), None).await
     }

@@ -687,6 +687,39 @@ mod terminal {
     }
 
     #[test]
+    fn the_repl_heals_when_its_server_restarts() {
+        let addr = super::cli_support::closed_port();
+        let (server, _) = super::serve(&["--listen", &addr]);
+        let mut t = Pty::spawn(&["repl", &addr]);
+        t.expect("netref> ");
+        t.send("let kept = 41\rlet c = root.counter\rprint(`one=${root.add(1, 0)}`)\r");
+        t.expect("one=1");
+        // The server stops: the REPL says so by itself, at the prompt, before any input
+        // (its connection's on_broken), and stays.
+        drop(server);
+        t.expect("the connection is closed");
+        t.expect("re-dialing");
+        // It comes back on the same address: the next input takes the new connection, no
+        // `:reconnect` needed; the variable holding a plain value kept it.
+        let (server, _) = super::serve(&["--listen", &addr]);
+        t.send("print(`two=${root.add(kept, 1)}`)\r");
+        t.expect("again (connection 2)");
+        t.expect("two=42");
+        // A proxy of the lost connection says so.
+        t.send("c.inc()\r");
+        t.expect("belongs to a connection that was lost");
+        // Once more, through `:reconnect`, to connection 3.
+        drop(server);
+        t.expect("the connection is closed");
+        let (_server, _) = super::serve(&["--listen", &addr]);
+        t.send(":reconnect\r");
+        t.expect("again (connection 3)");
+        t.send("print(`three=${root.add(kept, 2)}`)\r");
+        t.expect("three=43");
+        quit(t);
+    }
+
+    #[test]
     fn an_unfinished_input_continues_after_a_continuation_prompt() {
         let mut t = lab();
         t.send("root.add(1,\r");
@@ -724,6 +757,88 @@ async fn a_cancelled_input_shows_its_cancel_in_its_own_trace() {
     assert_eq!(session.eval("loop { }").await, Outcome::Failed);
     assert_eq!(session.eval("root.add(1, 1)").await, Outcome::Ok);
     session.close().await;
+}
+
+/// A session on a `Resilient` connection follows it: the loss is reported as it happens,
+/// the next input takes the re-dialed connection (no `:reconnect`), plain values stay,
+/// proxies of the lost connection stay dead; `close` stops the re-dialing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_healing_session_follows_its_connection_through_a_restart() {
+    use netref::lab::{Lab, LabOptions};
+    use netref::resilient::ResilientOptions;
+    use netref::Server;
+
+    let lab = || Lab::new(LabOptions::default()).unwrap().into_root();
+    let first = Server::with_root(lab()).bind("127.0.0.1:0").await.unwrap();
+    let addr = first.local_addr();
+    let options = ResilientOptions {
+        wait: Duration::from_secs(10),
+        ..ResilientOptions::default()
+    };
+    let link = netref::connect_resilient_with(addr, options).await.unwrap();
+    let session = Session::healing(link.clone()).await.unwrap();
+    assert!(session.heals());
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let sink = lines.clone();
+    session.set_output(move |l: &str| sink.lock().unwrap().push(l.to_owned()));
+    let shown = |lines: &Arc<Mutex<Vec<String>>>| lines.lock().unwrap().clone();
+    assert_eq!(session.eval("let kept = 41").await, Outcome::Ok);
+    assert_eq!(session.eval("root.counter.inc()").await, Outcome::Ok);
+    assert_eq!(session.eval("let c = root.counter").await, Outcome::Ok);
+    let first_conn = session.connection();
+
+    // The server goes away: the session says so without an input.
+    first.shutdown().await;
+    drop(first);
+    let broken = tokio::time::timeout(Duration::from_secs(10), link.broken())
+        .await
+        .expect("on_broken within 10 s");
+    assert_eq!(broken.generation, 1);
+    // The notice comes from the on_broken callbacks, which run just after that.
+    let notice = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let said = shown(&lines);
+            if let Some(l) = said.iter().find(|l| l.contains("the connection is closed")) {
+                break l.clone();
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("no notice: {:?}", shown(&lines)));
+    assert!(notice.contains("re-dialing"), "{notice}");
+
+    // A fresh lab on the same address: the next input re-dials through the Resilient.
+    let _second = Server::with_root(lab()).bind(addr).await.unwrap();
+    lines.lock().unwrap().clear();
+    assert_eq!(session.eval("kept + root.add(0, 1)").await, Outcome::Ok);
+    let said = shown(&lines);
+    assert!(
+        said.iter().any(|l| l.contains("again (connection 2)")),
+        "{said:?}"
+    );
+    assert_eq!(said.last().map(String::as_str), Some("42"), "{said:?}");
+    assert_eq!(link.generation(), 2);
+    assert!(first_conn.is_closed());
+    assert!(!session.connection().is_closed());
+    // The new peer's objects are its own: a fresh counter, not the one counted before.
+    lines.lock().unwrap().clear();
+    assert_eq!(session.eval("root.counter.value").await, Outcome::Ok);
+    assert_eq!(shown(&lines), ["0"]);
+    // The proxy taken before the loss stays dead.
+    assert_eq!(session.eval("c.inc()").await, Outcome::Failed);
+    let said = shown(&lines);
+    assert!(
+        said.iter()
+            .any(|l| l.contains("belongs to a connection that was lost")),
+        "{said:?}"
+    );
+
+    // Closing the session stops the Resilient: no re-dial after it.
+    session.close().await;
+    assert!(link.current().is_none_or(|c| c.is_closed()));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(link.generation(), 0, "closed, not re-dialed");
 }
 
 /// Every REPL session `docs/repl.md` shows against the lab runs as written: each

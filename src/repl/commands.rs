@@ -4,7 +4,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{values, Inner, Link, Outcome, COMMANDS, HELP};
+use super::{values, Inner, Outcome, COMMANDS, HELP};
 use crate::connection::{Connection, Tables};
 use crate::protocol::fmt_id;
 use crate::value::Value;
@@ -110,34 +110,22 @@ impl Inner {
     }
 
     /// `:reconnect` and `:connect TARGET`: a new connection; variables stay, and proxies
-    /// of the old connection say so when used.
+    /// of the old connection say so when used. `:reconnect` on a connection that heals
+    /// takes its `Resilient`'s next connection.
     async fn redial(self: &Arc<Self>, target: Option<String>) -> Outcome {
+        if target.is_none() && self.link().healing.is_some() {
+            return self.reconnect_healing().await;
+        }
         let Some(dialer) = self.dialer.lock().clone() else {
             self.print_error("error: this session cannot dial: it was not started from a target");
             return Outcome::Failed;
         };
-        match dialer(target).await {
-            Ok((conn, description, keep)) => {
-                let old = self.link();
-                let link = Link {
-                    idle_tasks: (conn.task_count(), 0),
-                    conn,
-                    peer: None,
-                    peer_name: old.peer_name.clone(),
-                    description,
-                    epoch: old.epoch + 1,
-                    _keep: keep,
-                };
-                self.print(&format!("attached to {}", link.description));
-                *self.link.write() = Arc::new(link);
-                old.conn.set_tracer(None);
-                old.conn.close().await;
-                self.types.lock().clear();
-                if self.trace.load(Ordering::Acquire) {
-                    self.set_trace(true);
-                }
-                Outcome::Ok
-            }
+        let attached = match dialer(target).await {
+            Ok(dialed) => self.attach(dialed).await,
+            Err(message) => Err(message),
+        };
+        match attached {
+            Ok(()) => Outcome::Ok,
             Err(message) => {
                 self.print_error(&format!("error: disconnected: {message}"));
                 Outcome::Failed

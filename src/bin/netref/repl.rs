@@ -8,21 +8,27 @@
 //! (`--echo` prints each input after the prompt and everything on stdout, for a
 //! transcript); exits 0 at the end of the input, or 1 if any input failed.
 //!
-//! A lost connection does not end the session: it says so, variables stay, and
-//! `:reconnect` or `:connect TARGET` dial again.
+//! A lost connection does not end the session: it says so, variables stay. On TCP, TLS,
+//! Unix and NATS targets the connection heals ([`netref::resilient`]): the loss is reported
+//! when it happens, re-dialing goes on in the background, and the next input or
+//! `:reconnect` takes the new connection. On the others `:reconnect` dials again;
+//! `:connect TARGET` attaches elsewhere.
 
 use std::io::{BufRead, IsTerminal};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::Duration;
 
 use netref::lab::LabOptions;
-use netref::repl::{Outcome, Session};
+use netref::repl::{Dialed, Outcome, Session};
+use netref::resilient::{dial_fn, ResilientOptions};
+use netref::Resilient;
 use tokio::runtime::Runtime;
 
 #[cfg(unix)]
 use crate::editor::{Editor, Read};
-use crate::target::{self, ConnectOpts};
+use crate::target::{self, ConnectOpts, Target};
 
 const PROMPT: &str = "netref> ";
 /// Shown before the further lines of a multi-line input in `--echo` transcripts.
@@ -59,7 +65,7 @@ pub(crate) fn run(args: Args, runtime: &Runtime) -> ExitCode {
         allow_exec: args.allow_exec,
         sandbox: args.sandbox.clone(),
     };
-    let opened = runtime.block_on(open(args.target.as_deref(), &args.connect, &lab));
+    let opened = runtime.block_on(open(args.target.as_deref(), &args.connect, &lab, true));
     let (session, attached) = match opened {
         Ok(x) => x,
         Err(message) => {
@@ -95,11 +101,14 @@ pub(crate) struct LabSetup {
 }
 
 /// The session, and what keeps a command target's child process alive. A session on a
-/// target can dial again (`:reconnect`, `:connect TARGET`).
+/// target can dial again (`:reconnect`, `:connect TARGET`); with `heal`, on a target that
+/// can be re-dialed as it is, its connection heals (the REPL; not `netref run`, which
+/// ends when its connection is lost).
 pub(crate) async fn open(
     target: Option<&str>,
     connect: &ConnectOpts,
     lab: &LabSetup,
+    heal: bool,
 ) -> Result<(Session, Option<target::Attached>), String> {
     match target {
         None => {
@@ -118,32 +127,67 @@ pub(crate) async fn open(
         }
         Some(text) => {
             let parsed = target::parse(text)?;
-            let attached = target::connect(&parsed, connect)
-                .await
-                .map_err(|e| format!("cannot connect to {parsed}: {e}"))?;
-            let session = match &attached.bridge {
-                // rpyc://: the Python root behind an in-process pair; `:tables` shows both ends.
-                Some((peer, _)) => Session::with_peer(attached.conn.clone(), peer.clone()),
-                None => Session::new(attached.conn.clone()),
+            let (session, attached) = if heal && parsed.redialable() {
+                let link = resilient(&parsed, connect).await?;
+                let session = Session::healing(link)
+                    .await
+                    .map_err(|e| format!("cannot connect to {parsed}: {e}"))?;
+                (session, None)
+            } else {
+                let attached = target::connect(&parsed, connect)
+                    .await
+                    .map_err(|e| format!("cannot connect to {parsed}: {e}"))?;
+                let session = match &attached.bridge {
+                    // rpyc://: the Python root behind an in-process pair; `:tables` shows
+                    // both ends.
+                    Some((peer, _)) => Session::with_peer(attached.conn.clone(), peer.clone()),
+                    None => Session::new(attached.conn.clone()),
+                };
+                (session, Some(attached))
             };
             let own = text.to_owned();
             let opts = connect.clone();
             session.set_dialer(Arc::new(move |to: Option<String>| {
                 let text = to.unwrap_or_else(|| own.clone());
                 let opts = opts.clone();
-                Box::pin(async move {
-                    let parsed = target::parse(&text)?;
-                    let attached = target::connect(&parsed, &opts)
-                        .await
-                        .map_err(|e| format!("cannot connect to {parsed}: {e}"))?;
-                    let conn = attached.conn.clone();
-                    let keep: Box<dyn std::any::Any + Send + Sync> = Box::new(attached);
-                    Ok((conn, parsed.to_string(), Some(keep)))
-                })
+                Box::pin(async move { dial(&target::parse(&text)?, &opts, heal).await })
             }));
-            Ok((session, Some(attached)))
+            Ok((session, attached))
         }
     }
+}
+
+/// How long an input waits for a lost connection to come back (`:reconnect` too) before
+/// it runs without one; re-dialing goes on in the background.
+const REDIAL_WAIT: Duration = Duration::from_secs(3);
+
+/// A connection to `target` that re-dials after a loss (see [`netref::resilient`]).
+async fn resilient(target: &Target, opts: &ConnectOpts) -> Result<Resilient, String> {
+    let (to, opts) = (target.clone(), opts.clone());
+    let dial = dial_fn(target.to_string(), move || {
+        let (to, opts) = (to.clone(), opts.clone());
+        async move { target::connect(&to, &opts).await.map(|a| a.conn) }
+    });
+    let options = ResilientOptions {
+        wait: REDIAL_WAIT,
+        ..ResilientOptions::default()
+    };
+    netref::connect_resilient_with(dial, options)
+        .await
+        .map_err(|e| format!("cannot connect to {target}: {e}"))
+}
+
+/// `:connect TARGET`, and `:reconnect` on a session that does not heal.
+async fn dial(target: &Target, opts: &ConnectOpts, heal: bool) -> Result<Dialed, String> {
+    if heal && target.redialable() {
+        let link = resilient(target, opts).await?;
+        return Ok(Dialed::healing(link, target.to_string()));
+    }
+    let attached = target::connect(target, opts)
+        .await
+        .map_err(|e| format!("cannot connect to {target}: {e}"))?;
+    let conn = attached.conn.clone();
+    Ok(Dialed::new(conn, target.to_string()).keep(attached))
 }
 
 /// Non-interactive: evaluate stdin's inputs in order.
@@ -206,6 +250,10 @@ pub(crate) struct Lost(bool);
 
 impl Lost {
     pub(crate) fn check(&mut self, session: &Session) {
+        if session.heals() {
+            // The session says so itself, when it happens.
+            return;
+        }
         let conn = session.connection();
         if !conn.is_closed() {
             self.0 = false;

@@ -44,7 +44,7 @@ pub(crate) fn run(args: Args, runtime: &Runtime) -> ExitCode {
         allow_exec: args.allow_exec,
         sandbox: args.sandbox.clone(),
     };
-    let opened = runtime.block_on(open(args.target.as_deref(), &args.connect, &lab));
+    let opened = runtime.block_on(open(args.target.as_deref(), &args.connect, &lab, false));
     let (session, attached) = match opened {
         Ok(x) => x,
         Err(message) => {

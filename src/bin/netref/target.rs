@@ -86,6 +86,15 @@ impl std::fmt::Display for Target {
     }
 }
 
+impl Target {
+    /// True when a lost connection to it can be dialed again as it was: TCP (TLS too), a
+    /// Unix socket, a NATS service. Not a command (a new child would start from nothing),
+    /// nor `rpyc://` (a bridge of two connections).
+    pub(crate) fn redialable(&self) -> bool {
+        matches!(self, Target::Tcp(_) | Target::Unix(_) | Target::Nats { .. })
+    }
+}
+
 /// The forms of a TARGET, for messages.
 const FORMS: &str = "HOST[:PORT], tcp://HOST:PORT, unix:PATH, cmd:COMMAND, \
                      rpyc://HOST[:PORT], or nats://HOST:PORT/SERVICE";
