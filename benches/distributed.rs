@@ -8,7 +8,7 @@
 //!    with its own ratios (queue group / direct within the round) and their median.
 //!
 //! ```sh
-//! cargo bench --features nats --bench distributed            # about a minute and a half
+//! cargo bench --features nats --bench distributed            # about a minute
 //! cargo bench --features nats --bench distributed -- --quick  # a smoke run, ~15 s
 //! ```
 //!
