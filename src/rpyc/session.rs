@@ -8,8 +8,14 @@
 //!   goes to the request waiting for it, a request from the peer is dispatched
 //!   ([`super::serve`]) and, when its handler cannot answer at once, runs in its own task.
 //!   So callbacks nest to any depth both ways.
-//! - The **writer** writes what senders appended to the outgoing buffer, in order, in as
-//!   few system calls as the buffer allows.
+//! - **Sending.** Every message is encoded into the outgoing buffer, in order. Whoever
+//!   finds the socket free writes it at once, without waiting: the task that sent (a request
+//!   of this side, a handler that finished in its own task) or, for the replies of the
+//!   handlers it ran, the reader itself, once it has handled every frame already buffered
+//!   (its *cork*: a burst of requests is answered in one go, and a sequential call's reply
+//!   leaves without any other task waking up). What the socket does not take at once, and
+//!   what is sent while someone else is writing, is left to the **writer** task, which
+//!   writes the rest in order.
 //!
 //! # Limits
 //!
@@ -26,6 +32,9 @@ use std::sync::{Arc, Weak};
 use parking_lot::Mutex;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{oneshot, watch, Notify};
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use super::boxing::{Boxed, IdPack};
 use super::brine::Limits;
@@ -49,6 +58,13 @@ pub(crate) struct Session {
     /// Frames encoded and not yet written, in order.
     out: Mutex<Vec<u8>>,
     out_notify: Notify,
+    /// The socket's write half: whoever holds it writes from the front of `out`.
+    sink: tokio::sync::Mutex<Pin<Box<dyn AsyncWrite + Send>>>,
+    /// Set while the reader handles frames already buffered: it writes what they sent when
+    /// it is done, so nobody else needs waking.
+    corked: AtomicBool,
+    /// A direct write left data in the transport's own buffer: the writer flushes it.
+    needs_flush: AtomicBool,
     room: Notify,
     next_seq: AtomicI64,
     pending: Mutex<HashMap<i64, oneshot::Sender<Result<Value>>>>,
@@ -71,6 +87,8 @@ pub(crate) struct Session {
     tracer: parking_lot::RwLock<Option<Tracer>>,
     pub(crate) sent: AtomicU64,
     pub(crate) received: AtomicU64,
+    /// Batches the writer task wrote (what direct writes left to it).
+    pub(crate) writer_batches: AtomicU64,
 }
 
 /// What user-facing handles hold: dropping the last one closes the connection.
@@ -86,6 +104,40 @@ impl Drop for Link {
 
 /// Bytes read from the socket at a time (at least).
 const READ_CHUNK: usize = 64 * 1024;
+
+/// What the reader's cork gathers at most before it writes anyway.
+const CORK_MAX: usize = 64 * 1024;
+
+/// The whole frame at the front of `rest` (this side's own encoding), or all of it.
+fn frame_at(rest: &[u8]) -> usize {
+    match rest.get(..4) {
+        Some(&[a, b, c, d]) => frame::HEADER + u32::from_be_bytes([a, b, c, d]) as usize + 1,
+        _ => rest.len(),
+    }
+    .min(rest.len())
+}
+
+/// Writes whole frames of `batch` without waiting, one write call per frame (see
+/// `write_loop`), and returns how many bytes the transport took.
+fn write_frames(
+    mut sink: Pin<&mut (dyn AsyncWrite + Send)>,
+    batch: &[u8],
+    cx: &mut Context<'_>,
+) -> std::io::Result<usize> {
+    let mut done = 0;
+    while done < batch.len() {
+        let end = done + frame_at(&batch[done..]);
+        while done < end {
+            match sink.as_mut().poll_write(cx, &batch[done..end]) {
+                Poll::Ready(Ok(0)) => return Err(std::io::ErrorKind::WriteZero.into()),
+                Poll::Ready(Ok(n)) => done += n,
+                Poll::Ready(Err(e)) => return Err(e),
+                Poll::Pending => return Ok(done),
+            }
+        }
+    }
+    Ok(done)
+}
 
 impl Session {
     /// Starts a connection on `reader`/`writer` lending `root`; RPyC has no handshake, so
@@ -116,6 +168,9 @@ impl Session {
             config,
             out: Mutex::new(Vec::new()),
             out_notify: Notify::new(),
+            sink: tokio::sync::Mutex::new(Box::pin(writer)),
+            corked: AtomicBool::new(false),
+            needs_flush: AtomicBool::new(false),
             room: Notify::new(),
             next_seq: AtomicI64::new(0),
             pending: Mutex::new(HashMap::new()),
@@ -133,6 +188,7 @@ impl Session {
             tracer: parking_lot::RwLock::new(None),
             sent: AtomicU64::new(0),
             received: AtomicU64::new(0),
+            writer_batches: AtomicU64::new(0),
         });
         let link = Arc::new(Link {
             session: session.clone(),
@@ -140,8 +196,7 @@ impl Session {
         *session.link.lock() = Arc::downgrade(&link);
         let span = tracing::info_span!("netref.rpyc", conn = %label);
         use tracing::Instrument;
-        session
-            .spawn(write_loop(session.clone(), writer, closed_rx.clone()).instrument(span.clone()));
+        session.spawn(write_loop(session.clone(), closed_rx.clone()).instrument(span.clone()));
         session.spawn(read_loop(session.clone(), reader, closed_rx).instrument(span));
         link
     }
@@ -256,12 +311,82 @@ impl Session {
             if frame::encode(&payload, false, &mut out).is_err() {
                 return;
             }
-            out.len() > self.config.send_queue_bytes.saturating_mul(2)
+            (
+                out.len() > self.config.send_queue_bytes.saturating_mul(2),
+                out.len() >= CORK_MAX,
+            )
         };
+        let (over, full) = over;
         self.sent.fetch_add(1, Ordering::Relaxed);
-        self.out_notify.notify_one();
         if over {
             self.teardown("the peer stopped reading: the send buffer is full".into());
+            return;
+        }
+        // The reader writes what gathered once it has handled what it has buffered (this
+        // check comes after the append, and the reader uncorks before it writes).
+        if !self.corked.load(Ordering::SeqCst) || full {
+            self.write_now();
+        }
+    }
+
+    /// Writes the outgoing buffer from this task if the socket is free and takes it without
+    /// waiting; what is left (the socket is busy, or another writer holds it) is the writer
+    /// task's, which this wakes.
+    pub(crate) fn write_now(&self) {
+        let Ok(mut sink) = self.sink.try_lock() else {
+            // Whoever holds it takes the buffer before letting go, or the writer will.
+            self.out_notify.notify_one();
+            return;
+        };
+        let mut cx = Context::from_waker(futures_util::task::noop_waker_ref());
+        let mut wrote_any = false;
+        loop {
+            let batch = std::mem::take(&mut *self.out.lock());
+            if batch.is_empty() {
+                break;
+            }
+            wrote_any = true;
+            match write_frames(sink.as_mut(), &batch, &mut cx) {
+                Ok(n) if n == batch.len() => {}
+                Ok(n) => {
+                    // The socket is full: the rest goes back in front, for the writer.
+                    let mut out = self.out.lock();
+                    let later = std::mem::replace(&mut *out, batch[n..].to_vec());
+                    out.extend_from_slice(&later);
+                    drop(out);
+                    drop(sink);
+                    self.out_notify.notify_one();
+                    self.room.notify_waiters();
+                    return;
+                }
+                Err(e) => {
+                    drop(sink);
+                    self.teardown(format!("write failed: {e}"));
+                    return;
+                }
+            }
+        }
+        if wrote_any {
+            self.room.notify_waiters();
+            match sink.as_mut().poll_flush(&mut cx) {
+                Poll::Ready(Ok(())) => {}
+                Poll::Ready(Err(e)) => {
+                    drop(sink);
+                    self.teardown(format!("write failed: {e}"));
+                    return;
+                }
+                Poll::Pending => {
+                    self.needs_flush.store(true, Ordering::Release);
+                    drop(sink);
+                    self.out_notify.notify_one();
+                    return;
+                }
+            }
+        }
+        drop(sink);
+        // Something appended while the lock was held may have found it taken.
+        if !self.out.lock().is_empty() {
+            self.out_notify.notify_one();
         }
     }
 
@@ -451,8 +576,9 @@ async fn read_loop<R: AsyncRead + Unpin>(
     let max = session.config.max_frame;
     let mut buf: Vec<u8> = Vec::with_capacity(READ_CHUNK);
     let reason = loop {
-        // Every whole frame already buffered.
+        // Every whole frame already buffered, corked: their replies go out together below.
         let mut start = 0;
+        session.corked.store(true, Ordering::SeqCst);
         let err = loop {
             match frame::split(&buf[start..], max) {
                 Ok(Some(f)) => {
@@ -472,6 +598,8 @@ async fn read_loop<R: AsyncRead + Unpin>(
                 Err(e) => break Some(e),
             }
         };
+        session.corked.store(false, Ordering::SeqCst);
+        session.write_now();
         buf.drain(..start);
         if let Some(e) = err {
             break format!("protocol error from the peer: {e}");
@@ -493,16 +621,23 @@ async fn read_loop<R: AsyncRead + Unpin>(
     session.teardown(reason);
 }
 
-async fn write_loop<W: AsyncWrite + Unpin>(
-    session: Arc<Session>,
-    mut writer: W,
-    closed: watch::Receiver<bool>,
-) {
+async fn write_loop(session: Arc<Session>, closed: watch::Receiver<bool>) {
     let stall = session.config.write_stall_timeout;
     loop {
         let notified = session.out_notify.notified();
+        let mut sink = session.sink.lock().await;
         let batch = std::mem::take(&mut *session.out.lock());
         if batch.is_empty() {
+            if session.needs_flush.swap(false, Ordering::AcqRel) {
+                match tokio::time::timeout(stall, sink.flush()).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(e)) => break session.teardown(format!("write failed: {e}")),
+                    Err(_) => {
+                        break session.teardown("the peer stopped reading: a write stalled".into())
+                    }
+                }
+            }
+            drop(sink);
             if *closed.borrow() {
                 break;
             }
@@ -510,26 +645,21 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             continue;
         }
         session.room.notify_waiters();
+        session.writer_batches.fetch_add(1, Ordering::Relaxed);
         let wrote = tokio::time::timeout(stall, async {
             // One write per frame: over TLS each frame is then a record of its own. Python's
             // channel polls the socket, not its TLS buffer, so a second frame sharing a record
             // with the first would wait there unseen (a callback never answered).
             let mut rest = &batch[..];
             while !rest.is_empty() {
-                // The buffer holds whole frames this side encoded.
-                let n = match rest.get(..4) {
-                    Some(&[a, b, c, d]) => {
-                        frame::HEADER + u32::from_be_bytes([a, b, c, d]) as usize + 1
-                    }
-                    _ => rest.len(),
-                }
-                .min(rest.len());
-                writer.write_all(&rest[..n]).await?;
+                let n = frame_at(rest);
+                sink.write_all(&rest[..n]).await?;
                 rest = &rest[n..];
             }
-            writer.flush().await
+            sink.flush().await
         })
         .await;
+        drop(sink);
         match wrote {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
@@ -542,5 +672,45 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             }
         }
     }
-    let _ = writer.shutdown().await;
+    let _ = session.sink.lock().await.shutdown().await;
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+
+    use crate::{expose, Config, Obj};
+
+    struct Calc;
+
+    #[expose]
+    impl Calc {
+        #[exposed]
+        fn add(&self, a: i64, b: i64) -> i64 {
+            a + b
+        }
+    }
+
+    /// A request goes out from the task that makes it and a reply from the reader that ran
+    /// its handler: in a sequential exchange no frame waits for the writer task.
+    #[tokio::test]
+    async fn sequential_calls_never_wake_the_writer() {
+        let (a, b) = tokio::io::duplex(64 * 1024);
+        let (ar, aw) = tokio::io::split(a);
+        let (br, bw) = tokio::io::split(b);
+        let server = super::super::from_io(ar, aw, Config::default(), Some(Obj::new(Calc).erase()));
+        let client = super::super::from_io(br, bw, Config::default(), None);
+        let root = client.root().await.unwrap();
+        for i in 0..200 {
+            let v = root.call_method("add", (i, 1)).await.unwrap();
+            assert_eq!(v.as_i64(), Some(i + 1));
+        }
+        for conn in [&client, &server] {
+            let s = &conn.link.session;
+            assert!(s.sent.load(Ordering::Relaxed) >= 200);
+            assert_eq!(s.writer_batches.load(Ordering::Relaxed), 0);
+        }
+        client.close().await;
+        server.closed().await;
+    }
 }
