@@ -245,8 +245,9 @@ impl Connection {
     /// bound method and calling it). Lend it on a netref connection and netref's own tools
     /// reach the Python object: `netref repl rpyc://…` does this with an in-process pair.
     ///
-    /// The member list is taken once, now, and its description lives until the program
-    /// ends: make one bridge per connection.
+    /// The member list is taken once, now. Its description is shared by every bridge to the
+    /// same kind of object with the same members (Python's class, without the instance's
+    /// address), so bridging again, on this connection or a new one, keeps nothing more.
     pub async fn bridge(&self) -> Result<Arc<dyn Object>> {
         let root = self.root().await?;
         Ok(Arc::new(bridge::Bridge::new(root).await?))
