@@ -387,6 +387,13 @@ impl Connection {
         *shared.tracer.write() = tracer;
     }
 
+    /// The tracer [`set_tracer`](Connection::set_tracer) installed, if any. A tool that
+    /// stands between this connection and another wire hands that wire's messages to it, so
+    /// they appear in the same trace (`netref repl rpyc://…` shows RPyC's requests this way).
+    pub fn tracer(&self) -> Option<Tracer> {
+        self.link.shared.tracer.read().clone()
+    }
+
     /// Tasks of this connection still running (reader, writer and handlers).
     pub fn task_count(&self) -> u64 {
         self.link.shared.tasks.load(Ordering::Acquire)

@@ -115,12 +115,13 @@ impl TraceEvent {
     }
 
     /// True for messages that expect no answer: `Release`, `Finish`, `Cancel`, `Ping`,
-    /// `Pong`, `Goodbye`, and calls flagged one-way.
+    /// `Pong`, `Goodbye`, and calls flagged one-way. A message of another wire (kind
+    /// `Message`, such as RPyC's `REQUEST` and `REPLY`) is taken as part of an exchange.
     pub fn is_one_way(&self) -> bool {
         match self.kind {
             "Call" => self.text.ends_with(" [one-way]"),
-            "Return" => false,
-            _ => true,
+            "Release" | "Finish" | "Cancel" | "Ping" | "Pong" | "Goodbye" => true,
+            _ => false,
         }
     }
 }
@@ -308,6 +309,8 @@ mod tests {
         assert!(!ev(Direction::Received, "Return 1 = nil").is_one_way());
         assert!(ev(Direction::Sent, "Release #1v1x1").is_one_way());
         assert!(ev(Direction::Sent, "Cancel 3").is_one_way());
+        // another wire's messages are part of an exchange
+        assert!(!ev(Direction::Sent, "REQUEST 2 CALLATTR(x)").is_one_way());
         assert_eq!(ev(Direction::Sent, "Release #1v1x1").kind, "Release");
         assert_eq!(ev(Direction::Sent, "whatever").kind, "Message");
     }

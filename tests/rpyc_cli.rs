@@ -132,12 +132,26 @@ fn repl_reaches_a_python_process() {
         format!("{:?}\n42\n", cwd.to_str().unwrap()),
         "{out:?}"
     );
-    // RPyC's own messages, on request
-    let out = cli_support::run_with(
-        &["repl", &target],
-        "root.eval(\"1\")\n",
-        &[("NETREF_RPYC_TRACE", "1")],
+    // `:trace` shows RPyC's own messages among the bridge's, in order
+    let out = run(&["repl", &target], ":trace on\nroot.eval(\"40+2\")\n");
+    let lines: Vec<&str> = out.stdout.lines().map(str::trim).collect();
+    let at = |prefix: &str| {
+        lines
+            .iter()
+            .position(|l| l.starts_with(prefix))
+            .unwrap_or_else(|| panic!("no line starting {prefix:?} in {out:?}"))
+    };
+    // the bridge reads the bound method, then calls it
+    let call = at("-> Call 1 root.eval(\"40+2\")");
+    let getattr = at("-> REQUEST");
+    let reply = lines
+        .iter()
+        .position(|l| l.starts_with("<- REPLY") && l.ends_with("= 42"))
+        .unwrap_or_else(|| panic!("no reply of 42 in {out:?}"));
+    let ret = at("<- Return 1 = 42");
+    assert!(call < getattr && getattr < reply && reply < ret, "{out:?}");
+    assert!(
+        lines[getattr].contains("GETATTR") && lines[getattr].contains("\"eval\""),
+        "{out:?}"
     );
-    assert!(out.stderr.contains("rpyc -> REQUEST"), "{}", out.stderr);
-    assert!(out.stderr.contains("CALL"), "{}", out.stderr);
 }

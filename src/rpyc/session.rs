@@ -291,7 +291,10 @@ impl Session {
         let imports: Vec<_> = self.imports.lock().drain().collect();
         let root = self.root.lock().take();
         let remote_root = self.remote_root.lock().take();
-        drop((exports, imports, root, remote_root));
+        // A tracer may hold another connection (the REPL's): let it go with this one.
+        self.tracing_on.store(false, Ordering::Release);
+        let tracer = self.tracer.write().take();
+        drop((exports, imports, root, remote_root, tracer));
         let _ = self.closed_tx.send(true);
         self.out_notify.notify_one();
         self.room.notify_waiters();

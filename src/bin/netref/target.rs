@@ -395,17 +395,19 @@ pub(crate) async fn connect(target: &Target, opts: &ConnectOpts) -> netref::Resu
         Target::Rpyc { addr, tls } => {
             // The Python root, lent through an in-process pair so netref's tools reach it.
             let rpyc = connect_rpyc(addr, *tls, opts).await?;
-            if std::env::var_os("NETREF_RPYC_TRACE").is_some() {
-                // RPyC's own messages, under the REPL's view of the bridge.
-                rpyc.set_tracer(Some(std::sync::Arc::new(
-                    |e: &netref::trace::TraceEvent| {
-                        eprintln!("  rpyc {e}");
-                    },
-                )));
-            }
             let bridge = rpyc.bridge().await?;
             let quiet = Config::default().with_keepalive(None, Duration::from_secs(45));
             let (peer, conn) = netref::pair_with(quiet, Some(bridge), None).await?;
+            // RPyC's own messages go to whatever traces the bridge (the REPL's `:trace`), in
+            // place among the bridge's: a call, the requests it took, its return.
+            let traced = conn.clone();
+            rpyc.set_tracer(Some(std::sync::Arc::new(
+                move |e: &netref::trace::TraceEvent| {
+                    if let Some(t) = traced.tracer() {
+                        t(e);
+                    }
+                },
+            )));
             Ok(Attached {
                 conn,
                 child: None,
