@@ -16,7 +16,10 @@
 //! # What a wire implements
 //!
 //! The [`Wire`] trait, plus an opening run before the connection starts (for the native
-//! wire, [`native::handshake`]: hello both ways, then authentication). Then:
+//! wire, [`native::handshake`]: hello both ways, the version both speak, then
+//! authentication). What the opening settled, [`Wire::version`] and [`Wire::features`] (the
+//! peer's, in the native hello's bits), the engine keeps on the connection and checks
+//! before it sends what the peer might not read. Then:
 //!
 //! - **Framing.** Every frame is a head of [`Wire::HEAD`] bytes, a body, and a trailer of
 //!   fixed size. [`Wire::frame_len`] reads the body's and the trailer's length from the head
@@ -118,6 +121,14 @@ pub(crate) trait Wire: Send + Sync + 'static {
 
     /// The deepest nesting of values the peer accepts.
     fn peer_max_depth(&self) -> usize;
+
+    /// What the peer supports and this side uses, in the native hello's feature bits
+    /// (`native::FEATURE_*`): the engine sends a stream, a one-way call, a pipelined call, a
+    /// `Cancel` or a trace id only when its bit is here.
+    fn features(&self) -> u32;
+
+    /// The protocol version the opening agreed on.
+    fn version(&self) -> u16;
 }
 
 /// The wire a connection speaks, chosen when it is made.
@@ -177,6 +188,24 @@ impl Protocol {
             Protocol::Native(w) => w.peer_max_depth(),
             #[cfg(test)]
             Protocol::Test(w) => w.peer_max_depth(),
+        }
+    }
+
+    /// See [`Wire::features`].
+    pub(crate) fn features(&self) -> u32 {
+        match self {
+            Protocol::Native(w) => w.features(),
+            #[cfg(test)]
+            Protocol::Test(w) => w.features(),
+        }
+    }
+
+    /// See [`Wire::version`].
+    pub(crate) fn version(&self) -> u16 {
+        match self {
+            Protocol::Native(w) => w.version(),
+            #[cfg(test)]
+            Protocol::Test(w) => w.version(),
         }
     }
 
@@ -260,6 +289,8 @@ pub(crate) mod test_wire {
                     max_frame_out: 1 << 20,
                     max_depth: 64,
                     peer_max_depth: 64,
+                    features: super::native::FEATURES,
+                    version: super::native::MAX_VERSION,
                 },
                 pongs: AtomicUsize::new(0),
             }
@@ -306,6 +337,14 @@ pub(crate) mod test_wire {
 
         fn peer_max_depth(&self) -> usize {
             64
+        }
+
+        fn features(&self) -> u32 {
+            self.inner.features()
+        }
+
+        fn version(&self) -> u16 {
+            self.inner.version()
         }
     }
 }

@@ -83,6 +83,10 @@ pub(crate) struct Shared {
     wire: Protocol,
     /// The deepest value nesting the peer accepts.
     peer_max_depth: usize,
+    /// What the peer supports, in the native hello's feature bits ([`Protocol::features`]).
+    features: u32,
+    /// The protocol version the hello agreed on.
+    version: u16,
     /// The send queue, drained by the writer task.
     out: mpsc::Sender<Frame>,
     /// One-way messages for the writer task.
@@ -133,6 +137,24 @@ pub(crate) struct Shared {
     pings: ping::Pings,
 }
 
+/// What a connection's hello settled with its peer ([`Connection::peer_features`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct PeerFeatures {
+    /// The protocol version both sides speak (the highest in both ranges).
+    pub version: u16,
+    /// The peer keeps answers for pipelined calls ([`Call::pipeline`]).
+    pub pipelining: bool,
+    /// The peer stops a call's handler on `Cancel`.
+    pub cancel: bool,
+    /// The peer pulls and serves streams ([`Stream`](crate::Stream)).
+    pub streams: bool,
+    /// The peer runs one-way calls ([`Proxy::cast`]).
+    pub one_way: bool,
+    /// The peer reads the trace id a call carries ([`context::trace_id`](crate::context::trace_id)).
+    pub trace_ids: bool,
+}
+
 /// What user-facing handles hold: dropping the last one closes the connection.
 pub(crate) struct Link {
     pub(crate) shared: Arc<Shared>,
@@ -172,8 +194,8 @@ impl Connection {
         R: AsyncRead + Unpin + Send + 'static,
         W: AsyncWrite + Unpin + Send + 'static,
     {
-        let peer = handshake(&mut reader, &mut writer, &config).await?;
-        let wire = Protocol::Native(NativeCodec::new(&config, &peer));
+        let agreed = handshake(&mut reader, &mut writer, &config).await?;
+        let wire = Protocol::Native(NativeCodec::new(&config, &agreed));
         Ok(Connection::start(reader, writer, config, root, wire))
     }
 
@@ -211,6 +233,8 @@ impl Connection {
             }),
             label: label.clone(),
             peer_max_depth: wire.peer_max_depth(),
+            features: wire.features(),
+            version: wire.version(),
             wire,
             config,
             out: out_tx,
@@ -289,6 +313,27 @@ impl Connection {
     /// Replaces the root object this side lends to the peer.
     pub fn set_root(&self, root: Option<Arc<dyn Object>>) {
         self.link.shared.root.replace(root);
+    }
+
+    /// What the hello settled with the peer: the protocol version both speak and the
+    /// features the peer announced. This side sends only what the peer supports: a stream,
+    /// a one-way or pipelined call to a peer without the feature fails at once with
+    /// [`Error::Unsupported`](crate::Error::Unsupported), and no trace id or `Cancel` goes
+    /// to a peer that would not read it.
+    pub fn peer_features(&self) -> PeerFeatures {
+        use crate::codec::native::{
+            FEATURE_CANCEL, FEATURE_ONE_WAY, FEATURE_PIPELINING, FEATURE_STREAMS, FEATURE_TRACE,
+        };
+        let shared = &self.link.shared;
+        let has = |bit: u32| shared.features & bit != 0;
+        PeerFeatures {
+            version: shared.version,
+            pipelining: has(FEATURE_PIPELINING),
+            cancel: has(FEATURE_CANCEL),
+            streams: has(FEATURE_STREAMS),
+            one_way: has(FEATURE_ONE_WAY),
+            trace_ids: has(FEATURE_TRACE),
+        }
     }
 
     /// This connection's label (peer address, `"memory"`, or [`Config::label`]).

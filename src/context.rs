@@ -1,10 +1,23 @@
-//! What a handler can know about the call it is running: its deadline.
+//! What a handler can know about the call it is running: its deadline and its trace.
 //!
 //! # Usage
 //!
 //! Inside an exposed method, [`time_left`] says how long the caller will still wait
 //! (`None` outside a remote call or without a deadline). When the deadline passes the
 //! handler's future is dropped; [`uncancellable`] runs work that must finish regardless.
+//!
+//! # Deadlines and traces travel
+//!
+//! A call a handler makes while it serves a call (a callback into its caller, a call to a
+//! third peer) inherits what is left of the served call's deadline, unless it is given its
+//! own with [`Call::timeout`](crate::Call::timeout); so a chain of calls across processes
+//! stops when the first caller stops waiting. Likewise it carries the served call's
+//! [`trace_id`]: the id the first caller minted, which every `tracing` span of the chain
+//! records (`netref.call` on the caller's side, `netref.serve` on the serving side, each
+//! with fields `conn`, `call`, `target`, `path` and `trace`), so the logs of several
+//! processes join on it. A trace id is minted when a call's span is enabled (a `tracing`
+//! subscriber listens at `debug` for `netref`) and no trace is inherited; it is sent only to
+//! a peer whose hello says it reads one.
 //!
 //! # Example
 //!
@@ -36,6 +49,8 @@ use tokio::time::Instant;
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct CallContext {
     pub(crate) deadline: Option<Instant>,
+    /// The trace the call belongs to (0: none).
+    pub(crate) trace: u64,
 }
 
 tokio::task_local! {
@@ -50,6 +65,48 @@ pub fn deadline() -> Option<Instant> {
 /// How long the current remote call's caller will still wait, if it set a deadline.
 pub fn time_left() -> Option<Duration> {
     deadline().map(|d| d.saturating_duration_since(Instant::now()))
+}
+
+/// The trace id of the remote call being served, if its caller sent one (or this side
+/// minted one for it); calls made from here carry it on. See the [module docs](self).
+pub fn trace_id() -> Option<u64> {
+    CALL.try_with(|c| c.trace).ok().filter(|t| *t != 0)
+}
+
+/// The context of the remote call being served, if any.
+#[inline]
+pub(crate) fn current() -> Option<CallContext> {
+    CALL.try_with(|c| *c).ok()
+}
+
+/// A fresh trace id: never 0, and unlike any other this process or (with overwhelming
+/// likelihood) another mints.
+pub(crate) fn mint_trace() -> u64 {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    static SEED: OnceLock<u64> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let seed = *SEED.get_or_init(|| {
+        let mut b = [0u8; 8];
+        // Without the OS's randomness the clock and the process id still tell processes
+        // apart.
+        if getrandom::getrandom(&mut b).is_err() {
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as u64);
+            b = (now ^ u64::from(std::process::id()).rotate_left(32)).to_le_bytes();
+        }
+        u64::from_le_bytes(b)
+    });
+    // splitmix64 of seed + n: distinct n give distinct ids.
+    let mut z = seed.wrapping_add(
+        NEXT.fetch_add(1, Ordering::Relaxed)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15),
+    );
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^= z >> 31;
+    z.max(1)
 }
 
 /// Runs `fut` to completion even if the call that started it is cancelled or times out.

@@ -181,6 +181,12 @@ pub enum Error {
     /// not a failure of the call; nothing was sent. Its [`ErrorKind`] is `Value`.
     #[error("misuse: {0}")]
     Misuse(String),
+    /// The peer cannot take what was about to be sent: its hello does not announce the
+    /// feature (a stream to a peer without streams, a one-way or pipelined call to a peer
+    /// without them). Nothing was sent, and the connection goes on. Its [`ErrorKind`] is
+    /// `WrongOperation`.
+    #[error("not supported by the peer: {0}")]
+    Unsupported(String),
 }
 
 impl Error {
@@ -196,6 +202,7 @@ impl Error {
             Error::Disconnected(_) | Error::Io(_) => ErrorKind::Disconnected,
             Error::Protocol(_) | Error::Auth(_) => ErrorKind::Protocol,
             Error::Value(_) | Error::TypeMismatch { .. } | Error::Misuse(_) => ErrorKind::Value,
+            Error::Unsupported(_) => ErrorKind::WrongOperation,
             Error::Limit { kind, .. } => *kind,
         }
     }

@@ -100,7 +100,7 @@ pub use callback::{
     SyncHandler,
 };
 pub use config::Config;
-pub use connection::{live_tasks, Call, Connection, TableEntry, Tables};
+pub use connection::{live_tasks, Call, Connection, PeerFeatures, TableEntry, Tables};
 pub use error::{Error, ErrorKind, RemoteError, Result};
 pub use object::{
     Args, IntoArgs, Invocation, MemberInfo, MemberKind, Obj, Object, Reply, Restricted, TypeInfo,

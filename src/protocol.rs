@@ -385,9 +385,12 @@ impl From<WireError> for RemoteError {
 pub(crate) const FLAG_ONE_WAY: u8 = 1;
 /// Flag: keep the answer for pipelined calls until `Finish`; send no `Return`.
 pub(crate) const FLAG_KEEP_ANSWER: u8 = 2;
+/// Flag: a trace id (a varint) follows the flags. Sent only to a peer whose hello announces
+/// trace ids.
+pub(crate) const FLAG_TRACE: u8 = 4;
 
 /// A call message.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub(crate) struct CallMsg {
     /// The caller's id for this call; unique among the caller's calls in flight.
     pub(crate) id: u64,
@@ -397,6 +400,71 @@ pub(crate) struct CallMsg {
     /// Milliseconds left until the deadline when the call was sent (0: none).
     pub(crate) timeout_ms: u32,
     pub(crate) flags: u8,
+    /// The trace this call belongs to: on the wire only with [`FLAG_TRACE`] (0 without).
+    pub(crate) trace: u64,
+}
+
+const CALL_FIELDS: &[&str] = &["id", "target", "path", "op", "timeout_ms", "flags", "trace"];
+
+impl Serialize for CallMsg {
+    /// The fields in order; `trace` only when the flags say it follows.
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct;
+        let traced = self.flags & FLAG_TRACE != 0;
+        let mut st = s.serialize_struct("CallMsg", if traced { 7 } else { 6 })?;
+        st.serialize_field("id", &self.id)?;
+        st.serialize_field("target", &self.target)?;
+        st.serialize_field("path", &self.path)?;
+        st.serialize_field("op", &self.op)?;
+        st.serialize_field("timeout_ms", &self.timeout_ms)?;
+        st.serialize_field("flags", &self.flags)?;
+        if traced {
+            st.serialize_field("trace", &self.trace)?;
+        }
+        st.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for CallMsg {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = CallMsg;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a call")
+            }
+            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<CallMsg, A::Error> {
+                fn field<'de, T: Deserialize<'de>, A: de::SeqAccess<'de>>(
+                    seq: &mut A,
+                    i: usize,
+                ) -> Result<T, A::Error> {
+                    seq.next_element()?
+                        .ok_or_else(|| de::Error::invalid_length(i, &"a call's fields"))
+                }
+                let id = field(&mut seq, 0)?;
+                let target = field(&mut seq, 1)?;
+                let path = field(&mut seq, 2)?;
+                let op = field(&mut seq, 3)?;
+                let timeout_ms = field(&mut seq, 4)?;
+                let flags: u8 = field(&mut seq, 5)?;
+                let trace = if flags & FLAG_TRACE != 0 {
+                    field(&mut seq, 6)?
+                } else {
+                    0
+                };
+                Ok(CallMsg {
+                    id,
+                    target,
+                    path,
+                    op,
+                    timeout_ms,
+                    flags,
+                    trace,
+                })
+            }
+        }
+        d.deserialize_struct("CallMsg", CALL_FIELDS, V)
+    }
 }
 
 /// Every message of the native protocol after the hello.

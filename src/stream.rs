@@ -124,10 +124,13 @@ impl<T: Serialize + Send + 'static> Stream<T> {
     }
 
     fn from_values(items: BoxStream<'static, Result<Value>>) -> Stream<T> {
+        let source = Obj::new(Source {
+            items: tokio::sync::Mutex::new(Some(items)),
+        });
+        // So that the engine knows a stream when it meets one (see `surface`).
+        crate::surface::set_stream_source(crate::object::Object::type_info(&*source));
         Stream {
-            source: Obj::new(Source {
-                items: tokio::sync::Mutex::new(Some(items)),
-            }),
+            source,
             _item: PhantomData,
         }
     }

@@ -47,3 +47,18 @@ pub enum MemberKind {
         settable: bool,
     },
 }
+
+/// The type of the objects behind lent streams (`stream::Source`), set when the first stream
+/// is made: the engine refuses to send one to a peer whose hello does not announce streams.
+static STREAM_SOURCE: std::sync::OnceLock<&'static TypeInfo> = std::sync::OnceLock::new();
+
+/// Records `info` as the type behind lent streams.
+pub(crate) fn set_stream_source(info: &'static TypeInfo) {
+    let _ = STREAM_SOURCE.set(info);
+}
+
+/// True when `info` is the type behind lent streams.
+#[inline]
+pub(crate) fn is_stream_source(info: &'static TypeInfo) -> bool {
+    STREAM_SOURCE.get().is_some_and(|s| std::ptr::eq(*s, info))
+}

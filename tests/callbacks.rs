@@ -156,3 +156,23 @@ async fn a_thousand_unawaited_appends_land_in_order() {
         (0..1000).map(Value::Int).collect::<Vec<_>>()
     );
 }
+
+/// No `tracing` subscriber listens in this test binary: no trace id is minted, and none
+/// travels (the frames stay as small as before).
+#[tokio::test]
+async fn without_a_subscriber_a_callback_sees_no_trace_id() {
+    let (_server, conn, _) = lab_client().await;
+    let seen = Arc::new(parking_lot::Mutex::new(Vec::new()));
+    let saw = seen.clone();
+    let cb = callback(move |i: i64| {
+        saw.lock().push(netref::context::trace_id());
+        i
+    });
+    let _: i64 = conn
+        .root()
+        .call_method("sum_callbacks", (cb, 3u32))
+        .decode()
+        .await
+        .unwrap();
+    assert_eq!(*seen.lock(), vec![None, None, None]);
+}

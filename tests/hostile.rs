@@ -627,9 +627,10 @@ fn arb_message() -> impl Strategy<Value = Msg> {
         vec(arb_name(), 0..4),
         arb_op(),
         prop_oneof![Just(30_000u32), any::<u32>(), 0u32..5],
-        prop_oneof![Just(0u8), 0u8..4, any::<u8>()],
+        prop_oneof![Just(0u8), 0u8..8, any::<u8>()],
+        prop_oneof![Just(1u64), any::<u64>()],
     )
-        .prop_map(|(id, target, path, op, timeout_ms, flags)| {
+        .prop_map(|(id, target, path, op, timeout_ms, flags, trace)| {
             Msg::Call(wire::Call {
                 id,
                 target,
@@ -637,6 +638,12 @@ fn arb_message() -> impl Strategy<Value = Msg> {
                 op,
                 timeout_ms,
                 flags,
+                // On the wire only with its flag.
+                trace: if flags & wire::FLAG_TRACE != 0 {
+                    trace
+                } else {
+                    0
+                },
             })
         });
     let error = (0u64..12, arb_name(), arb_name(), vec(arb_name(), 0..3)).prop_map(

@@ -12,6 +12,7 @@ use std::borrow::Cow;
 
 use crate::protocol::{
     cached_path, CallMsg, Message, Target, WBytes, WPath, WStr, WireOp, WireValue, CACHED_SEGMENTS,
+    FLAG_TRACE,
 };
 
 // Variant indexes, in declaration order (bincode writes them as varint `u32`s).
@@ -95,6 +96,9 @@ pub(crate) fn encode(msg: &Message, out: &mut Vec<u8>) -> bool {
             }
             varint(out, u64::from(c.timeout_ms));
             out.push(c.flags);
+            if c.flags & FLAG_TRACE != 0 {
+                varint(out, c.trace);
+            }
             true
         }
         Message::Return { id, result: Ok(v) } if is_scalar(v) => {
@@ -236,6 +240,11 @@ pub(crate) fn decode(body: &[u8], max_depth: usize) -> Option<Message> {
             };
             let timeout_ms = u32::try_from(r.varint()?).ok()?;
             let flags = r.byte()?;
+            let trace = if flags & FLAG_TRACE != 0 {
+                r.varint()?
+            } else {
+                0
+            };
             Message::Call(CallMsg {
                 id,
                 target,
@@ -243,6 +252,7 @@ pub(crate) fn decode(body: &[u8], max_depth: usize) -> Option<Message> {
                 op,
                 timeout_ms,
                 flags,
+                trace,
             })
         }
         MSG_RETURN => {
@@ -389,6 +399,7 @@ mod tests {
             op,
             timeout_ms: 30_000,
             flags: 0,
+            trace: 0,
         })
     }
 
@@ -506,8 +517,15 @@ mod tests {
         if let Message::Call(c) = &mut odd {
             c.timeout_ms = u32::MAX;
             c.flags = 0xff;
+            c.trace = u64::MAX;
         }
         out.push(odd);
+        let mut traced = call(12, Target::Root, vec!["y"], WireOp::Get);
+        if let Message::Call(c) = &mut traced {
+            c.flags = FLAG_TRACE;
+            c.trace = 0x0123_4567_89ab_cdef;
+        }
+        out.push(traced);
         out
     }
 

@@ -14,8 +14,10 @@ use crate::protocol::{with_depth_limit, Message};
 
 /// The four bytes every native session starts with.
 pub(crate) const MAGIC: [u8; 4] = *b"NREF";
-/// The native protocol version.
-pub(crate) const VERSION: u16 = 1;
+/// The lowest native protocol version this build speaks.
+pub(crate) const MIN_VERSION: u16 = 1;
+/// The highest native protocol version this build speaks.
+pub(crate) const MAX_VERSION: u16 = 1;
 /// Feature bit: the peer understands pipelined calls (`Target::Answer`, `Finish`).
 pub(crate) const FEATURE_PIPELINING: u32 = 1;
 /// Feature bit: the peer understands `Cancel`.
@@ -23,8 +25,17 @@ pub(crate) const FEATURE_CANCEL: u32 = 2;
 /// Feature bit: the sender holds a shared secret; a challenge follows its hello and the
 /// authentication exchange runs before the first frame.
 pub(crate) const FEATURE_AUTH: u32 = 4;
+/// Feature bit: the peer serves and pulls streams (`netref::Stream`'s source objects).
+pub(crate) const FEATURE_STREAMS: u32 = 8;
+/// Feature bit: the peer runs one-way calls (`FLAG_ONE_WAY`) without answering them.
+pub(crate) const FEATURE_ONE_WAY: u32 = 16;
+/// Feature bit: the peer reads a trace id after a call's flags (`FLAG_TRACE`).
+pub(crate) const FEATURE_TRACE: u32 = 32;
 /// The features this build speaks (authentication is added when a secret is configured).
-pub(crate) const FEATURES: u32 = FEATURE_PIPELINING | FEATURE_CANCEL;
+pub(crate) const FEATURES: u32 =
+    FEATURE_PIPELINING | FEATURE_CANCEL | FEATURE_STREAMS | FEATURE_ONE_WAY | FEATURE_TRACE;
+/// The hello's feature field holds 24 bits.
+const FEATURE_MASK: u32 = 0x00ff_ffff;
 /// Size of the hello in bytes.
 pub(crate) const HELLO_LEN: usize = 16;
 /// Size of a side's opening when it authenticates: its hello, then its challenge.
@@ -37,7 +48,12 @@ fn bincode_config() -> Configuration {
 /// What each side announces before the first message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Hello {
-    pub(crate) version: u16,
+    /// The lowest protocol version the sender speaks.
+    pub(crate) min_version: u16,
+    /// The highest protocol version the sender speaks (at least `min_version`, and at most
+    /// 255 above it).
+    pub(crate) max_version: u16,
+    /// The sender's feature bits (24 of them).
     pub(crate) features: u32,
     pub(crate) max_frame: u32,
     pub(crate) max_depth: u16,
@@ -51,7 +67,8 @@ impl Hello {
             0
         };
         Hello {
-            version: VERSION,
+            min_version: MIN_VERSION,
+            max_version: MAX_VERSION,
             features: FEATURES | auth,
             max_frame: u32::try_from(config.max_frame).unwrap_or(u32::MAX),
             max_depth: u16::try_from(config.max_depth).unwrap_or(u16::MAX),
@@ -66,13 +83,17 @@ impl Hello {
     pub(crate) fn to_bytes(self) -> [u8; HELLO_LEN] {
         let mut b = [0u8; HELLO_LEN];
         b[0..4].copy_from_slice(&MAGIC);
-        b[4..6].copy_from_slice(&self.version.to_be_bytes());
-        b[6..10].copy_from_slice(&self.features.to_be_bytes());
+        b[4..6].copy_from_slice(&self.min_version.to_be_bytes());
+        let extra = self.max_version.saturating_sub(self.min_version).min(255) as u32;
+        let word = (extra << 24) | (self.features & FEATURE_MASK);
+        b[6..10].copy_from_slice(&word.to_be_bytes());
         b[10..14].copy_from_slice(&self.max_frame.to_be_bytes());
         b[14..16].copy_from_slice(&self.max_depth.to_be_bytes());
         b
     }
 
+    /// Reads a hello; refuses bytes that do not start with the magic. Whether the versions
+    /// fit is [`Hello::agree`]'s question.
     pub(crate) fn parse(b: &[u8; HELLO_LEN]) -> Result<Hello> {
         if b[0..4] != MAGIC {
             return Err(Error::Protocol(format!(
@@ -80,36 +101,68 @@ impl Hello {
                 &b[0..4]
             )));
         }
-        let version = u16::from_be_bytes([b[4], b[5]]);
-        if version != VERSION {
-            return Err(Error::Protocol(format!(
-                "protocol version {version} is not supported (this side speaks {VERSION})"
-            )));
-        }
+        let min_version = u16::from_be_bytes([b[4], b[5]]);
+        let word = u32::from_be_bytes([b[6], b[7], b[8], b[9]]);
         Ok(Hello {
-            version,
-            features: u32::from_be_bytes([b[6], b[7], b[8], b[9]]),
+            min_version,
+            max_version: min_version.saturating_add((word >> 24) as u16),
+            features: word & FEATURE_MASK,
             max_frame: u32::from_be_bytes([b[10], b[11], b[12], b[13]]),
             max_depth: u16::from_be_bytes([b[14], b[15]]),
         })
     }
+
+    /// The version two sides with hellos `self` and `peer` speak: the highest both do, or a
+    /// clear error when their ranges do not meet.
+    pub(crate) fn agree(&self, peer: &Hello) -> Result<u16> {
+        let low = self.min_version.max(peer.min_version);
+        let high = self.max_version.min(peer.max_version);
+        if low > high {
+            return Err(Error::Protocol(format!(
+                "no protocol version in common: the peer speaks {}, this side {}",
+                versions(peer.min_version, peer.max_version),
+                versions(self.min_version, self.max_version)
+            )));
+        }
+        Ok(high)
+    }
+}
+
+/// `version 1` or `versions 1 to 3`.
+fn versions(min: u16, max: u16) -> String {
+    if min == max {
+        format!("version {min}")
+    } else {
+        format!("versions {min} to {max}")
+    }
+}
+
+/// What the hello exchange settled: the peer's hello and the version both sides speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Agreed {
+    /// The peer's hello (its limits and feature bits).
+    pub(crate) peer: Hello,
+    /// The protocol version of this connection.
+    pub(crate) version: u16,
 }
 
 /// Sends our hello and reads the peer's, then, when either side authenticates, runs the
 /// challenge–response exchange; all within the configured handshake time. Returns the peer's
-/// hello once the peer may be talked to.
+/// hello and the version both speak once the peer may be talked to; a peer with no version
+/// in common is refused with an error that names both ranges.
 pub(crate) async fn handshake<R, W>(
     reader: &mut R,
     writer: &mut W,
     config: &Config,
-) -> Result<Hello>
+) -> Result<Agreed>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
     // Our opening: the hello, and our challenge when we hold a secret.
     let mut ours = Vec::with_capacity(OPENING_LEN);
-    ours.extend_from_slice(&Hello::from_config(config).to_bytes());
+    let our_hello = Hello::from_config(config);
+    ours.extend_from_slice(&our_hello.to_bytes());
     let mine = match &config.secret {
         Some(secret) if secret.is_empty() => return Err(AuthFailure::EmptySecret.into()),
         Some(secret) => {
@@ -127,6 +180,10 @@ where
         let mut hello_bytes = [0u8; HELLO_LEN];
         hello_bytes.copy_from_slice(&theirs[..HELLO_LEN]);
         let hello = Hello::parse(&hello_bytes)?;
+        let agreed = Agreed {
+            peer: hello,
+            version: our_hello.agree(&hello)?,
+        };
         // Read the peer's challenge even when we refuse it, so nothing it sent is left
         // unread (closing on unread bytes could reset the stream before the peer has read
         // our hello and learnt why it is refused).
@@ -139,7 +196,7 @@ where
             None
         };
         let ((secret, ours_c), theirs_c) = match (mine, their_challenge) {
-            (None, None) => return Ok(hello),
+            (None, None) => return Ok(agreed),
             (Some(_), None) => return Err(AuthFailure::PeerHasNoSecret.into()),
             (None, Some(_)) => return Err(AuthFailure::NoSecretHere.into()),
             (Some(m), Some(t)) => (m, Challenge::parse(&t)?),
@@ -163,7 +220,7 @@ where
         }
         let expected = auth::proof(secret, their_label, &theirs, &ours);
         auth::verify(&expected, &their_proof)?;
-        Ok(hello)
+        Ok(agreed)
     };
     match tokio::time::timeout(config.handshake_timeout, exchange).await {
         Ok(r) => r,
@@ -184,15 +241,22 @@ pub(crate) struct NativeCodec {
     pub(crate) max_depth: usize,
     /// Deepest value nesting the peer accepts.
     pub(crate) peer_max_depth: usize,
+    /// The features both sides speak (`FEATURE_*`).
+    pub(crate) features: u32,
+    /// The protocol version both sides speak.
+    pub(crate) version: u16,
 }
 
 impl NativeCodec {
-    /// The codec for a connection whose hello exchange gave `peer`.
-    pub(crate) fn new(config: &Config, peer: &Hello) -> NativeCodec {
+    /// The codec for a connection whose hello exchange settled `agreed`.
+    pub(crate) fn new(config: &Config, agreed: &Agreed) -> NativeCodec {
+        let peer = &agreed.peer;
         NativeCodec {
             max_frame_out: peer.max_frame as usize,
             max_depth: config.max_depth,
             peer_max_depth: peer.max_depth as usize,
+            features: peer.features & FEATURES,
+            version: agreed.version,
         }
     }
 
@@ -271,6 +335,14 @@ impl Wire for NativeCodec {
     fn peer_max_depth(&self) -> usize {
         self.peer_max_depth
     }
+
+    fn features(&self) -> u32 {
+        self.features
+    }
+
+    fn version(&self) -> u16 {
+        self.version
+    }
 }
 
 #[cfg(test)]
@@ -283,6 +355,8 @@ mod tests {
             max_frame_out: 1 << 24,
             max_depth: 64,
             peer_max_depth: 64,
+            features: FEATURES,
+            version: MAX_VERSION,
         }
     }
 
@@ -313,6 +387,7 @@ mod tests {
                     },
                     timeout_ms: 30_000,
                     flags: 0,
+                    trace: 0,
                 })),
             ),
             (
@@ -334,6 +409,7 @@ mod tests {
                     },
                     timeout_ms: 30_000,
                     flags: 0,
+                    trace: 0,
                 })),
             ),
             (
@@ -348,6 +424,7 @@ mod tests {
                     },
                     timeout_ms: 30_000,
                     flags: 0,
+                    trace: 0,
                 })),
             ),
             (
@@ -434,6 +511,7 @@ mod tests {
             op: WireOp::Get,
             timeout_ms: 0,
             flags: 0,
+            trace: 0,
         })
     }
 
@@ -551,7 +629,7 @@ mod tests {
     }
 
     /// Runs our handshake (with `config`) against a scripted peer that sends `peer_bytes`.
-    fn handshake_against(config: Config, peer_bytes: Vec<u8>) -> Result<Hello> {
+    fn handshake_against(config: Config, peer_bytes: Vec<u8>) -> Result<Agreed> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_time()
             .build()
@@ -613,13 +691,30 @@ mod tests {
 
     #[test]
     fn hello_checks_magic_and_version() {
-        let mut h = Hello::from_config(&Config::default()).to_bytes();
-        assert!(Hello::parse(&h).is_ok());
+        let ours = Hello::from_config(&Config::default());
+        let mut h = ours.to_bytes();
+        assert_eq!(Hello::parse(&h).unwrap(), ours);
+        assert_eq!(ours.agree(&ours).unwrap(), MAX_VERSION);
+        // A peer speaking versions 9 to 11: nothing in common.
         h[5] = 9;
-        assert!(Hello::parse(&h)
-            .unwrap_err()
-            .to_string()
-            .contains("version 9"));
+        h[6] = 2;
+        let peer = Hello::parse(&h).unwrap();
+        assert_eq!((peer.min_version, peer.max_version), (9, 11));
+        assert_eq!(
+            peer.features, ours.features,
+            "the range byte is not a feature"
+        );
+        let e = ours.agree(&peer).unwrap_err().to_string();
+        assert!(
+            e.contains("no protocol version in common")
+                && e.contains("versions 9 to 11")
+                && e.contains(&format!("this side version {MAX_VERSION}")),
+            "{e}"
+        );
+        // A peer speaking versions 0 to 5 meets this side at its highest.
+        h[5] = 0;
+        h[6] = 5;
+        assert_eq!(ours.agree(&Hello::parse(&h).unwrap()).unwrap(), MAX_VERSION);
         h[0] = b'X';
         assert!(Hello::parse(&h).unwrap_err().to_string().contains("magic"));
     }

@@ -20,10 +20,13 @@ use tokio::time::Instant;
 
 use super::send::{SendCtx, Urgency};
 use super::{AnswerHandle, Link, Shared};
+use crate::codec::native::{FEATURE_ONE_WAY, FEATURE_PIPELINING, FEATURE_TRACE};
 use crate::dispatch::{self, Op};
 use crate::error::{Error, ErrorKind, Result};
 use crate::object::Reply;
-use crate::protocol::{CallMsg, Message, Target, WPath, FLAG_KEEP_ANSWER, FLAG_ONE_WAY};
+use crate::protocol::{
+    CallMsg, Message, Target, WPath, FLAG_KEEP_ANSWER, FLAG_ONE_WAY, FLAG_TRACE,
+};
 use crate::proxy::{self, Proxy};
 use crate::stats::Counters;
 use crate::value::{from_value, Value};
@@ -265,13 +268,16 @@ pub(crate) enum Started {
 impl Shared {
     /// Starts a call: the one road that builds and sends a `Call` message. Registers the
     /// call as pending (when its answer is a [`Answer::Reply`]), encodes it and writes it or
-    /// queues it, without waiting. `timeout` (the connection's default when `None`) bounds
-    /// the wait here and travels with the call, so the peer stops the handler at the same
-    /// deadline.
+    /// queues it, without waiting. `timeout` bounds the wait here and travels with the call,
+    /// so the peer stops the handler at the same deadline; without one, a call made while
+    /// serving a call gets what is left of that call's deadline, and any other the
+    /// connection's default. A call made while serving a call also carries on its trace id
+    /// (otherwise one is minted when the call's span is enabled).
     ///
-    /// With [`Answer::Reply`] the caller's [`Call`] future then follows the returned
-    /// [`Started`] and polls [`Shared::poll_reply`]; dropping that future early must call
-    /// [`Shared::abandon_call`].
+    /// Returns the call's id, what became of its frame, and its `netref.call` span (disabled
+    /// unless a subscriber listens). With [`Answer::Reply`] the caller's [`Call`] future
+    /// then follows the returned [`Started`] and polls [`Shared::poll_reply`]; dropping that
+    /// future early must call [`Shared::abandon_call`].
     pub(crate) fn start_call(
         &self,
         target: Target,
@@ -279,17 +285,62 @@ impl Shared {
         op: Op,
         timeout: Option<Duration>,
         answer: Answer,
-    ) -> Result<(u64, Started)> {
+    ) -> Result<(u64, Started, tracing::Span)> {
         if self.is_closed() {
             return Err(self.disconnected());
         }
+        match answer {
+            Answer::Kept if self.features & FEATURE_PIPELINING == 0 => {
+                return Err(unsupported("a pipelined call", "pipelining"))
+            }
+            Answer::None if self.features & FEATURE_ONE_WAY == 0 => {
+                return Err(unsupported("a one-way call", "one-way calls"))
+            }
+            _ => {}
+        }
+        let served = crate::context::current();
+        let timeout = match (timeout, served.and_then(|c| c.deadline)) {
+            (Some(t), _) => t,
+            (None, Some(deadline)) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    return Err(Error::remote(
+                        ErrorKind::TimedOut,
+                        "the deadline of the call this handler serves has passed",
+                    ));
+                }
+                left
+            }
+            (None, None) => self.config.call_timeout,
+        };
         let id = self.pending.next_id();
-        let timeout = timeout.unwrap_or(self.config.call_timeout);
+        let span = tracing::debug_span!(
+            "netref.call",
+            conn = %self.label,
+            call = id,
+            target = %target,
+            path = %DottedPath(&path),
+            trace = tracing::field::Empty,
+        );
+        let trace = match served {
+            Some(c) if c.trace != 0 => c.trace,
+            _ if !span.is_disabled() => crate::context::mint_trace(),
+            _ => 0,
+        };
+        if trace != 0 {
+            span.record("trace", tracing::field::display(TraceId(trace)));
+        }
+        let traced = if trace != 0 && self.features & FEATURE_TRACE != 0 {
+            FLAG_TRACE
+        } else {
+            0
+        };
         let (urgency, flags) = match answer {
             Answer::Reply => (self.pending.register(id, timeout), 0),
             Answer::Kept => (Urgency::Now, FLAG_KEEP_ANSWER),
             Answer::None => (Urgency::Now, FLAG_ONE_WAY),
         };
+        let entered = span.enter();
         let mut ctx = SendCtx::default();
         let op = match self.export_op(op, &mut ctx) {
             Ok(op) => op,
@@ -304,17 +355,20 @@ impl Shared {
             target,
             path: WPath(path),
             op,
-            timeout_ms: u32::try_from(timeout.as_millis()).unwrap_or(u32::MAX),
-            flags,
+            timeout_ms: wire_ms(timeout),
+            flags: flags | traced,
+            trace: if traced != 0 { trace } else { 0 },
         });
-        match self.try_write(&msg, ctx, urgency) {
-            Ok(None) => Ok((id, Started::Written(urgency))),
-            Ok(Some((bytes, ctx))) => Ok((id, Started::Queued(bytes, ctx))),
+        let started = match self.try_write(&msg, ctx, urgency) {
+            Ok(None) => Started::Written(urgency),
+            Ok(Some((bytes, ctx))) => Started::Queued(bytes, ctx),
             Err(e) => {
                 self.pending.remove(id);
-                Err(e)
+                return Err(e);
             }
-        }
+        };
+        drop(entered);
+        Ok((id, started, span))
     }
 
     /// Sends a call whose answer the peer keeps for pipelining ([`Answer::Kept`]).
@@ -326,7 +380,7 @@ impl Shared {
         op: Op,
         timeout: Option<Duration>,
     ) -> Result<Arc<AnswerHandle>> {
-        let (id, started) = self.start_call(target, path, op, timeout, Answer::Kept)?;
+        let (id, started, _span) = self.start_call(target, path, op, timeout, Answer::Kept)?;
         if let Started::Queued(bytes, ctx) = started {
             self.enqueue(bytes, ctx).await?;
         }
@@ -341,7 +395,7 @@ impl Shared {
     /// calls to the same object and sends nothing back. Returns once the frame is written
     /// or queued.
     pub(crate) async fn cast(&self, target: Target, path: Arc<[String]>, op: Op) -> Result<()> {
-        let (_, started) = self.start_call(target, path, op, None, Answer::None)?;
+        let (_, started, _span) = self.start_call(target, path, op, None, Answer::None)?;
         if let Started::Queued(bytes, ctx) = started {
             self.enqueue(bytes, ctx).await?;
         }
@@ -383,6 +437,46 @@ impl Shared {
     }
 }
 
+/// The error for a feature the peer's hello does not announce.
+#[cold]
+fn unsupported(what: &str, feature: &str) -> Error {
+    Error::Unsupported(format!(
+        "{what} cannot be sent: the peer's hello does not announce {feature}"
+    ))
+}
+
+/// A deadline as the wire carries it: whole milliseconds, rounded up so that a deadline
+/// that has not passed is never sent as 0 (which means none).
+#[inline]
+fn wire_ms(timeout: Duration) -> u32 {
+    let ms = timeout.as_nanos().div_ceil(1_000_000);
+    u32::try_from(ms).unwrap_or(u32::MAX).max(1)
+}
+
+/// A path as spans show it: `a.b.c`.
+pub(crate) struct DottedPath<'a>(pub(crate) &'a [String]);
+
+impl std::fmt::Display for DottedPath<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for (i, seg) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(".")?;
+            }
+            f.write_str(seg)?;
+        }
+        Ok(())
+    }
+}
+
+/// A trace id as spans show it: 16 hex digits.
+pub(crate) struct TraceId(pub(crate) u64);
+
+impl std::fmt::Display for TraceId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:016x}", self.0)
+    }
+}
+
 /// Fails calls whose deadline passed, with `TimedOut`, and asks the peer to cancel them.
 pub(crate) async fn deadlines(shared: Arc<Shared>, mut closed: watch::Receiver<bool>) {
     loop {
@@ -411,6 +505,9 @@ pub(crate) async fn deadlines(shared: Arc<Shared>, mut closed: watch::Receiver<b
 #[must_use = "a call does nothing until awaited or pipelined"]
 pub struct Call {
     state: CallState,
+    /// The call's `netref.call` span once it is sent (disabled unless a subscriber
+    /// listens): it lasts as long as the call.
+    span: tracing::Span,
 }
 
 /// The steps of a [`Call`]. A remote call is a plain state machine: its common path
@@ -460,6 +557,7 @@ impl Call {
                 op,
                 timeout: None,
             },
+            span: tracing::Span::none(),
         }
     }
 
@@ -537,22 +635,28 @@ impl Future for Call {
                     );
                     self.state = match started {
                         Err(e) => return Poll::Ready(Err(e)),
-                        Ok((id, Started::Written(urgency))) => {
-                            shared.count_call();
-                            if urgency == Urgency::Soon {
-                                CallState::Flush {
-                                    proxy,
-                                    id,
-                                    yielded: false,
+                        Ok((id, started, span)) => {
+                            self.span = span;
+                            match started {
+                                Started::Written(urgency) => {
+                                    shared.count_call();
+                                    if urgency == Urgency::Soon {
+                                        CallState::Flush {
+                                            proxy,
+                                            id,
+                                            yielded: false,
+                                        }
+                                    } else {
+                                        CallState::Waiting { proxy, id }
+                                    }
                                 }
-                            } else {
-                                CallState::Waiting { proxy, id }
+                                Started::Queued(bytes, ctx) => {
+                                    let shared = shared.clone();
+                                    let send =
+                                        Box::pin(async move { shared.enqueue(bytes, ctx).await });
+                                    CallState::Queued { proxy, id, send }
+                                }
                             }
-                        }
-                        Ok((id, Started::Queued(bytes, ctx))) => {
-                            let shared = shared.clone();
-                            let send = Box::pin(async move { shared.enqueue(bytes, ctx).await });
-                            CallState::Queued { proxy, id, send }
                         }
                     };
                 }

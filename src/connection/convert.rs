@@ -76,6 +76,16 @@ impl Shared {
             return Ok(WireRef::Receiver { target, path });
         }
         // A local object, or a third party's object forwarded through us.
+        if self.features & crate::codec::native::FEATURE_STREAMS == 0 {
+            if let proxy::Target::Local(obj) = &p.target {
+                if p.path.is_empty() && crate::surface::is_stream_source(obj.type_info()) {
+                    return Err(Error::Unsupported(
+                        "a stream cannot be sent: the peer's hello does not announce streams"
+                            .into(),
+                    ));
+                }
+            }
+        }
         let id = self.exports.export(&p)?;
         ctx.exported.push(id);
         Ok(WireRef::Sender(id))

@@ -13,7 +13,9 @@ use std::time::Duration;
 use futures_util::FutureExt;
 use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::watch;
+use tracing::Instrument;
 
+use super::calls::{DottedPath, TraceId};
 use super::opening::{self, Setup};
 use super::send::SendCtx;
 use super::tables::{AnswerSlot, AnswerTx};
@@ -226,9 +228,26 @@ fn serve_call(shared: &Arc<Shared>, c: CallMsg, over_limit: bool) {
     }
     let deadline = (c.timeout_ms > 0)
         .then(|| tokio::time::Instant::now() + Duration::from_millis(u64::from(c.timeout_ms)));
-    let ctx = CallContext { deadline };
     let target = c.target;
     let id = c.id;
+    // The serving side's span: joined to the caller's by the trace id it sent (or by one
+    // minted here, which the calls this handler makes carry on).
+    let span = tracing::debug_span!(
+        "netref.serve",
+        conn = %shared.label,
+        call = id,
+        target = %target,
+        path = %DottedPath(&path),
+        trace = tracing::field::Empty,
+    );
+    let trace = match c.trace {
+        0 if !span.is_disabled() => crate::context::mint_trace(),
+        t => t,
+    };
+    if trace != 0 {
+        span.record("trace", tracing::field::display(TraceId(trace)));
+    }
+    let ctx = CallContext { deadline, trace };
     // A plain local object (the root, or one we lent) and arguments that imported cleanly:
     // walk the path and run the handler right here, in arrival order, synchronously as far
     // as it goes. A handler that finishes (every plain `fn`) is answered at once: no future
@@ -239,7 +258,7 @@ fn serve_call(shared: &Arc<Shared>, c: CallMsg, over_limit: bool) {
     };
     if let Some(obj) = local {
         let started = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            CALL.sync_scope(ctx, || dispatch::start(obj, &path, op))
+            CALL.sync_scope(ctx, || span.in_scope(|| dispatch::start(obj, &path, op)))
         }));
         match started {
             Ok(Reply::Ready(result)) => {
@@ -253,7 +272,7 @@ fn serve_call(shared: &Arc<Shared>, c: CallMsg, over_limit: bool) {
                     let result = rest.await;
                     result.map_err(|e| add_hop(e, &describe(&owner.label, target, &path)))
                 };
-                run_handler(shared, id, ctx, work, answer_tx, one_way);
+                run_handler(shared, id, ctx, work.instrument(span), answer_tx, one_way);
             }
             Err(payload) => {
                 finish_nowait(
@@ -289,7 +308,7 @@ fn serve_call(shared: &Arc<Shared>, c: CallMsg, over_limit: bool) {
         let result = base.join_path(path.clone()).run(op, None).await;
         result.map_err(|e| add_hop(e, &describe(&owner.label, target, &path)))
     };
-    run_handler(shared, id, ctx, work, answer_tx, one_way);
+    run_handler(shared, id, ctx, work.instrument(span), answer_tx, one_way);
 }
 
 /// Runs the asynchronous part of call `id`: `work` runs inside the call's context, with a

@@ -494,6 +494,9 @@ impl Shared {
 
     /// A call this side no longer waits for: the peer may stop it.
     pub(crate) fn queue_cancel(&self, id: u64) {
+        if self.features & crate::codec::native::FEATURE_CANCEL == 0 {
+            return; // the peer's hello does not announce `Cancel`: it would not read one
+        }
         self.queue_control(|c| c.cancels.push(id));
     }
 

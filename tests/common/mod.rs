@@ -502,12 +502,17 @@ pub const RAW_WAIT: Duration = Duration::from_secs(30);
 impl RawPeer {
     /// Connects and exchanges hellos (ours with the default limits).
     pub async fn connect(addr: std::net::SocketAddr) -> RawPeer {
+        RawPeer::connect_with_hello(addr, wire::HELLO).await
+    }
+
+    /// Connects and exchanges hellos, ours being `hello` (an old peer's, say).
+    pub async fn connect_with_hello(addr: std::net::SocketAddr, hello: [u8; 16]) -> RawPeer {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let mut stream = tokio::net::TcpStream::connect(addr)
             .await
             .expect("connect to the test server");
         let _ = stream.set_nodelay(true);
-        stream.write_all(&wire::HELLO).await.expect("send a hello");
+        stream.write_all(&hello).await.expect("send a hello");
         let mut hello = [0u8; 16];
         tokio::time::timeout(RAW_WAIT, stream.read_exact(&mut hello))
             .await

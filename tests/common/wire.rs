@@ -3,8 +3,17 @@
 
 use netref::ErrorKind;
 
-/// The native hello with the default limits (16 MiB frames, depth 64).
-pub const HELLO: [u8; 16] = [b'N', b'R', b'E', b'F', 0, 1, 0, 0, 0, 3, 1, 0, 0, 0, 0, 64];
+/// The native hello with the default limits (16 MiB frames, depth 64): version 1 only, and
+/// the features pipelining, cancel, streams, one-way calls and trace ids.
+pub const HELLO: [u8; 16] = [
+    b'N', b'R', b'E', b'F', 0, 1, 0, 0, 0, 0x3b, 1, 0, 0, 0, 0, 64,
+];
+
+/// The hello of the first netref builds (an old peer): version 1, pipelining and cancel.
+pub const HELLO_V1: [u8; 16] = [b'N', b'R', b'E', b'F', 0, 1, 0, 0, 0, 3, 1, 0, 0, 0, 0, 64];
+
+/// Flag: a trace id follows a call's flags.
+pub const FLAG_TRACE: u8 = 4;
 
 /// The error kinds in wire order.
 pub const KINDS: [ErrorKind; 13] = [
@@ -84,6 +93,8 @@ pub struct Call {
     pub op: O,
     pub timeout_ms: u32,
     pub flags: u8,
+    /// On the wire only when `flags` has [`FLAG_TRACE`].
+    pub trace: u64,
 }
 
 impl Call {
@@ -96,6 +107,7 @@ impl Call {
             op,
             timeout_ms: 30_000,
             flags: 0,
+            trace: 0,
         }
     }
 }
@@ -248,6 +260,9 @@ pub fn body(m: &Msg) -> Vec<u8> {
             op(&mut out, &c.op);
             varint(&mut out, u64::from(c.timeout_ms));
             out.push(c.flags);
+            if c.flags & FLAG_TRACE != 0 {
+                varint(&mut out, c.trace);
+            }
         }
         Msg::Return(id, r) => {
             out.push(1);
@@ -485,14 +500,21 @@ impl Cur<'_> {
 
     fn msg(&mut self) -> R<Msg> {
         Ok(match self.u32()? {
-            0 => Msg::Call(Call {
-                id: self.u64()?,
-                target: self.target()?,
-                path: self.strings()?,
-                op: self.op()?,
-                timeout_ms: self.u32()?,
-                flags: self.u8()?,
-            }),
+            0 => {
+                let mut c = Call {
+                    id: self.u64()?,
+                    target: self.target()?,
+                    path: self.strings()?,
+                    op: self.op()?,
+                    timeout_ms: self.u32()?,
+                    flags: self.u8()?,
+                    trace: 0,
+                };
+                if c.flags & FLAG_TRACE != 0 {
+                    c.trace = self.u64()?;
+                }
+                Msg::Call(c)
+            }
             1 => {
                 let id = self.u64()?;
                 let result = match self.u32()? {
