@@ -449,7 +449,10 @@ fn unsupported(what: &str, feature: &str) -> Error {
 /// that has not passed is never sent as 0 (which means none).
 #[inline]
 fn wire_ms(timeout: Duration) -> u32 {
-    let ms = timeout.as_nanos().div_ceil(1_000_000);
+    let ms = timeout
+        .as_secs()
+        .saturating_mul(1000)
+        .saturating_add(u64::from(timeout.subsec_nanos().div_ceil(1_000_000)));
     u32::try_from(ms).unwrap_or(u32::MAX).max(1)
 }
 
@@ -719,5 +722,20 @@ impl Drop for Call {
                 shared.abandon_call(*id);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn deadlines_go_on_the_wire_in_whole_milliseconds_rounded_up_never_as_none() {
+        assert_eq!(wire_ms(Duration::from_secs(30)), 30_000);
+        assert_eq!(wire_ms(Duration::from_micros(1_500)), 2);
+        assert_eq!(wire_ms(Duration::from_nanos(1)), 1);
+        assert_eq!(wire_ms(Duration::from_nanos(999_999_999)), 1_000);
+        assert_eq!(wire_ms(Duration::ZERO), 1, "0 would mean no deadline");
+        assert_eq!(wire_ms(Duration::MAX), u32::MAX);
     }
 }
