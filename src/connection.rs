@@ -474,6 +474,8 @@ impl Connection {
     /// True when nothing this side has queued is still waiting to be written (no frame in
     /// the send queue, no one-way message waiting, the writer idle). With both ends in one
     /// process, this, equal message counters and idle handlers mean nothing is in flight.
+    /// (The REPL's lab uses it to know when a trace is complete.)
+    #[cfg(feature = "cli")]
     pub(crate) fn nothing_queued(&self) -> bool {
         let shared = &self.link.shared;
         // The writer holds the sink from before it takes the control queue until the batch

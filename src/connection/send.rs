@@ -163,6 +163,7 @@ impl ControlQueue {
     }
 
     /// True when nothing but possibly a goodbye is queued.
+    #[cfg(feature = "cli")]
     pub(crate) fn is_empty(&self) -> bool {
         let c = self.0.lock();
         c.releases.is_empty()
