@@ -50,6 +50,7 @@ const PREALLOC: usize = 64;
 
 /// Appends `msg`'s bincode body to `out` when this module handles its shape; returns false,
 /// with `out` untouched, when it does not.
+#[inline]
 pub(crate) fn encode(msg: &Message, out: &mut Vec<u8>) -> bool {
     match msg {
         Message::Call(c) => {
@@ -205,6 +206,7 @@ fn scalar(out: &mut Vec<u8>, v: &WireValue) {
 /// Decodes `body` when it is a message this module handles, whole and canonical; `None`
 /// otherwise (the general decoder then decides). `max_depth` is the nesting limit: with 0,
 /// no value may be decoded at all.
+#[inline]
 pub(crate) fn decode(body: &[u8], max_depth: usize) -> Option<Message> {
     let mut r = Reader { rest: body };
     let msg = match r.varint()? {

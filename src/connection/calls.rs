@@ -274,8 +274,8 @@ impl Shared {
     /// connection's default. A call made while serving a call also carries on its trace id
     /// (otherwise one is minted when the call's span is enabled).
     ///
-    /// Returns the call's id, what became of its frame, and its `netref.call` span (disabled
-    /// unless a subscriber listens). With [`Answer::Reply`] the caller's [`Call`] future
+    /// Returns the call's id, what became of its frame, and its `netref.call` span (none
+    /// unless a subscriber may listen). With [`Answer::Reply`] the caller's [`Call`] future
     /// then follows the returned [`Started`] and polls [`Shared::poll_reply`]; dropping that
     /// future early must call [`Shared::abandon_call`].
     pub(crate) fn start_call(
@@ -285,7 +285,7 @@ impl Shared {
         op: Op,
         timeout: Option<Duration>,
         answer: Answer,
-    ) -> Result<(u64, Started, tracing::Span)> {
+    ) -> Result<(u64, Started, Option<tracing::Span>)> {
         if self.is_closed() {
             return Err(self.disconnected());
         }
@@ -314,20 +314,25 @@ impl Shared {
             (None, None) => self.config.call_timeout,
         };
         let id = self.pending.next_id();
-        let span = tracing::debug_span!(
-            "netref.call",
-            conn = %self.label,
-            call = id,
-            target = %target,
-            path = %DottedPath(&path),
-            trace = tracing::field::Empty,
-        );
+        // Built only when a subscriber may want it: otherwise no span at all (see
+        // `spans_wanted`).
+        let span = spans_wanted().then(|| {
+            tracing::debug_span!(
+                "netref.call",
+                conn = %self.label,
+                call = id,
+                target = %target,
+                path = %DottedPath(&path),
+                trace = tracing::field::Empty,
+            )
+        });
+        let enabled = span.as_ref().is_some_and(|s| !s.is_disabled());
         let trace = match served {
             Some(c) if c.trace != 0 => c.trace,
-            _ if !span.is_disabled() => crate::context::mint_trace(),
+            _ if enabled => crate::context::mint_trace(),
             _ => 0,
         };
-        if trace != 0 {
+        if let Some(span) = span.as_ref().filter(|_| trace != 0) {
             span.record("trace", tracing::field::display(TraceId(trace)));
         }
         let traced = if trace != 0 && self.features & FEATURE_TRACE != 0 {
@@ -340,7 +345,7 @@ impl Shared {
             Answer::Kept => (Urgency::Now, FLAG_KEEP_ANSWER),
             Answer::None => (Urgency::Now, FLAG_ONE_WAY),
         };
-        let entered = span.enter();
+        let entered = span.as_ref().map(tracing::Span::enter);
         let mut ctx = SendCtx::default();
         let op = match self.export_op(op, &mut ctx) {
             Ok(op) => op,
@@ -456,6 +461,16 @@ fn wire_ms(timeout: Duration) -> u32 {
     u32::try_from(ms).unwrap_or(u32::MAX).max(1)
 }
 
+/// True when a subscriber may want netref's `debug` call spans. Checked before a span is
+/// built, so that a call costs next to nothing more when nobody listens: the span macros
+/// alone would still take `tracing`'s `log` path for a disabled span (when some crate in
+/// the build turns on its `log` feature), about a hundred instructions per call and side.
+#[inline]
+pub(crate) fn spans_wanted() -> bool {
+    use tracing::level_filters::{LevelFilter, STATIC_MAX_LEVEL};
+    STATIC_MAX_LEVEL >= LevelFilter::DEBUG && LevelFilter::current() >= LevelFilter::DEBUG
+}
+
 /// A path as spans show it: `a.b.c`.
 pub(crate) struct DottedPath<'a>(pub(crate) &'a [String]);
 
@@ -510,7 +525,7 @@ pub struct Call {
     state: CallState,
     /// The call's `netref.call` span once it is sent (disabled unless a subscriber
     /// listens): it lasts as long as the call.
-    span: tracing::Span,
+    span: Option<tracing::Span>,
 }
 
 /// The steps of a [`Call`]. A remote call is a plain state machine: its common path
@@ -560,7 +575,7 @@ impl Call {
                 op,
                 timeout: None,
             },
-            span: tracing::Span::none(),
+            span: None,
         }
     }
 

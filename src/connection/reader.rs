@@ -15,7 +15,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::watch;
 use tracing::Instrument;
 
-use super::calls::{DottedPath, TraceId};
+use super::calls::{spans_wanted, DottedPath, TraceId};
 use super::opening::{self, Setup};
 use super::send::SendCtx;
 use super::tables::{AnswerSlot, AnswerTx};
@@ -232,19 +232,21 @@ fn serve_call(shared: &Arc<Shared>, c: CallMsg, over_limit: bool) {
     let id = c.id;
     // The serving side's span: joined to the caller's by the trace id it sent (or by one
     // minted here, which the calls this handler makes carry on).
-    let span = tracing::debug_span!(
-        "netref.serve",
-        conn = %shared.label,
-        call = id,
-        target = %target,
-        path = %DottedPath(&path),
-        trace = tracing::field::Empty,
-    );
-    let trace = match c.trace {
-        0 if !span.is_disabled() => crate::context::mint_trace(),
-        t => t,
+    let span = spans_wanted().then(|| {
+        tracing::debug_span!(
+            "netref.serve",
+            conn = %shared.label,
+            call = id,
+            target = %target,
+            path = %DottedPath(&path),
+            trace = tracing::field::Empty,
+        )
+    });
+    let trace = match (c.trace, &span) {
+        (0, Some(s)) if !s.is_disabled() => crate::context::mint_trace(),
+        (t, _) => t,
     };
-    if trace != 0 {
+    if let Some(span) = span.as_ref().filter(|_| trace != 0) {
         span.record("trace", tracing::field::display(TraceId(trace)));
     }
     let ctx = CallContext { deadline, trace };
@@ -258,7 +260,10 @@ fn serve_call(shared: &Arc<Shared>, c: CallMsg, over_limit: bool) {
     };
     if let Some(obj) = local {
         let started = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            CALL.sync_scope(ctx, || span.in_scope(|| dispatch::start(obj, &path, op)))
+            CALL.sync_scope(ctx, || match &span {
+                None => dispatch::start(obj, &path, op),
+                Some(span) => span.in_scope(|| dispatch::start(obj, &path, op)),
+            })
         }));
         match started {
             Ok(Reply::Ready(result)) => {
@@ -272,7 +277,12 @@ fn serve_call(shared: &Arc<Shared>, c: CallMsg, over_limit: bool) {
                     let result = rest.await;
                     result.map_err(|e| add_hop(e, &describe(&owner.label, target, &path)))
                 };
-                run_handler(shared, id, ctx, work.instrument(span), answer_tx, one_way);
+                match span {
+                    None => run_handler(shared, id, ctx, work, answer_tx, one_way),
+                    Some(span) => {
+                        run_handler(shared, id, ctx, work.instrument(span), answer_tx, one_way)
+                    }
+                }
             }
             Err(payload) => {
                 finish_nowait(
@@ -308,7 +318,10 @@ fn serve_call(shared: &Arc<Shared>, c: CallMsg, over_limit: bool) {
         let result = base.join_path(path.clone()).run(op, None).await;
         result.map_err(|e| add_hop(e, &describe(&owner.label, target, &path)))
     };
-    run_handler(shared, id, ctx, work.instrument(span), answer_tx, one_way);
+    match span {
+        None => run_handler(shared, id, ctx, work, answer_tx, one_way),
+        Some(span) => run_handler(shared, id, ctx, work.instrument(span), answer_tx, one_way),
+    }
 }
 
 /// Runs the asynchronous part of call `id`: `work` runs inside the call's context, with a
