@@ -5,9 +5,9 @@
 //! messages ([`Message`], in [`protocol`](crate::protocol)). The engine (object tables,
 //! gate, dispatch, the call registry) only ever sees `Message`s, so a second wire plugs in
 //! here without touching any of them. The native wire is [`native`] (with its hand-written
-//! fast path in `fast.rs`). A wire whose requests map onto engine messages plugs in here;
-//! Python RPyC 6's wire, whose requests mostly do not, is a connection of its own instead
-//! (`crate::rpyc`, reaching netref objects through the same dispatch and gate).
+//! fast path in `fast.rs`). A wire whose requests map onto engine messages plugs in here; Python RPyC 6's wire, whose requests mostly do
+//! not, is a connection of its own instead (`crate::rpyc`, reaching netref objects through
+//! the same dispatch and gate).
 //!
 //! The wire is chosen when a connection is made and kept in the connection as a
 //! [`Protocol`], an enum: each frame costs one `match`, and the native wire is called

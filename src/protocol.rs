@@ -6,17 +6,19 @@
 //! and the engine converts them to and from its own values where it counts references.
 //! `docs/protocol.md` is the normative description of the native encoding.
 
-use std::cell::Cell;
+use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
 
-use serde::de::{self, Deserializer, EnumAccess, VariantAccess, Visitor};
-use serde::{Deserialize, Serialize};
+use bincode::de::{BorrowDecoder, Decoder};
+use bincode::enc::Encoder;
+use bincode::error::{AllowedEnumVariants, DecodeError, EncodeError};
+use bincode::{BorrowDecode, Decode, Encode};
 
 use crate::error::{ErrorKind, RemoteError};
 
 /// What a call is addressed to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Encode, BorrowDecode)]
 pub(crate) enum Target {
     /// The receiver's root object.
     Root,
@@ -31,25 +33,17 @@ pub(crate) enum Target {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub(crate) struct WStr(pub(crate) String);
 
-impl Serialize for WStr {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&self.0)
+impl Encode for WStr {
+    #[inline]
+    fn encode<E: Encoder>(&self, e: &mut E) -> Result<(), EncodeError> {
+        self.0.as_str().encode(e)
     }
 }
 
-impl<'de> Deserialize<'de> for WStr {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = WStr;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<WStr, E> {
-                Ok(WStr(v.to_owned()))
-            }
-        }
-        d.deserialize_str(V)
+impl<'de, C> BorrowDecode<'de, C> for WStr {
+    #[inline]
+    fn borrow_decode<D: BorrowDecoder<'de, Context = C>>(d: &mut D) -> Result<Self, DecodeError> {
+        <&'de str>::borrow_decode(d).map(|s| WStr(s.to_owned()))
     }
 }
 
@@ -79,55 +73,33 @@ impl From<Vec<&str>> for WPath {
     }
 }
 
-impl Serialize for WPath {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeSeq;
-        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+impl Encode for WPath {
+    fn encode<E: Encoder>(&self, e: &mut E) -> Result<(), EncodeError> {
+        (self.0.len() as u64).encode(e)?;
         for seg in self.0.iter() {
-            seq.serialize_element(seg.as_str())?;
+            seg.as_str().encode(e)?;
         }
-        seq.end()
+        Ok(())
     }
 }
 
-impl<'de> Deserialize<'de> for WPath {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = WPath;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a path of strings")
+impl<'de, C> BorrowDecode<'de, C> for WPath {
+    fn borrow_decode<D: BorrowDecoder<'de, Context = C>>(d: &mut D) -> Result<Self, DecodeError> {
+        let n = seq_len(d)?;
+        if n <= CACHED_SEGMENTS {
+            // Short paths are read borrowed and looked up among this thread's recent paths
+            // first: repeated calls to one method share one `Arc`.
+            let mut short: [Option<Cow<'de, str>>; CACHED_SEGMENTS] = Default::default();
+            let mut bytes = 0;
+            for seg in short.iter_mut().take(n) {
+                let s = <&'de str>::borrow_decode(d)?;
+                bytes += s.len();
+                *seg = Some(Cow::Borrowed(s));
             }
-            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<WPath, A::Error> {
-                // Short paths are read borrowed and looked up among this thread's recent
-                // paths first: repeated calls to one method share one `Arc`.
-                let mut short: [Option<std::borrow::Cow<'de, str>>; CACHED_SEGMENTS] =
-                    Default::default();
-                let mut n = 0;
-                let mut bytes = 0;
-                while n < CACHED_SEGMENTS {
-                    match seq.next_element::<SegStr<'de>>()? {
-                        Some(seg) => {
-                            bytes += seg.0.len();
-                            short[n] = Some(seg.0);
-                            n += 1;
-                        }
-                        None => return Ok(cached_path(&short[..n], bytes)),
-                    }
-                }
-                // A long path: grow as segments actually arrive (the declared count is the
-                // peer's word).
-                let mut v: Vec<String> = short
-                    .into_iter()
-                    .map(|s| s.map(|c| c.into_owned()).unwrap_or_default())
-                    .collect();
-                while let Some(seg) = seq.next_element::<WStr>()? {
-                    v.push(seg.0);
-                }
-                Ok(WPath(v.into()))
-            }
+            return Ok(cached_path(&short[..n], bytes));
         }
-        d.deserialize_seq(V)
+        let segs: WVec<WStr> = grow(d, n)?;
+        Ok(WPath(segs.0.into_iter().map(|s| s.0).collect()))
     }
 }
 
@@ -178,28 +150,6 @@ pub(crate) fn cached_path(segs: &[Option<std::borrow::Cow<'_, str>>], bytes: usi
     })
 }
 
-/// A path segment, borrowed from the frame when the decoder allows it.
-struct SegStr<'de>(std::borrow::Cow<'de, str>);
-
-impl<'de> Deserialize<'de> for SegStr<'de> {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = SegStr<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<SegStr<'de>, E> {
-                Ok(SegStr(std::borrow::Cow::Borrowed(v)))
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<SegStr<'de>, E> {
-                Ok(SegStr(std::borrow::Cow::Owned(v.to_owned())))
-            }
-        }
-        d.deserialize_str(V)
-    }
-}
-
 impl From<&str> for WStr {
     fn from(s: &str) -> Self {
         WStr(s.to_owned())
@@ -210,30 +160,117 @@ impl From<&str> for WStr {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct WBytes(pub(crate) Vec<u8>);
 
-impl Serialize for WBytes {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_bytes(&self.0)
+impl Encode for WBytes {
+    #[inline]
+    fn encode<E: Encoder>(&self, e: &mut E) -> Result<(), EncodeError> {
+        self.0.as_slice().encode(e)
     }
 }
 
-impl<'de> Deserialize<'de> for WBytes {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = WBytes;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("bytes")
-            }
-            fn visit_bytes<E: de::Error>(self, v: &[u8]) -> Result<WBytes, E> {
-                Ok(WBytes(v.to_owned()))
-            }
-        }
-        d.deserialize_bytes(V)
+impl<'de, C> BorrowDecode<'de, C> for WBytes {
+    #[inline]
+    fn borrow_decode<D: BorrowDecoder<'de, Context = C>>(d: &mut D) -> Result<Self, DecodeError> {
+        <&'de [u8]>::borrow_decode(d).map(|b| WBytes(b.to_vec()))
     }
+}
+
+/// A sequence on the wire: a count, then the items. Decoded growing as items actually
+/// arrive: the count is the peer's word, and bincode's own `Vec` decoding would allocate
+/// all of it before reading an item (checked only against a configured byte limit, which
+/// the standard configuration has not). Only for item types that take at least one byte.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct WVec<T>(pub(crate) Vec<T>);
+
+impl<T> Default for WVec<T> {
+    fn default() -> Self {
+        WVec(Vec::new())
+    }
+}
+
+impl<T> From<Vec<T>> for WVec<T> {
+    fn from(v: Vec<T>) -> Self {
+        WVec(v)
+    }
+}
+
+impl<T> FromIterator<T> for WVec<T> {
+    fn from_iter<I: IntoIterator<Item = T>>(iter: I) -> Self {
+        WVec(iter.into_iter().collect())
+    }
+}
+
+impl<T> IntoIterator for WVec<T> {
+    type Item = T;
+    type IntoIter = std::vec::IntoIter<T>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.into_iter()
+    }
+}
+
+impl<'a, T> IntoIterator for &'a WVec<T> {
+    type Item = &'a T;
+    type IntoIter = std::slice::Iter<'a, T>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl<T> std::ops::Deref for WVec<T> {
+    type Target = [T];
+    fn deref(&self) -> &[T] {
+        &self.0
+    }
+}
+
+impl<T: Encode> Encode for WVec<T> {
+    #[inline]
+    fn encode<E: Encoder>(&self, e: &mut E) -> Result<(), EncodeError> {
+        (self.0.len() as u64).encode(e)?;
+        for item in &self.0 {
+            item.encode(e)?;
+        }
+        Ok(())
+    }
+}
+
+impl<'de, C, T: BorrowDecode<'de, C>> BorrowDecode<'de, C> for WVec<T> {
+    #[inline]
+    fn borrow_decode<D: BorrowDecoder<'de, Context = C>>(d: &mut D) -> Result<Self, DecodeError> {
+        let n = seq_len(d)?;
+        grow(d, n)
+    }
+}
+
+/// A sequence's declared count.
+#[inline]
+fn seq_len<D: Decoder>(d: &mut D) -> Result<usize, DecodeError> {
+    let n = u64::decode(d)?;
+    usize::try_from(n).map_err(|_| DecodeError::OutsideUsizeRange(n))
+}
+
+/// At most this many items are allocated ahead of a declared count; the rest grow as items
+/// actually decode. Not the bytes left in the frame either: with nesting, each level could
+/// claim room for all of them.
+const PREALLOC: usize = 64;
+
+/// The `n` items of a sequence whose count was read, decoded one by one (the first one
+/// missing ends the frame as malformed, as a value over the depth limit ends it first when
+/// it comes first).
+#[inline]
+fn grow<'de, C, T: BorrowDecode<'de, C>, D: BorrowDecoder<'de, Context = C>>(
+    d: &mut D,
+    n: usize,
+) -> Result<WVec<T>, DecodeError> {
+    let cap = n.min(PREALLOC);
+    let mut v = Vec::with_capacity(cap);
+    for _ in 0..n {
+        v.push(T::borrow_decode(d)?);
+    }
+    Ok(WVec(v))
 }
 
 /// A reference inside a wire value, named from the receiver's point of view.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Encode, BorrowDecode)]
 pub(crate) enum WireRef {
     /// An object the sender owns: the receiver imports it (or counts one more receipt).
     Sender(u64),
@@ -243,7 +280,7 @@ pub(crate) enum WireRef {
 }
 
 /// A value on the wire: the engine's `Value` with references replaced by ids.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Encode)]
 pub(crate) enum WireValue {
     Nil,
     Bool(bool),
@@ -252,97 +289,78 @@ pub(crate) enum WireValue {
     Float(f64),
     Str(WStr),
     Bytes(WBytes),
-    List(Vec<WireValue>),
-    Map(Vec<(WireValue, WireValue)>),
+    List(WVec<WireValue>),
+    Map(WVec<(WireValue, WireValue)>),
     Ref(WireRef),
 }
 
-thread_local! {
-    /// Remaining nesting depth while a frame is decoded on this thread (set by
-    /// [`with_depth_limit`]). Thread-local because serde's `Deserialize` takes no argument:
-    /// the limit travels beside the decoder, which runs synchronously on this thread.
-    static DEPTH_LEFT: Cell<usize> = const { Cell::new(usize::MAX) };
+/// What decoding one frame carries along: how much deeper values may still nest. The
+/// messages that hold values decode with it as bincode's context.
+#[derive(Debug)]
+pub(crate) struct DecodeCx {
+    /// Value levels still allowed below the current one.
+    pub(crate) depth_left: usize,
 }
 
-/// Runs `f` with wire-value nesting limited to `max_depth`.
-pub(crate) fn with_depth_limit<R>(max_depth: usize, f: impl FnOnce() -> R) -> R {
-    let old = DEPTH_LEFT.with(|d| d.replace(max_depth));
-    let r = f();
-    DEPTH_LEFT.with(|d| d.set(old));
-    r
-}
-
-struct DepthGuard;
-
-impl DepthGuard {
-    fn enter<E: de::Error>() -> Result<DepthGuard, E> {
-        DEPTH_LEFT.with(|d| {
-            let left = d.get();
-            if left == 0 {
-                Err(E::custom("value nesting depth over the limit"))
-            } else {
-                d.set(left - 1);
-                Ok(DepthGuard)
-            }
-        })
+impl DecodeCx {
+    /// A context allowing values nested `max_depth` levels deep (0: no value at all).
+    pub(crate) fn new(max_depth: usize) -> DecodeCx {
+        DecodeCx {
+            depth_left: max_depth,
+        }
     }
 }
 
-impl Drop for DepthGuard {
-    fn drop(&mut self) {
-        DEPTH_LEFT.with(|d| d.set(d.get().saturating_add(1)));
+/// The only decoding written by hand among the messages: the derive cannot count depth.
+impl<'de> BorrowDecode<'de, DecodeCx> for WireValue {
+    fn borrow_decode<D: BorrowDecoder<'de, Context = DecodeCx>>(
+        d: &mut D,
+    ) -> Result<Self, DecodeError> {
+        let cx = d.context();
+        if cx.depth_left == 0 {
+            return Err(DecodeError::Other("value nesting depth over the limit"));
+        }
+        cx.depth_left -= 1;
+        let v = decode_value(d);
+        d.context().depth_left += 1;
+        v
     }
 }
 
-const WIRE_VALUE_VARIANTS: &[&str] = &[
-    "Nil", "Bool", "Int", "UInt", "Float", "Str", "Bytes", "List", "Map", "Ref",
-];
-
-impl<'de> Deserialize<'de> for WireValue {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let _guard = DepthGuard::enter::<D::Error>()?;
-        d.deserialize_enum("WireValue", WIRE_VALUE_VARIANTS, WireValueVisitor)
-    }
-}
-
-struct WireValueVisitor;
-
-impl<'de> Visitor<'de> for WireValueVisitor {
-    type Value = WireValue;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("a wire value")
-    }
-
-    fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> Result<WireValue, A::Error> {
-        let (tag, v): (u32, _) = data.variant()?;
-        Ok(match tag {
-            0 => {
-                v.unit_variant()?;
-                WireValue::Nil
-            }
-            1 => WireValue::Bool(v.newtype_variant()?),
-            2 => WireValue::Int(v.newtype_variant()?),
-            3 => WireValue::UInt(v.newtype_variant()?),
-            4 => WireValue::Float(v.newtype_variant()?),
-            5 => WireValue::Str(v.newtype_variant()?),
-            6 => WireValue::Bytes(v.newtype_variant()?),
-            7 => WireValue::List(v.newtype_variant()?),
-            8 => WireValue::Map(v.newtype_variant()?),
-            9 => WireValue::Ref(v.newtype_variant()?),
-            n => {
-                return Err(de::Error::custom(format!("unknown value tag {n}")));
-            }
-        })
-    }
+/// One value's tag and contents (the depth already counted); tags in declaration order, as
+/// the derived `Encode` writes them.
+#[inline]
+fn decode_value<'de, D: BorrowDecoder<'de, Context = DecodeCx>>(
+    d: &mut D,
+) -> Result<WireValue, DecodeError> {
+    Ok(match u32::decode(d)? {
+        0 => WireValue::Nil,
+        1 => WireValue::Bool(bool::decode(d)?),
+        2 => WireValue::Int(i64::decode(d)?),
+        3 => WireValue::UInt(u64::decode(d)?),
+        4 => WireValue::Float(f64::decode(d)?),
+        5 => WireValue::Str(WStr::borrow_decode(d)?),
+        6 => WireValue::Bytes(WBytes::borrow_decode(d)?),
+        7 => WireValue::List(WVec::borrow_decode(d)?),
+        8 => WireValue::Map(WVec::borrow_decode(d)?),
+        9 => WireValue::Ref(WireRef::borrow_decode(d)?),
+        found => {
+            return Err(DecodeError::UnexpectedVariant {
+                type_name: "WireValue",
+                allowed: &AllowedEnumVariants::Range { min: 0, max: 9 },
+                found,
+            })
+        }
+    })
 }
 
 /// One operation on the wire.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Encode, BorrowDecode)]
+#[bincode(decode_context = "DecodeCx")]
 pub(crate) enum WireOp {
     Call {
-        args: Vec<WireValue>,
-        named: Vec<(WStr, WireValue)>,
+        args: WVec<WireValue>,
+        named: WVec<(WStr, WireValue)>,
     },
     Get,
     Set(WireValue),
@@ -351,18 +369,60 @@ pub(crate) enum WireOp {
 }
 
 /// A remote error on the wire.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Encode, BorrowDecode)]
 pub(crate) struct WireError {
-    pub(crate) kind: ErrorKind,
+    pub(crate) kind: WKind,
     pub(crate) type_name: WStr,
     pub(crate) message: WStr,
-    pub(crate) chain: Vec<WStr>,
+    pub(crate) chain: WVec<WStr>,
+}
+
+/// An [`ErrorKind`] on the wire: its index in declaration order. A wrapper rather than
+/// bincode's derive on the public `ErrorKind`, which would put bincode in netref's API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct WKind(pub(crate) ErrorKind);
+
+/// Every kind, at its wire index.
+const KINDS: [ErrorKind; 13] = [
+    ErrorKind::NoSuchObject,
+    ErrorKind::NoSuchMember,
+    ErrorKind::WrongOperation,
+    ErrorKind::BadArguments,
+    ErrorKind::Failed,
+    ErrorKind::Panicked,
+    ErrorKind::Overloaded,
+    ErrorKind::Cancelled,
+    ErrorKind::TimedOut,
+    ErrorKind::Disconnected,
+    ErrorKind::Protocol,
+    ErrorKind::Value,
+    ErrorKind::StopIteration,
+];
+
+impl Encode for WKind {
+    fn encode<E: Encoder>(&self, e: &mut E) -> Result<(), EncodeError> {
+        (self.0 as u32).encode(e)
+    }
+}
+
+impl<'de, C> BorrowDecode<'de, C> for WKind {
+    fn borrow_decode<D: BorrowDecoder<'de, Context = C>>(d: &mut D) -> Result<Self, DecodeError> {
+        let found = u32::decode(d)?;
+        match KINDS.get(found as usize) {
+            Some(&k) => Ok(WKind(k)),
+            None => Err(DecodeError::UnexpectedVariant {
+                type_name: "ErrorKind",
+                allowed: &AllowedEnumVariants::Range { min: 0, max: 12 },
+                found,
+            }),
+        }
+    }
 }
 
 impl From<RemoteError> for WireError {
     fn from(e: RemoteError) -> Self {
         WireError {
-            kind: e.kind,
+            kind: WKind(e.kind),
             type_name: WStr(e.type_name),
             message: WStr(e.message),
             chain: e.chain.into_iter().map(WStr).collect(),
@@ -373,7 +433,7 @@ impl From<RemoteError> for WireError {
 impl From<WireError> for RemoteError {
     fn from(e: WireError) -> Self {
         RemoteError {
-            kind: e.kind,
+            kind: e.kind.0,
             type_name: e.type_name.0,
             message: e.message.0,
             chain: e.chain.into_iter().map(|s| s.0).collect(),
@@ -404,71 +464,52 @@ pub(crate) struct CallMsg {
     pub(crate) trace: u64,
 }
 
-const CALL_FIELDS: &[&str] = &["id", "target", "path", "op", "timeout_ms", "flags", "trace"];
-
-impl Serialize for CallMsg {
-    /// The fields in order; `trace` only when the flags say it follows.
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeStruct;
-        let traced = self.flags & FLAG_TRACE != 0;
-        let mut st = s.serialize_struct("CallMsg", if traced { 7 } else { 6 })?;
-        st.serialize_field("id", &self.id)?;
-        st.serialize_field("target", &self.target)?;
-        st.serialize_field("path", &self.path)?;
-        st.serialize_field("op", &self.op)?;
-        st.serialize_field("timeout_ms", &self.timeout_ms)?;
-        st.serialize_field("flags", &self.flags)?;
-        if traced {
-            st.serialize_field("trace", &self.trace)?;
+/// By hand: `trace` is on the wire only when the flags say it follows.
+impl Encode for CallMsg {
+    fn encode<E: Encoder>(&self, e: &mut E) -> Result<(), EncodeError> {
+        self.id.encode(e)?;
+        self.target.encode(e)?;
+        self.path.encode(e)?;
+        self.op.encode(e)?;
+        self.timeout_ms.encode(e)?;
+        self.flags.encode(e)?;
+        if self.flags & FLAG_TRACE != 0 {
+            self.trace.encode(e)?;
         }
-        st.end()
+        Ok(())
     }
 }
 
-impl<'de> Deserialize<'de> for CallMsg {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = CallMsg;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a call")
-            }
-            fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<CallMsg, A::Error> {
-                fn field<'de, T: Deserialize<'de>, A: de::SeqAccess<'de>>(
-                    seq: &mut A,
-                    i: usize,
-                ) -> Result<T, A::Error> {
-                    seq.next_element()?
-                        .ok_or_else(|| de::Error::invalid_length(i, &"a call's fields"))
-                }
-                let id = field(&mut seq, 0)?;
-                let target = field(&mut seq, 1)?;
-                let path = field(&mut seq, 2)?;
-                let op = field(&mut seq, 3)?;
-                let timeout_ms = field(&mut seq, 4)?;
-                let flags: u8 = field(&mut seq, 5)?;
-                let trace = if flags & FLAG_TRACE != 0 {
-                    field(&mut seq, 6)?
-                } else {
-                    0
-                };
-                Ok(CallMsg {
-                    id,
-                    target,
-                    path,
-                    op,
-                    timeout_ms,
-                    flags,
-                    trace,
-                })
-            }
-        }
-        d.deserialize_struct("CallMsg", CALL_FIELDS, V)
+impl<'de> BorrowDecode<'de, DecodeCx> for CallMsg {
+    fn borrow_decode<D: BorrowDecoder<'de, Context = DecodeCx>>(
+        d: &mut D,
+    ) -> Result<Self, DecodeError> {
+        let id = u64::decode(d)?;
+        let target = Target::borrow_decode(d)?;
+        let path = WPath::borrow_decode(d)?;
+        let op = WireOp::borrow_decode(d)?;
+        let timeout_ms = u32::decode(d)?;
+        let flags = u8::decode(d)?;
+        let trace = if flags & FLAG_TRACE != 0 {
+            u64::decode(d)?
+        } else {
+            0
+        };
+        Ok(CallMsg {
+            id,
+            target,
+            path,
+            op,
+            timeout_ms,
+            flags,
+            trace,
+        })
     }
 }
 
 /// Every message of the native protocol after the hello.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Encode, BorrowDecode)]
+#[bincode(decode_context = "DecodeCx")]
 pub(crate) enum Message {
     Call(CallMsg),
     Return {
@@ -476,7 +517,7 @@ pub(crate) enum Message {
         result: Result<WireValue, WireError>,
     },
     /// `(id, count)` pairs: the sender received `id` `count` times and holds it no more.
-    Release(Vec<(u64, u64)>),
+    Release(WVec<(u64, u64)>),
     Cancel(u64),
     Finish(u64),
     Ping(u64),
@@ -613,7 +654,7 @@ impl fmt::Display for Message {
             }
             Message::Return { id, result: Ok(v) } => write!(f, "Return {id} = {v}"),
             Message::Return { id, result: Err(e) } => {
-                write!(f, "Return {id} error {}: {}", e.kind, e.message.0)
+                write!(f, "Return {id} error {}: {}", e.kind.0, e.message.0)
             }
             Message::Release(items) => {
                 f.write_str("Release")?;
@@ -628,5 +669,45 @@ impl fmt::Display for Message {
             Message::Pong(n) => write!(f, "Pong {n}"),
             Message::Goodbye(r) => write!(f, "Goodbye {:?}", r.0),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The wire index of every kind: a new kind fails to compile here until it is given one
+    /// (at the end, so no kind already on the wire moves).
+    fn index(kind: ErrorKind) -> u32 {
+        match kind {
+            ErrorKind::NoSuchObject => 0,
+            ErrorKind::NoSuchMember => 1,
+            ErrorKind::WrongOperation => 2,
+            ErrorKind::BadArguments => 3,
+            ErrorKind::Failed => 4,
+            ErrorKind::Panicked => 5,
+            ErrorKind::Overloaded => 6,
+            ErrorKind::Cancelled => 7,
+            ErrorKind::TimedOut => 8,
+            ErrorKind::Disconnected => 9,
+            ErrorKind::Protocol => 10,
+            ErrorKind::Value => 11,
+            ErrorKind::StopIteration => 12,
+        }
+    }
+
+    #[test]
+    fn error_kinds_keep_their_wire_index() {
+        for (i, &k) in KINDS.iter().enumerate() {
+            assert_eq!(index(k), i as u32, "{k:?}");
+            let bytes = bincode::encode_to_vec(WKind(k), bincode::config::standard()).unwrap();
+            assert_eq!(bytes, [i as u8], "{k:?}");
+            let (back, _): (WKind, usize) =
+                bincode::borrow_decode_from_slice(&bytes, bincode::config::standard()).unwrap();
+            assert_eq!(back.0, k);
+        }
+        let refused: Result<(WKind, usize), _> =
+            bincode::borrow_decode_from_slice(&[13], bincode::config::standard());
+        assert!(refused.is_err());
     }
 }

@@ -10,7 +10,7 @@ use super::{FrameLen, Inbound, Wire};
 use crate::auth::{self, AuthFailure, Challenge, CHALLENGE_LEN, PROOF_LEN};
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::protocol::{with_depth_limit, Message};
+use crate::protocol::{DecodeCx, Message};
 
 /// The four bytes every native session starts with.
 pub(crate) const MAGIC: [u8; 4] = *b"NREF";
@@ -232,7 +232,9 @@ where
 }
 
 /// The native wire after the hello: frames of a 4-byte big-endian length and a bincode
-/// message (the hand-written [`fast`](super::fast) path for the hot shapes, same bytes).
+/// message: the hand-written [`fast`](super::fast) path for the hot shapes, and for the
+/// rest the protocol types' `Encode`/`BorrowDecode` (derived, but for the few written by
+/// hand in [`protocol`](crate::protocol)); same bytes.
 #[derive(Debug, Clone)]
 pub(crate) struct NativeCodec {
     /// Largest frame body the peer accepts.
@@ -265,9 +267,11 @@ impl NativeCodec {
         if let Some(msg) = super::fast::decode(body, self.max_depth) {
             return Ok(msg);
         }
-        let (msg, used): (Message, usize) = with_depth_limit(self.max_depth, || {
-            bincode::serde::borrow_decode_from_slice(body, bincode_config())
-        })
+        let (msg, used): (Message, usize) = bincode::borrow_decode_from_slice_with_context(
+            body,
+            bincode_config(),
+            DecodeCx::new(self.max_depth),
+        )
         .map_err(|e| Error::Protocol(format!("malformed message: {e}")))?;
         if used != body.len() {
             return Err(Error::Protocol(format!(
@@ -277,6 +281,17 @@ impl NativeCodec {
             )));
         }
         Ok(msg)
+    }
+}
+
+/// Bincode's writer appending to a frame under construction.
+struct Append<'a>(&'a mut Vec<u8>);
+
+impl bincode::enc::write::Writer for Append<'_> {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) -> std::result::Result<(), bincode::error::EncodeError> {
+        self.0.extend_from_slice(bytes);
+        Ok(())
     }
 }
 
@@ -308,7 +323,7 @@ impl Wire for NativeCodec {
         let start = out.len();
         out.extend_from_slice(&[0; 4]);
         if !super::fast::encode(msg, out) {
-            bincode::serde::encode_into_std_write(msg, out, bincode_config())
+            bincode::encode_into_writer(msg, Append(out), bincode_config())
                 .map_err(|e| Error::Protocol(format!("cannot encode {}: {e}", msg.name())))?;
         }
         let len = out.len() - start - 4;
@@ -348,7 +363,7 @@ impl Wire for NativeCodec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{CallMsg, Target, WPath, WireOp, WireRef, WireValue};
+    use crate::protocol::{CallMsg, Target, WPath, WVec, WireOp, WireRef, WireValue};
 
     fn codec() -> NativeCodec {
         NativeCodec {
@@ -382,8 +397,8 @@ mod tests {
                     target: Target::Root,
                     path: WPath::from(vec!["add"]),
                     op: WireOp::Call {
-                        args: vec![WireValue::Int(1), WireValue::Int(2)],
-                        named: vec![],
+                        args: vec![WireValue::Int(1), WireValue::Int(2)].into(),
+                        named: WVec::default(),
                     },
                     timeout_ms: 30_000,
                     flags: 0,
@@ -404,8 +419,9 @@ mod tests {
                     target: Target::Root,
                     path: WPath::from(vec!["every"]),
                     op: WireOp::Call {
-                        args: vec![WireValue::Int(1), WireValue::Ref(WireRef::Sender(cb_id))],
-                        named: vec![],
+                        args: vec![WireValue::Int(1), WireValue::Ref(WireRef::Sender(cb_id))]
+                            .into(),
+                        named: WVec::default(),
                     },
                     timeout_ms: 30_000,
                     flags: 0,
@@ -419,8 +435,8 @@ mod tests {
                     target: Target::Object(cb_id),
                     path: WPath::default(),
                     op: WireOp::Call {
-                        args: vec![WireValue::Int(0)],
-                        named: vec![],
+                        args: vec![WireValue::Int(0)].into(),
+                        named: WVec::default(),
                     },
                     timeout_ms: 30_000,
                     flags: 0,
@@ -441,7 +457,7 @@ mod tests {
                     result: Ok(WireValue::Int(1)),
                 }),
             ),
-            ("release", frame(&Message::Release(vec![(cb_id, 1)]))),
+            ("release", frame(&Message::Release(vec![(cb_id, 1)].into()))),
         ]
         .into_iter()
         .chain(auth_trace())
@@ -616,7 +632,7 @@ mod tests {
     fn nesting_over_the_depth_limit_is_refused() {
         let mut v = WireValue::Nil;
         for _ in 0..100 {
-            v = WireValue::List(vec![v]);
+            v = WireValue::List(vec![v].into());
         }
         let msg = Message::Return {
             id: 1,

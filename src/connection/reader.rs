@@ -133,7 +133,7 @@ fn handle_message(shared: &Arc<Shared>, msg: Message, bytes: usize) -> bool {
     match msg {
         Message::Call(c) => handle_call(shared, c),
         Message::Return { id, result } => handle_return(shared, id, result),
-        Message::Release(items) => handle_release(shared, items),
+        Message::Release(items) => handle_release(shared, items.0),
         Message::Cancel(id) => handle_cancel(shared, id),
         Message::Finish(id) => handle_finish(shared, id),
         Message::Ping(n) => handle_ping(shared, n),

@@ -174,7 +174,7 @@ fn encode_control(shared: &Shared, c: Control, buf: &mut Vec<u8>, closing: bool)
         // Chunked so one batch always fits the peer's frame limit.
         for chunk in c.releases.chunks(RELEASES_PER_MESSAGE) {
             Counters::add(&shared.counters.releases_sent, 1);
-            msgs.push(Message::Release(chunk.to_vec()));
+            msgs.push(Message::Release(chunk.to_vec().into()));
         }
     }
     if !closing {
