@@ -382,8 +382,8 @@ pub(crate) struct WireError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct WKind(pub(crate) ErrorKind);
 
-/// Every kind, at its wire index.
-const KINDS: [ErrorKind; 13] = [
+/// Every kind, at its wire index (the NATS wire uses the same indices).
+pub(crate) const KINDS: [ErrorKind; 13] = [
     ErrorKind::NoSuchObject,
     ErrorKind::NoSuchMember,
     ErrorKind::WrongOperation,

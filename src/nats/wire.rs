@@ -11,6 +11,7 @@
 use std::time::Duration;
 
 use crate::error::{Error, ErrorKind, RemoteError, Result};
+use crate::protocol::KINDS;
 use crate::value::Value;
 
 /// The first byte of every message.
@@ -185,21 +186,7 @@ pub(crate) fn decode_reply(bytes: &[u8]) -> Result<(String, Result<Value>)> {
     Ok((instance, result))
 }
 
-const KINDS: [ErrorKind; 12] = [
-    ErrorKind::NoSuchObject,
-    ErrorKind::NoSuchMember,
-    ErrorKind::WrongOperation,
-    ErrorKind::BadArguments,
-    ErrorKind::Failed,
-    ErrorKind::Panicked,
-    ErrorKind::Overloaded,
-    ErrorKind::Cancelled,
-    ErrorKind::TimedOut,
-    ErrorKind::Disconnected,
-    ErrorKind::Protocol,
-    ErrorKind::Value,
-];
-
+/// An error kind travels as its index in the native wire's table, so both wires agree.
 fn kind_code(kind: ErrorKind) -> u8 {
     KINDS.iter().position(|k| *k == kind).unwrap_or(4) as u8
 }
@@ -390,6 +377,17 @@ impl<'a> Reader<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_error_kind_travels_as_itself() {
+        for kind in KINDS {
+            assert_eq!(kind_from(kind_code(kind)), kind);
+        }
+        assert_eq!(
+            kind_from(kind_code(ErrorKind::StopIteration)),
+            ErrorKind::StopIteration
+        );
+    }
 
     fn sample() -> Value {
         Value::Map(vec![
