@@ -144,9 +144,8 @@ impl Calc {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn python_drives_a_rust_service() {
-    common::init_tracing();
+/// A `Calc` served to RPyC clients on a free loopback port.
+async fn calc_server() -> (Obj<Calc>, netref::ServerHandle) {
     let root = Obj::new(Calc {
         counter: Obj::new(Counter::default()),
         last: Mutex::new(None),
@@ -157,6 +156,13 @@ async fn python_drives_a_rust_service() {
         .bind("127.0.0.1:0")
         .await
         .unwrap();
+    (root, server)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_drives_a_rust_service() {
+    common::init_tracing();
+    let (root, server) = calc_server().await;
     let port = server.local_addr().port().to_string();
     let mut py = PyProc::start("rpyc_client_checks.py", &[&port], None);
     for check in [
@@ -210,16 +216,7 @@ async fn python_drives_a_rust_service() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_trace_of_a_first_call_from_python() {
     common::init_tracing();
-    let root = Obj::new(Calc {
-        counter: Obj::new(Counter::default()),
-        last: Mutex::new(None),
-        label: Mutex::new(String::new()),
-    });
-    let server = Server::with_root(root.erase())
-        .rpyc()
-        .bind("127.0.0.1:0")
-        .await
-        .unwrap();
+    let (_root, server) = calc_server().await;
     let port = server.local_addr().port().to_string();
     let mut py = PyProc::start("rpyc_trace_client.py", &[&port], None);
     assert_eq!(py.line().await, "CONNECTED");
