@@ -44,7 +44,7 @@
 //!
 //! ```
 //! use std::sync::{Arc, Mutex};
-//! use netref::{blocking, expose, Obj, Proxy};
+//! use netref::{blocking, expose, Config, Obj, Proxy};
 //!
 //! struct Lab;
 //! #[expose]
@@ -62,7 +62,11 @@
 //! }
 //!
 //! // No #[tokio::main]: a plain program. (Over TCP: blocking::Connection::connect(addr).)
-//! let (_server, conn) = blocking::Connection::pair(Some(Obj::new(Lab).erase()), None)?;
+//! // Both ends are this program, so no timeouts: the example's outcome then does not
+//! // depend on how fast the machine runs it.
+//! let config = Config::default().with_no_timeouts();
+//! let lab = Some(Obj::new(Lab).erase());
+//! let (_server, conn) = blocking::Connection::pair_with(config, lab, None)?;
 //! let root = conn.root();
 //! assert_eq!(root.call_method("add", (1, 2))?.decode::<i64>()?, 3);
 //!

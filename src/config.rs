@@ -18,9 +18,12 @@ pub struct Config {
     pub max_frame: usize,
     /// Deepest value nesting accepted from the peer. Default 64.
     pub max_depth: usize,
-    /// Time allowed for the hello exchange. Default 10 s.
+    /// Time allowed for the hello exchange. Default 10 s; [`Duration::MAX`]: no bound.
     pub handshake_timeout: Duration,
-    /// Default deadline of every call. Default 30 s.
+    /// Default deadline of every call. Default 30 s. [`Duration::MAX`] (or any timeout too
+    /// long for the clock to hold) means no deadline: such a call waits as long as its reply
+    /// takes, and the peer's handler sees no deadline either
+    /// ([`context::time_left`](crate::context::time_left) is `None`).
     pub call_timeout: Duration,
     /// Frames queued for the writer task before senders wait. Default 1024.
     pub send_queue: usize,
@@ -46,7 +49,7 @@ pub struct Config {
     pub keepalive_timeout: Duration,
     /// Close the connection when a write to the peer makes no progress for this long (the
     /// peer stopped reading): the send queue stays bounded and a stuck peer is dropped
-    /// instead of holding memory and tasks. Default 30 s.
+    /// instead of holding memory and tasks. Default 30 s; [`Duration::MAX`]: no bound.
     pub write_stall_timeout: Duration,
     /// A shared secret both peers must know: the hello then runs a challenge–response
     /// exchange and the connection is refused unless the peer proves it holds the same
@@ -139,6 +142,30 @@ impl Config {
     /// Sets [`Config::call_timeout`].
     pub fn with_call_timeout(mut self, d: Duration) -> Self {
         self.call_timeout = d;
+        self
+    }
+
+    /// No timer at all: no call deadline, no bound on the hello or on a stalled write, no
+    /// keepalive ([`Duration::MAX`] for each timeout, keepalive off).
+    ///
+    /// For connections whose both ends are this program's own code, such as an in-memory
+    /// [`pair`](crate::pair) in a test or an example, whose outcome must then not depend on
+    /// how fast the machine runs: a machine stalled for longer than a timeout (a busy build,
+    /// a paused VM) would otherwise fail calls whose replies were on their way. Never for a
+    /// peer across a network or another process: a dead or stuck peer would then hold its
+    /// calls, and this side's memory, forever.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// let cfg = netref::Config::default().with_no_timeouts();
+    /// assert_eq!(cfg.call_timeout, Duration::MAX);
+    /// assert!(cfg.keepalive_interval.is_none());
+    /// ```
+    pub fn with_no_timeouts(mut self) -> Self {
+        self.call_timeout = Duration::MAX;
+        self.handshake_timeout = Duration::MAX;
+        self.write_stall_timeout = Duration::MAX;
+        self.keepalive_interval = None;
         self
     }
 

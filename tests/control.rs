@@ -157,6 +157,64 @@ async fn the_default_deadline_is_the_connections() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn without_timeouts_a_call_waits_for_its_reply_however_long_it_takes() {
+    let ticker = Ticker::default();
+    let gate = ticker.gate.clone();
+    let config = Config::default().with_no_timeouts();
+    let (_server, client) = netref::pair_with(config, Some(Obj::new(ticker).erase()), None)
+        .await
+        .unwrap();
+    let root = client.root();
+    // The handler sees no deadline: none was sent.
+    let left: Option<u64> = root.call_method("time_left_ms", ()).decode().await.unwrap();
+    assert_eq!(left, None, "a call without a deadline carried one");
+    let waiting = tokio::spawn({
+        let root = root.clone();
+        async move { root.call_method("wait_gate", ()).decode::<u64>().await }
+    });
+    // Four hundred days pass with the call in flight (keepalive is off too).
+    tokio::time::sleep(Duration::from_secs(400 * 86_400)).await;
+    assert!(!waiting.is_finished(), "the call ended without its reply");
+    assert!(!client.is_closed());
+    gate.add_permits(1);
+    assert_eq!(waiting.await.unwrap().unwrap(), 7);
+    // A call's own `Duration::MAX` means the same on a connection with a default.
+    let (_server, client, _ticks) = ticker_pair(Config::default()).await;
+    let left: Option<u64> = client
+        .root()
+        .call_method("time_left_ms", ())
+        .timeout(Duration::MAX)
+        .decode()
+        .await
+        .unwrap();
+    assert_eq!(left, None);
+}
+
+#[tokio::test(start_paused = true)]
+async fn without_timeouts_a_stalled_clock_cannot_fail_a_call_whose_reply_is_on_its_way() {
+    // A machine that stops running this process for longer than every timeout (a paused
+    // VM, a starved build) and resumes with the reply ready: the clock jumps while no task
+    // runs. With the default timeouts the call may then fail as timed out; without any,
+    // its reply is what it gets.
+    for _ in 0..20 {
+        let (_server, client, _ticks) = ticker_pair(Config::default().with_no_timeouts()).await;
+        let mut call = std::pin::pin!(client
+            .root()
+            .call_method("time_left_ms", ())
+            .decode::<Option<u64>>());
+        // The first poll writes the call and registers it.
+        let pending = std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(std::future::Future::poll(call.as_mut(), cx).is_pending())
+        })
+        .await;
+        assert!(pending);
+        tokio::time::advance(Duration::from_secs(3_600)).await;
+        assert_eq!(call.await.unwrap(), None);
+        assert!(!client.is_closed());
+    }
+}
+
+#[tokio::test(start_paused = true)]
 async fn dropping_a_call_cancels_the_handler_and_its_nested_callbacks() {
     let (server, client, server_ticks) = ticker_pair(Config::default()).await;
     let client_ticks = Arc::new(AtomicU64::new(0));

@@ -67,7 +67,9 @@ struct PendingCall {
     result: Option<Result<Value>>,
     /// Woken when `result` is set.
     waker: Option<Waker>,
-    deadline: Instant,
+    /// `None`: the call has no deadline (its timeout is too long for a clock to hold, as
+    /// [`Duration::MAX`] is).
+    deadline: Option<Instant>,
     timeout: Duration,
 }
 
@@ -111,7 +113,7 @@ impl Pending {
     /// in flight (then its frame may gather with theirs).
     #[inline]
     fn register(&self, id: u64, timeout: Duration) -> Urgency {
-        let deadline = Instant::now() + timeout;
+        let deadline = deadline_of(timeout);
         let (urgency, sooner) = {
             let mut pending = self.calls.lock();
             pending.calls.insert(
@@ -123,9 +125,9 @@ impl Pending {
                     timeout,
                 },
             );
-            let sooner = pending.armed.is_none_or(|a| deadline < a);
+            let sooner = deadline.is_some_and(|d| pending.armed.is_none_or(|a| d < a));
             if sooner {
-                pending.armed = Some(deadline);
+                pending.armed = deadline;
             }
             // With other calls in flight a few microseconds do not matter, but one write
             // for many frames does.
@@ -219,14 +221,17 @@ impl Pending {
                 if call.result.is_some() {
                     continue; // settled, its future has not taken the result yet
                 }
-                if call.deadline <= now {
+                let Some(deadline) = call.deadline else {
+                    continue; // no deadline: it waits as long as its reply takes
+                };
+                if deadline <= now {
                     call.result = Some(Err(Error::remote(
                         ErrorKind::TimedOut,
                         format!("no reply within {:?}", call.timeout),
                     )));
                     expired.push((*id, call.waker.take()));
                 } else {
-                    next = Some(next.map_or(call.deadline, |n| n.min(call.deadline)));
+                    next = Some(next.map_or(deadline, |n| n.min(deadline)));
                 }
             }
             pending.armed = next;
@@ -450,10 +455,21 @@ fn unsupported(what: &str, feature: &str) -> Error {
     ))
 }
 
+/// When a call due `timeout` from now expires; `None` (no deadline) when the clock cannot
+/// hold that instant, as for [`Duration::MAX`].
+#[inline]
+fn deadline_of(timeout: Duration) -> Option<Instant> {
+    Instant::now().checked_add(timeout)
+}
+
 /// A deadline as the wire carries it: whole milliseconds, rounded up so that a deadline
-/// that has not passed is never sent as 0 (which means none).
+/// that has not passed is never sent as 0, which means none (what a call without a deadline
+/// sends).
 #[inline]
 fn wire_ms(timeout: Duration) -> u32 {
+    if deadline_of(timeout).is_none() {
+        return 0;
+    }
     let ms = timeout
         .as_secs()
         .saturating_mul(1000)
@@ -579,7 +595,8 @@ impl Call {
         }
     }
 
-    /// Overrides the connection's default deadline for this call (before it is sent).
+    /// Overrides the connection's default deadline for this call (before it is sent);
+    /// [`Duration::MAX`] means none (see [`Config::call_timeout`](crate::Config)).
     pub fn timeout(mut self, d: Duration) -> Call {
         if let CallState::Unsent { timeout, .. } = &mut self.state {
             *timeout = Some(d);
@@ -751,6 +768,7 @@ mod tests {
         assert_eq!(wire_ms(Duration::from_nanos(1)), 1);
         assert_eq!(wire_ms(Duration::from_nanos(999_999_999)), 1_000);
         assert_eq!(wire_ms(Duration::ZERO), 1, "0 would mean no deadline");
-        assert_eq!(wire_ms(Duration::MAX), u32::MAX);
+        assert_eq!(wire_ms(Duration::from_secs(60 * 86_400)), u32::MAX);
+        assert_eq!(wire_ms(Duration::MAX), 0, "no deadline is sent as none");
     }
 }
