@@ -69,12 +69,17 @@ impl Relay {
 /// A client and a server connection on an in-memory pipe, labelled `client` and `server`;
 /// the server lends a `Relay`.
 async fn connected() -> (Connection, Connection) {
+    connected_as("client", "server").await
+}
+
+/// [`connected`] with the given labels.
+async fn connected_as(client: &str, server: &str) -> (Connection, Connection) {
     let (a, b) = tokio::io::duplex(256 * 1024);
     let (ar, aw) = tokio::io::split(a);
     let (br, bw) = tokio::io::split(b);
     let root = Obj::new(Relay).erase();
-    let server = Connection::from_io(br, bw, Config::default().with_label("server"), Some(root));
-    let client = Connection::from_io(ar, aw, Config::default().with_label("client"), None);
+    let server = Connection::from_io(br, bw, Config::default().with_label(server), Some(root));
+    let client = Connection::from_io(ar, aw, Config::default().with_label(client), None);
     let (server, client) = tokio::join!(server, client);
     (client.unwrap(), server.unwrap())
 }
@@ -210,17 +215,20 @@ impl Capture {
 
 #[tokio::test]
 async fn the_trace_id_travels_with_a_call_and_its_nested_callback() {
-    // One thread (the test's runtime is single-threaded), so the subscriber set here sees
-    // both sides' spans: the log of two processes, joined.
+    // The subscriber sees both sides' spans: the log of two processes, joined. It is the
+    // global one, not a thread's default: with a thread's default, another test of this
+    // binary running at the same moment could meet netref's span first on its own thread
+    // and have `tracing` remember it as wanted by nobody (it did, once, under load). Other
+    // tests' spans reach it too; their connections have other labels.
     let capture = Capture::default();
     let subscriber = tracing_subscriber::registry().with(
         capture
             .clone()
             .with_filter(tracing_subscriber::filter::LevelFilter::DEBUG),
     );
-    let _guard = tracing::subscriber::set_default(subscriber);
+    tracing::subscriber::set_global_default(subscriber).expect("the binary's only subscriber");
 
-    let (client, server) = connected().await;
+    let (client, server) = connected_as("traced-client", "traced-server").await;
     assert!(client.peer_features().trace_ids && server.peer_features().trace_ids);
     let seen = Arc::new(Mutex::new(None));
     let saw = seen.clone();
@@ -238,10 +246,10 @@ async fn the_trace_id_travels_with_a_call_and_its_nested_callback() {
 
     // The client's call, the server serving it, the server's nested call back to the
     // client, and the client serving that: four spans, one trace.
-    let call = capture.spans("netref.call", "client");
-    let served = capture.spans("netref.serve", "server");
-    let nested = capture.spans("netref.call", "server");
-    let callback_served = capture.spans("netref.serve", "client");
+    let call = capture.spans("netref.call", "traced-client");
+    let served = capture.spans("netref.serve", "traced-server");
+    let nested = capture.spans("netref.call", "traced-server");
+    let callback_served = capture.spans("netref.serve", "traced-client");
     assert_eq!(call.len(), 1, "{call:?}");
     assert_eq!(served.len(), 1, "{served:?}");
     assert_eq!(nested.len(), 1, "{nested:?}");
@@ -268,9 +276,9 @@ async fn the_trace_id_travels_with_a_call_and_its_nested_callback() {
         .decode()
         .await
         .unwrap();
-    let calls = capture.spans("netref.call", "client");
+    let calls = capture.spans("netref.call", "traced-client");
     assert_eq!(calls.len(), 2);
     assert_ne!(calls[1].fields.get("trace"), Some(&trace));
-    let serves = capture.spans("netref.serve", "server");
+    let serves = capture.spans("netref.serve", "traced-server");
     assert_eq!(serves[1].fields.get("trace"), calls[1].fields.get("trace"));
 }
