@@ -153,6 +153,9 @@ pub struct PeerFeatures {
     pub one_way: bool,
     /// The peer reads the trace id a call carries ([`context::trace_id`](crate::context::trace_id)).
     pub trace_ids: bool,
+    /// The peer describes objects and binds methods ([`Proxy::describe`],
+    /// [`Proxy::get_or_bind`](crate::Proxy::get_or_bind)).
+    pub describe: bool,
 }
 
 /// What user-facing handles hold: dropping the last one closes the connection.
@@ -322,7 +325,8 @@ impl Connection {
     /// to a peer that would not read it.
     pub fn peer_features(&self) -> PeerFeatures {
         use crate::codec::native::{
-            FEATURE_CANCEL, FEATURE_ONE_WAY, FEATURE_PIPELINING, FEATURE_STREAMS, FEATURE_TRACE,
+            FEATURE_CANCEL, FEATURE_DESCRIBE, FEATURE_ONE_WAY, FEATURE_PIPELINING, FEATURE_STREAMS,
+            FEATURE_TRACE,
         };
         let shared = &self.link.shared;
         let has = |bit: u32| shared.features & bit != 0;
@@ -333,6 +337,7 @@ impl Connection {
             streams: has(FEATURE_STREAMS),
             one_way: has(FEATURE_ONE_WAY),
             trace_ids: has(FEATURE_TRACE),
+            describe: has(FEATURE_DESCRIBE),
         }
     }
 

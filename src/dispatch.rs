@@ -20,7 +20,7 @@ use crate::error::{Error, Result};
 use crate::gate::{self, Access, Verdict};
 use crate::object::{Args, Invocation, Object, Reply};
 use crate::proxy::Proxy;
-use crate::surface::TypeInfo;
+use crate::surface::{MemberKind, TypeInfo};
 use crate::value::Value;
 
 /// One operation, in the engine's (decoded) form: what a wire's request turns into.
@@ -36,6 +36,14 @@ pub(crate) enum Op {
     Dir,
     /// Describe the object or member the path names.
     Help,
+    /// Describe the object or method the path names as data (a [`Description`]'s value):
+    /// its type name, doc, and members with their kinds.
+    ///
+    /// [`Description`]: crate::surface::Description
+    Describe,
+    /// Read the property the path ends in, or, when it is a method, give the method bound
+    /// to its object: a reference that calls it when called ("get or bind").
+    Bind,
 }
 
 impl Op {
@@ -47,6 +55,8 @@ impl Op {
             Op::Set(_) => Access::Set,
             Op::Dir => Access::Dir,
             Op::Help => Access::Help,
+            Op::Describe => Access::Describe,
+            Op::Bind => Access::Bind,
         }
     }
 }
@@ -111,6 +121,12 @@ pub(crate) fn start(obj: Arc<dyn Object>, path: &[String], op: Op) -> Reply {
     match (verdict, op) {
         (Verdict::Invoke(idx), Op::Call(args)) => cur.invoke(idx, Invocation::Call(args)),
         (Verdict::Invoke(idx), Op::Set(v)) => cur.invoke(idx, Invocation::Set(v)),
+        (Verdict::Bound(idx), _) => {
+            // Called later through its name, where the gate decides again.
+            let name = info.members[idx].name;
+            Reply::Ready(Ok(Value::Ref(Proxy::local(cur).attr(name))))
+        }
+        (Verdict::DescribeMethod(idx), _) => Reply::Ready(Ok(describe_method(info, idx))),
         (Verdict::Invoke(idx), _) => cur.invoke(idx, Invocation::Get),
         (Verdict::Help(member), _) => Reply::Ready(Ok(Value::Str(gate::help_member(member)))),
         (Verdict::Through(idx), op) => {
@@ -155,7 +171,8 @@ fn on_self(obj: Arc<dyn Object>, op: Op) -> Reply {
             Ok(idx) => return obj.invoke(idx, Invocation::Call(args)),
             Err(e) => Err(e),
         },
-        Op::Get => Ok(Value::Ref(Proxy::local(obj))),
+        Op::Get | Op::Bind => Ok(Value::Ref(Proxy::local(obj))),
+        Op::Describe => Ok(describe_type(info)),
         Op::Set(_) => Err(gate::set_self()),
         Op::Dir => Ok(Value::List(
             gate::dir(info).map(|m| Value::Str(m.to_owned())).collect(),
@@ -171,4 +188,41 @@ fn as_object(info: &'static TypeInfo, idx: usize, value: Value) -> Result<Proxy>
         Value::Ref(p) => Ok(p),
         other => Err(gate::not_an_object(info, idx, other.type_name())),
     }
+}
+
+/// The value of a type's [`Description`](crate::surface::Description).
+fn describe_type(info: &'static TypeInfo) -> Value {
+    let members = info
+        .members
+        .iter()
+        .map(|m| {
+            let kind = match m.kind {
+                MemberKind::Method => "method",
+                MemberKind::Property { settable: false } => "property",
+                MemberKind::Property { settable: true } => "settable",
+            };
+            Value::Map(vec![
+                (Value::from("name"), Value::from(m.name)),
+                (Value::from("kind"), Value::from(kind)),
+                (Value::from("doc"), Value::from(m.doc)),
+            ])
+        })
+        .collect();
+    description(info.name, info.doc, info.call.is_some(), members)
+}
+
+/// The value of a method's [`Description`](crate::surface::Description): type `method`, the
+/// method's doc, callable, no members.
+fn describe_method(info: &'static TypeInfo, idx: usize) -> Value {
+    let m = &info.members[idx];
+    description("method", m.doc, true, Vec::new())
+}
+
+fn description(type_name: &str, doc: &str, callable: bool, members: Vec<Value>) -> Value {
+    Value::Map(vec![
+        (Value::from("type_name"), Value::from(type_name)),
+        (Value::from("doc"), Value::from(doc)),
+        (Value::from("callable"), Value::Bool(callable)),
+        (Value::from("members"), Value::List(members)),
+    ])
 }

@@ -27,6 +27,10 @@ pub(crate) enum Access {
     Dir,
     /// Describe it.
     Help,
+    /// Describe it as data: its type, doc and members with their kinds.
+    Describe,
+    /// Read it when it is a property; bind it when it is a method.
+    Bind,
 }
 
 /// The gate's answer for the member a path ends in.
@@ -39,6 +43,10 @@ pub(crate) enum Verdict {
     Through(usize),
     /// Answer with this member's help text.
     Help(&'static MemberInfo),
+    /// Method `idx`, bound to its object: a reference that calls it when called.
+    Bound(usize),
+    /// Method `idx`, described as data.
+    DescribeMethod(usize),
 }
 
 /// The member a path walks through at segment `name`: a property (a method has no
@@ -62,7 +70,9 @@ pub(crate) fn admit(info: &'static TypeInfo, name: &str, access: Access) -> Resu
     let member = &info.members[idx];
     match (access, member.kind) {
         (Access::Call, MemberKind::Method) => Ok(Verdict::Invoke(idx)),
-        (Access::Get, MemberKind::Property { .. }) => Ok(Verdict::Invoke(idx)),
+        (Access::Get | Access::Bind, MemberKind::Property { .. }) => Ok(Verdict::Invoke(idx)),
+        (Access::Bind, MemberKind::Method) => Ok(Verdict::Bound(idx)),
+        (Access::Describe, MemberKind::Method) => Ok(Verdict::DescribeMethod(idx)),
         (Access::Set, MemberKind::Property { settable: true }) => Ok(Verdict::Invoke(idx)),
         (Access::Set, MemberKind::Property { settable: false }) => Err(wrong(format!(
             "property `{name}` of `{}` is read-only",
@@ -77,7 +87,9 @@ pub(crate) fn admit(info: &'static TypeInfo, name: &str, access: Access) -> Resu
             info.name
         ))),
         (Access::Help, _) => Ok(Verdict::Help(member)),
-        (Access::Call | Access::Dir, MemberKind::Property { .. }) => Ok(Verdict::Through(idx)),
+        (Access::Call | Access::Dir | Access::Describe, MemberKind::Property { .. }) => {
+            Ok(Verdict::Through(idx))
+        }
     }
 }
 

@@ -110,6 +110,7 @@ pub use resilient::{connect_resilient, connect_resilient_with, Resilient};
 pub use server::{ConnectionInfo, ListenAddr, Server, ServerHandle, DEFAULT_MAX_CONNECTIONS};
 pub use stats::Stats;
 pub use stream::{RemoteStream, Stream};
+pub use surface::{DescribedKind, Description, MemberDescription};
 pub use transport::{
     connect, connect_command, connect_command_with, connect_with, pair, pair_with, serve_stdio,
     ChildConnection,

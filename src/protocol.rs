@@ -366,6 +366,10 @@ pub(crate) enum WireOp {
     Set(WireValue),
     Dir,
     Help,
+    /// Sent only to a peer whose hello has `FEATURE_DESCRIBE`.
+    Describe,
+    /// Sent only to a peer whose hello has `FEATURE_DESCRIBE`.
+    Bind,
 }
 
 /// A remote error on the wire.
@@ -643,6 +647,8 @@ impl fmt::Display for Message {
                     WireOp::Set(v) => write!(f, " = {v}")?,
                     WireOp::Dir => f.write_str(" dir")?,
                     WireOp::Help => f.write_str(" help")?,
+                    WireOp::Describe => f.write_str(" describe")?,
+                    WireOp::Bind => f.write_str(" bind")?,
                 }
                 if c.flags & FLAG_KEEP_ANSWER != 0 {
                     f.write_str(" [pipelined]")?;

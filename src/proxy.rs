@@ -212,6 +212,20 @@ impl Proxy {
         from_value(self.run(Op::Help, None).await?)
     }
 
+    /// Describes the object (or the method the path ends in) as data: its type name, doc,
+    /// and exposed members with their kinds (method, property, settable property). Needs a
+    /// peer that announces it (every netref of this version does).
+    pub async fn describe(&self) -> Result<crate::surface::Description> {
+        from_value(self.run(Op::Describe, None).await?)
+    }
+
+    /// Reads the property the path ends in or, when it is a method, gives the method bound to
+    /// its object: a proxy that calls it when called, so `get_or_bind` works on any member
+    /// where [`get`](Proxy::get) refuses methods. The gate decides again when it is called.
+    pub async fn get_or_bind(&self) -> Result<Value> {
+        self.run(Op::Bind, None).await
+    }
+
     /// Iterates the object this proxy names: calls its `iter()` (or uses the object itself
     /// when it has none) and pulls items in batches of `batch` with `next_batch(max)`. An
     /// iterator that has no `next_batch` is pulled one item at a time with `next()`, until

@@ -48,6 +48,46 @@ pub enum MemberKind {
     },
 }
 
+/// An object's (or a method's) exposed surface as data, as
+/// [`Proxy::describe`](crate::Proxy::describe) gives it from wherever the object lives: what
+/// `help` shows as text, and what a wire that builds proxy classes needs (RPyC's `INSPECT`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct Description {
+    /// The type's name; `method` for a method.
+    pub type_name: String,
+    /// The type's (or method's) doc text, empty when it has none.
+    pub doc: String,
+    /// True when the object itself can be called (a callback, a method).
+    pub callable: bool,
+    /// The exposed members, in source order (none for a method).
+    pub members: Vec<MemberDescription>,
+}
+
+/// One exposed member in a [`Description`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct MemberDescription {
+    /// The member's name.
+    pub name: String,
+    /// What it is.
+    pub kind: DescribedKind,
+    /// Its doc text, empty when it has none.
+    pub doc: String,
+}
+
+/// A member's kind in a [`Description`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DescribedKind {
+    /// A method: call it.
+    Method,
+    /// A read-only property.
+    Property,
+    /// A property with an exposed setter.
+    Settable,
+}
+
 /// The type of the objects behind lent streams (`stream::Source`), set when the first stream
 /// is made: the engine refuses to send one to a peer whose hello does not announce streams.
 static STREAM_SOURCE: std::sync::OnceLock<&'static TypeInfo> = std::sync::OnceLock::new();

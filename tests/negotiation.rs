@@ -106,6 +106,22 @@ async fn an_old_peer_is_sent_no_stream_no_cast_and_no_trace_id() {
     assert!(matches!(err, Error::Unsupported(_)), "{err:?}");
     assert!(err.to_string().contains("one-way"), "{err}");
 
+    // Describing and binding: the same.
+    for err in [
+        root.describe()
+            .await
+            .expect_err("the peer cannot describe")
+            .to_string(),
+        root.attr("echo")
+            .get_or_bind()
+            .await
+            .expect_err("nor bind")
+            .to_string(),
+    ] {
+        assert!(err.contains("describing or binding"), "{err}");
+    }
+    assert!(!features.describe);
+
     // The connection goes on, and its next call carries no trace id although this side's
     // span would have one.
     let five = root.call_method("echo", (5,)).await.unwrap();

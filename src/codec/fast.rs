@@ -99,6 +99,8 @@ pub(crate) fn encode(msg: &Message, out: &mut Vec<u8>) -> bool {
                 }
                 WireOp::Dir => varint(out, OP_DIR),
                 WireOp::Help => varint(out, OP_HELP),
+                // Never here: `op_is_scalar` leaves them to bincode.
+                WireOp::Describe | WireOp::Bind => {}
             }
             varint(out, u64::from(c.timeout_ms));
             out.push(c.flags);
@@ -149,6 +151,7 @@ fn op_is_scalar(op: &WireOp) -> bool {
         }
         WireOp::Set(v) => is_scalar(v),
         WireOp::Get | WireOp::Dir | WireOp::Help => true,
+        WireOp::Describe | WireOp::Bind => false,
     }
 }
 

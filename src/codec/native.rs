@@ -31,9 +31,15 @@ pub(crate) const FEATURE_STREAMS: u32 = 8;
 pub(crate) const FEATURE_ONE_WAY: u32 = 16;
 /// Feature bit: the peer reads a trace id after a call's flags (`FLAG_TRACE`).
 pub(crate) const FEATURE_TRACE: u32 = 32;
+/// Feature bit: the peer reads the `Describe` and `Bind` operations (`WireOp` tags 5, 6).
+pub(crate) const FEATURE_DESCRIBE: u32 = 64;
 /// The features this build speaks (authentication is added when a secret is configured).
-pub(crate) const FEATURES: u32 =
-    FEATURE_PIPELINING | FEATURE_CANCEL | FEATURE_STREAMS | FEATURE_ONE_WAY | FEATURE_TRACE;
+pub(crate) const FEATURES: u32 = FEATURE_PIPELINING
+    | FEATURE_CANCEL
+    | FEATURE_STREAMS
+    | FEATURE_ONE_WAY
+    | FEATURE_TRACE
+    | FEATURE_DESCRIBE;
 /// The hello's feature field holds 24 bits.
 const FEATURE_MASK: u32 = 0x00ff_ffff;
 /// Size of the hello in bytes.

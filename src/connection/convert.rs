@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::send::SendCtx;
 use super::{Link, Shared};
+use crate::codec::native::FEATURE_DESCRIBE;
 use crate::dispatch::Op;
 use crate::error::{Error, ErrorKind, Result};
 use crate::object::Args;
@@ -116,6 +117,13 @@ impl Shared {
             Op::Set(v) => WireOp::Set(self.export_value(v, ctx, 1)?),
             Op::Dir => WireOp::Dir,
             Op::Help => WireOp::Help,
+            Op::Describe | Op::Bind if self.features & FEATURE_DESCRIBE == 0 => {
+                return Err(Error::Unsupported(
+                    "describing or binding a member: the peer's hello does not announce it".into(),
+                ))
+            }
+            Op::Describe => WireOp::Describe,
+            Op::Bind => WireOp::Bind,
         })
     }
 
@@ -207,6 +215,8 @@ impl Shared {
             WireOp::Set(v) => Op::Set(self.import_value(link, v, err)),
             WireOp::Dir => Op::Dir,
             WireOp::Help => Op::Help,
+            WireOp::Describe => Op::Describe,
+            WireOp::Bind => Op::Bind,
         }
     }
 }

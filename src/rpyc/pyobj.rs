@@ -140,12 +140,15 @@ async fn run(obj: Arc<PyRef>, path: Arc<[String]>, op: Op) -> Result<Value> {
                 }
             }
         }
-        (Op::Get, Some(name)) => {
+        (Op::Get | Op::Bind, Some(name)) => {
             session
                 .request(Handler::GetAttr, vec![me, name.into()])
                 .await
         }
-        (Op::Get, None) => Ok(me),
+        (Op::Get | Op::Bind, None) => Ok(me),
+        (Op::Describe, _) => Err(Error::Unsupported(
+            "describing a Python object: use netref::rpyc::repr or dir".into(),
+        )),
         (Op::Set(v), Some(name)) => session
             .request(Handler::SetAttr, vec![me, name.into(), v])
             .await
