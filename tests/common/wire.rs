@@ -4,9 +4,9 @@
 use netref::ErrorKind;
 
 /// The native hello with the default limits (16 MiB frames, depth 64): version 1 only, and
-/// the features pipelining, cancel, streams, one-way calls and trace ids.
+/// the features pipelining, cancel, streams, one-way calls, trace ids, describe and bind.
 pub const HELLO: [u8; 16] = [
-    b'N', b'R', b'E', b'F', 0, 1, 0, 0, 0, 0x3b, 1, 0, 0, 0, 0, 64,
+    b'N', b'R', b'E', b'F', 0, 1, 0, 0, 0, 0x7b, 1, 0, 0, 0, 0, 64,
 ];
 
 /// The hello of the first netref builds (an old peer): version 1, pipelining and cancel.
