@@ -5,9 +5,8 @@
 //! messages ([`Message`], in [`protocol`](crate::protocol)). The engine (object tables,
 //! gate, dispatch, the call registry) only ever sees `Message`s, so a second wire plugs in
 //! here without touching any of them. The native wire is [`native`] (with its hand-written
-//! fast path in `fast.rs`). A wire whose requests map onto engine messages plugs in here; Python RPyC 6's wire, whose requests mostly do
-//! not, is a connection of its own instead (`crate::rpyc`, reaching netref objects through
-//! the same dispatch and gate).
+//! fast path in `fast.rs`); Python RPyC 6's is [`rpyc`], whose requests become engine
+//! messages as described below.
 //!
 //! The wire is chosen when a connection is made and kept in the connection as a
 //! [`Protocol`], an enum: each frame costs one `match`, and the native wire is called
@@ -73,6 +72,7 @@
 
 mod fast;
 pub(crate) mod native;
+pub(crate) mod rpyc;
 
 use tokio::io::{AsyncRead, AsyncReadExt};
 
@@ -95,8 +95,7 @@ pub(crate) enum Inbound {
     /// An engine message.
     Message(Message),
     /// A whole frame the wire answers on its own, written as it is. The native wire never
-    /// does (the tests' second wire does).
-    #[cfg_attr(not(test), allow(dead_code))]
+    /// does; RPyC's does for the requests the engine has no part in.
     Frame(Vec<u8>),
 }
 
@@ -133,9 +132,12 @@ pub(crate) trait Wire: Send + Sync + 'static {
 
 /// The wire a connection speaks, chosen when it is made.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Protocol {
     /// netref's own wire ([`native`]).
     Native(native::NativeCodec),
+    /// Python RPyC 6's wire ([`rpyc`]).
+    Rpyc(rpyc::RpycWire),
     /// A second wire for the seam's own tests.
     #[cfg(test)]
     Test(test_wire::FramedWire),
@@ -147,6 +149,7 @@ impl Protocol {
     pub(crate) fn head_len(&self) -> usize {
         match self {
             Protocol::Native(_) => native::NativeCodec::HEAD,
+            Protocol::Rpyc(_) => rpyc::RpycWire::HEAD,
             #[cfg(test)]
             Protocol::Test(_) => test_wire::FramedWire::HEAD,
         }
@@ -157,6 +160,7 @@ impl Protocol {
     pub(crate) fn frame_len(&self, head: &[u8], max: usize) -> Result<FrameLen> {
         match self {
             Protocol::Native(w) => w.frame_len(head, max),
+            Protocol::Rpyc(w) => w.frame_len(head, max),
             #[cfg(test)]
             Protocol::Test(w) => w.frame_len(head, max),
         }
@@ -167,6 +171,7 @@ impl Protocol {
     pub(crate) fn encode(&self, msg: &Message, out: &mut Vec<u8>) -> Result<()> {
         match self {
             Protocol::Native(w) => w.encode(msg, out),
+            Protocol::Rpyc(w) => w.encode(msg, out),
             #[cfg(test)]
             Protocol::Test(w) => w.encode(msg, out),
         }
@@ -177,6 +182,7 @@ impl Protocol {
     pub(crate) fn decode(&self, body: &[u8], deliver: impl FnMut(Inbound) -> bool) -> Result<bool> {
         match self {
             Protocol::Native(w) => w.decode_into(body, deliver),
+            Protocol::Rpyc(w) => w.decode_into(body, deliver),
             #[cfg(test)]
             Protocol::Test(w) => w.decode_into(body, deliver),
         }
@@ -186,6 +192,7 @@ impl Protocol {
     pub(crate) fn peer_max_depth(&self) -> usize {
         match self {
             Protocol::Native(w) => w.peer_max_depth(),
+            Protocol::Rpyc(w) => w.peer_max_depth(),
             #[cfg(test)]
             Protocol::Test(w) => w.peer_max_depth(),
         }
@@ -195,6 +202,7 @@ impl Protocol {
     pub(crate) fn features(&self) -> u32 {
         match self {
             Protocol::Native(w) => w.features(),
+            Protocol::Rpyc(w) => w.features(),
             #[cfg(test)]
             Protocol::Test(w) => w.features(),
         }
@@ -204,8 +212,17 @@ impl Protocol {
     pub(crate) fn version(&self) -> u16 {
         match self {
             Protocol::Native(w) => w.version(),
+            Protocol::Rpyc(w) => w.version(),
             #[cfg(test)]
             Protocol::Test(w) => w.version(),
+        }
+    }
+
+    /// RPyC's wire, when this is it.
+    pub(crate) fn rpyc(&self) -> Option<&rpyc::RpycWire> {
+        match self {
+            Protocol::Rpyc(w) => Some(w),
+            _ => None,
         }
     }
 

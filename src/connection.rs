@@ -54,6 +54,7 @@ pub(crate) use tables::{AnswerHandle, Import};
 pub use tables::{TableEntry, Tables};
 
 use crate::codec::native::{handshake, NativeCodec};
+use crate::codec::rpyc::Lent;
 use crate::codec::Protocol;
 use crate::config::Config;
 use crate::error::Result;
@@ -270,6 +271,18 @@ impl Connection {
             opening: opening::Opening::default(),
             pings: ping::Pings::default(),
         });
+        if let Some(wire) = shared.wire.rpyc() {
+            // RPyC names this side's objects by type: the wire asks the export table.
+            let me = Arc::downgrade(&shared);
+            wire.set_lookup(Box::new(move |id| {
+                let p = me.upgrade()?.exports.get(id)?;
+                Some(match &p.target {
+                    proxy::Target::Local(obj) if p.path.is_empty() => Lent::Object(obj.type_info()),
+                    proxy::Target::Local(_) => Lent::Method,
+                    _ => Lent::Forwarded,
+                })
+            }));
+        }
         let link = Arc::new(Link {
             shared: shared.clone(),
         });
@@ -430,11 +443,23 @@ impl Connection {
     }
 
     /// Installs (or removes) a function that sees every message this connection sends or
-    /// receives, in readable form (see [`crate::trace`]).
+    /// receives, in readable form (see [`crate::trace`]). On RPyC's wire it sees RPyC's
+    /// requests and replies (`<- REQUEST 2 GETATTR(yours<netref.Calc 0x1>, "add")`).
     pub fn set_tracer(&self, tracer: Option<Tracer>) {
         let shared = &self.link.shared;
+        if let Some(wire) = shared.wire.rpyc() {
+            // RPyC's own requests and replies, readably, rather than the engine's messages.
+            wire.set_tracer(tracer.clone());
+            *shared.tracer.write() = tracer;
+            return;
+        }
         shared.tracing_on.store(tracer.is_some(), Ordering::Release);
         *shared.tracer.write() = tracer;
+    }
+
+    /// RPyC's wire, when this connection speaks it.
+    pub(crate) fn rpyc_wire(&self) -> Option<&crate::codec::rpyc::RpycWire> {
+        self.link.shared.wire.rpyc()
     }
 
     /// The tracer [`set_tracer`](Connection::set_tracer) installed, if any. A tool that

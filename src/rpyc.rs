@@ -20,10 +20,12 @@
 //! ```
 //!
 //! **Python → Rust.** [`Server::rpyc`](crate::Server::rpyc) serves RPyC clients, and
-//! [`from_io`] runs one connection on any byte stream: Python's `rpyc.connect(host, port)`
-//! then gets the root object, calls its `#[exposed]` members (`conn.root.add(1, 2)`), passes
-//! its own functions as callbacks, iterates netref iterators, and `dir(conn.root)` lists the
-//! exposed members only.
+//! [`serve_io`] serves one on any byte stream: Python's `rpyc.connect(host, port)` then gets
+//! the root object, calls its `#[exposed]` members (`conn.root.add(1, 2)`), passes its own
+//! functions as callbacks, iterates netref iterators, and `dir(conn.root)` lists the exposed
+//! members only. Such a connection is an ordinary netref [`Connection`](crate::Connection):
+//! RPyC's wire runs behind the protocol seam (`codec::rpyc`), so the server's hooks, stats,
+//! tracer and tables apply to it as to any other.
 //!
 //! # Example
 //!
@@ -46,17 +48,17 @@
 //! let (a, b) = tokio::io::duplex(64 * 1024);
 //! let (ar, aw) = tokio::io::split(a);
 //! let (br, bw) = tokio::io::split(b);
-//! let server = rpyc::from_io(ar, aw, Config::default(), Some(Obj::new(Calc).erase()));
+//! let server = rpyc::serve_io(ar, aw, Config::default(), Some(Obj::new(Calc).erase()));
 //! let client = rpyc::from_io(br, bw, Config::default(), None);
 //! let root = client.root().await.unwrap();
 //! assert_eq!(root.call_method("add", (1, 2)).await.unwrap().as_i64(), Some(3));
 //! // `dir` lists the exposed members; a hidden or unknown one is "no such member"
 //! assert_eq!(root.dir().await.unwrap(), vec!["add".to_string()]);
 //! assert!(root.call_method("sub", (1, 2)).await.unwrap_err().is_no_such_member());
-//! assert_eq!(server.export_count(), 1); // the root, lent to the client
+//! assert_eq!(server.stats().live_exports, 1); // the root, lent to the client
 //! client.close().await;
 //! server.closed().await;
-//! assert_eq!(server.export_count(), 0);
+//! assert_eq!(server.stats().live_exports, 0);
 //! # });
 //! ```
 //!
@@ -84,23 +86,20 @@
 //! deadline on this wire: a request this side makes fails with `TimedOut` after
 //! `Config::call_timeout`, and its late reply is dropped.
 //!
-//! The layers, bottom up: `frame` (length, compression flag, payload, newline), `brine`
-//! (values, decoded under limits, pickle refused), `message` (kinds and the 20 handlers),
-//! `boxing` (labels and id_packs), `vinegar` (exceptions); then the connection (`session`),
-//! what it lends (`exports`), serving Python (`serve`) and Python's objects (`pyobj`).
+//! The wire's layers live in `codec::rpyc` (framing, brine, messages, boxing, exceptions,
+//! and the translation to engine messages that serves Python clients). The client
+//! direction ([`connect`], [`from_io`]) still runs RPyC's own connection engine here: the
+//! connection (`session`), what it lends (`exports`), serving the peer's requests (`serve`)
+//! and Python's objects (`pyobj`).
 
-mod boxing;
 mod bridge;
-mod brine;
 mod convert;
 mod exports;
-mod frame;
-mod message;
 mod pyobj;
 mod serve;
 mod session;
-mod trace;
-mod vinegar;
+
+use crate::codec::rpyc::{boxing, brine, frame, message, trace, vinegar};
 
 #[cfg(test)]
 mod hostile_tests;
@@ -127,17 +126,39 @@ pub const DEFAULT_PORT: u16 = 18812;
 
 /// One connection on RPyC's wire, to or from a Python process. Cheap to clone; dropping the
 /// last handle (and every proxy of the peer's objects) closes it.
+///
+/// A connection a [`Server::rpyc`](crate::Server::rpyc) accepted (or [`serve_io`] made) is
+/// an ordinary netref [`Connection`](crate::Connection) underneath, which
+/// [`Connection::connection`] gives: the server's hooks, its stats and tracer apply as to
+/// any connection. One made by [`connect`] or [`from_io`] runs RPyC's own connection engine
+/// still.
 #[derive(Clone)]
 pub struct Connection {
-    link: Arc<Link>,
+    inner: Inner,
+}
+
+#[derive(Clone)]
+enum Inner {
+    /// RPyC's own engine (`session.rs`): the client direction.
+    Session(Arc<Link>),
+    /// The netref engine behind the seam (`codec::rpyc`).
+    Engine(crate::Connection),
 }
 
 impl fmt::Debug for Connection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("rpyc::Connection")
-            .field("label", &self.link.session.label)
+            .field("label", &self.label())
             .field("closed", &self.is_closed())
             .finish()
+    }
+}
+
+impl From<crate::Connection> for Connection {
+    fn from(c: crate::Connection) -> Self {
+        Connection {
+            inner: Inner::Engine(c),
+        }
     }
 }
 
@@ -146,7 +167,16 @@ impl Connection {
     /// made by [`from_io`] the first call asks (`GETROOT`) and keeps it until the
     /// connection closes, as Python does.
     pub async fn root(&self) -> Result<Proxy> {
-        let s = &self.link.session;
+        let s = match &self.inner {
+            Inner::Session(link) => &link.session,
+            Inner::Engine(_) => {
+                return Err(Error::Unsupported(
+                    "a connection served to a Python client reaches the Python objects it is \
+                     given; it does not ask for the client's root"
+                        .into(),
+                ))
+            }
+        };
         if let Some(root) = s.remote_root.lock().clone() {
             return Ok(root);
         }
@@ -159,62 +189,103 @@ impl Connection {
 
     /// Replaces the object this side lends as its root.
     pub fn set_root(&self, root: Option<Arc<dyn Object>>) {
-        let old = std::mem::replace(&mut *self.link.session.root.lock(), root);
-        drop(old);
+        match &self.inner {
+            Inner::Session(link) => {
+                let old = std::mem::replace(&mut *link.session.root.lock(), root);
+                drop(old);
+            }
+            Inner::Engine(c) => c.set_root(root),
+        }
+    }
+
+    /// The netref connection underneath, when this one runs on the netref engine (every
+    /// connection a [`Server::rpyc`](crate::Server::rpyc) accepts).
+    pub fn connection(&self) -> Option<&crate::Connection> {
+        match &self.inner {
+            Inner::Engine(c) => Some(c),
+            Inner::Session(_) => None,
+        }
     }
 
     /// This connection's label (the peer's address unless [`Config::label`] names it).
     pub fn label(&self) -> &str {
-        &self.link.session.label
+        match &self.inner {
+            Inner::Session(link) => &link.session.label,
+            Inner::Engine(c) => c.label(),
+        }
     }
 
     /// True once the connection is closed or lost.
     pub fn is_closed(&self) -> bool {
-        self.link.session.is_closed()
+        match &self.inner {
+            Inner::Session(link) => link.session.is_closed(),
+            Inner::Engine(c) => c.is_closed(),
+        }
     }
 
     /// Why the connection closed, once it has.
     pub fn close_reason(&self) -> Option<String> {
-        self.link.session.close_reason()
+        match &self.inner {
+            Inner::Session(link) => link.session.close_reason(),
+            Inner::Engine(c) => c.close_reason(),
+        }
     }
 
     /// Sends `CLOSE`, fails every waiting request, frees everything lent, and waits until
     /// the connection's tasks are gone.
     pub async fn close(&self) {
-        self.link.session.close("closed by this side".into());
+        match &self.inner {
+            Inner::Session(link) => link.session.close("closed by this side".into()),
+            Inner::Engine(c) => return c.close().await,
+        }
         self.closed().await;
     }
 
     /// Waits until the connection is closed and its tasks are gone.
     pub async fn closed(&self) {
-        self.link.session.closed().await;
+        match &self.inner {
+            Inner::Session(link) => link.session.closed().await,
+            Inner::Engine(c) => c.closed().await,
+        }
     }
 
     /// Tasks of this connection still running (reader, writer and handlers).
     pub fn task_count(&self) -> u64 {
-        self.link.session.task_count()
+        match &self.inner {
+            Inner::Session(link) => link.session.task_count(),
+            Inner::Engine(c) => c.task_count(),
+        }
     }
 
     /// Objects this side lends to the peer right now.
     pub fn export_count(&self) -> usize {
-        self.link.session.exports.lock().len()
+        match &self.inner {
+            Inner::Session(link) => link.session.exports.lock().len(),
+            Inner::Engine(c) => c.stats().live_exports as usize,
+        }
     }
 
     /// The peer's objects this side holds proxies of right now.
     pub fn import_count(&self) -> usize {
-        self.link
-            .session
-            .imports
-            .lock()
-            .values()
-            .filter(|w| w.strong_count() > 0)
-            .count()
+        match &self.inner {
+            Inner::Session(link) => link
+                .session
+                .imports
+                .lock()
+                .values()
+                .filter(|w| w.strong_count() > 0)
+                .count(),
+            Inner::Engine(c) => c.stats().live_imports as usize,
+        }
     }
 
     /// Both object tables, for `:tables` and teaching: what this side lends (`id_pack`
     /// name and instance id, count) and what it holds.
     pub fn tables(&self) -> Vec<String> {
-        let s = &self.link.session;
+        let s = match &self.inner {
+            Inner::Session(link) => &link.session,
+            Inner::Engine(c) => return engine_tables(c),
+        };
         let mut lines: Vec<String> = s
             .exports
             .lock()
@@ -236,8 +307,16 @@ impl Connection {
     /// Messages sent and received so far.
     pub fn message_counts(&self) -> (u64, u64) {
         use std::sync::atomic::Ordering::Relaxed;
-        let s = &self.link.session;
-        (s.sent.load(Relaxed), s.received.load(Relaxed))
+        match &self.inner {
+            Inner::Session(link) => (
+                link.session.sent.load(Relaxed),
+                link.session.received.load(Relaxed),
+            ),
+            Inner::Engine(c) => {
+                let st = c.stats();
+                (st.messages_sent, st.messages_received)
+            }
+        }
     }
 
     /// The peer's root as a netref [`Object`]: each public name its `dir()` lists is a
@@ -256,7 +335,10 @@ impl Connection {
     /// Installs (or removes) a function that sees every RPyC message in readable form
     /// (`-> REQUEST 2 GETATTR(yours<netref.Lab 0x1>, "add")`).
     pub fn set_tracer(&self, tracer: Option<Tracer>) {
-        self.link.session.set_tracer(tracer);
+        match &self.inner {
+            Inner::Session(link) => link.session.set_tracer(tracer),
+            Inner::Engine(c) => c.set_tracer(tracer),
+        }
     }
 }
 
@@ -329,8 +411,53 @@ where
     W: AsyncWrite + Unpin + Send + 'static,
 {
     Connection {
-        link: Session::start(reader, writer, config, root),
+        inner: Inner::Session(Session::start(reader, writer, config, root)),
     }
+}
+
+/// Serves one Python RPyC client on `reader`/`writer`, lending `root`, as an ordinary netref
+/// [`Connection`](crate::Connection): RPyC's wire behind the protocol seam
+/// (`codec::rpyc`), so the connection's hooks in `config`, its stats, tracer and tables
+/// work as on any connection. RPyC has no handshake: this starts the connection's tasks and
+/// returns at once ([`Server::rpyc`](crate::Server::rpyc) calls it for each accepted
+/// stream). Keepalive is off: a Python client answers a ping only while it waits for a
+/// reply of its own, so an idle one would look dead.
+pub fn serve_io<R, W>(
+    reader: R,
+    writer: W,
+    mut config: Config,
+    root: Option<Arc<dyn Object>>,
+) -> crate::Connection
+where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    config.keepalive_interval = None;
+    let wire = crate::codec::Protocol::Rpyc(crate::codec::rpyc::RpycWire::new(&config));
+    crate::Connection::start(reader, writer, config, root, wire)
+}
+
+/// [`Connection::tables`] of a connection on the netref engine: the engine's exports with
+/// the id_packs Python knows them by, then the Python objects held.
+fn engine_tables(c: &crate::Connection) -> Vec<String> {
+    let Some(wire) = c.rpyc_wire() else {
+        return Vec::new();
+    };
+    let live: std::collections::HashSet<u64> = c.tables().exports.iter().map(|e| e.id).collect();
+    let mut lines: Vec<String> = wire
+        .lent_rows()
+        .into_iter()
+        .filter(|(id, _, _)| live.contains(id))
+        .map(|(_, pack, n)| format!("lent {pack} count {n}"))
+        .collect();
+    let held: std::collections::HashSet<u64> = c.tables().imports.iter().map(|e| e.id).collect();
+    lines.extend(
+        wire.held_rows()
+            .into_iter()
+            .filter(|(id, _)| held.contains(id))
+            .map(|(_, pack)| format!("held {pack}")),
+    );
+    lines
 }
 
 /// Python's `repr(obj)` of a Python object.

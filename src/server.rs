@@ -143,8 +143,9 @@ impl Server {
     /// Speaks Python RPyC 6's own wire instead of netref's: Python's
     /// `rpyc.connect(host, port)` then reaches the root (see [`crate::rpyc`]). RPyC has no
     /// authentication, so listen on loopback or a Unix socket, or add [`Server::tls`]
-    /// (Python's `rpyc.ssl_connect`). The connect and disconnect hooks are for netref
-    /// connections and are not called for RPyC ones.
+    /// (Python's `rpyc.ssl_connect`). Each RPyC client is an ordinary [`Connection`] (RPyC's
+    /// wire behind the protocol seam): the connect, closing and disconnect hooks run for it,
+    /// and [`ServerHandle::connections`] lists it.
     pub fn rpyc(mut self) -> Server {
         self.rpyc = true;
         self
@@ -434,7 +435,13 @@ async fn accept_loop(
         };
         let busy = Busy::new(&state);
         if server.rpyc {
-            tokio::spawn(serve_rpyc(server.clone(), accepted, info, busy));
+            tokio::spawn(serve_rpyc(
+                server.clone(),
+                accepted,
+                info,
+                state.clone(),
+                busy,
+            ));
             if server.one_shot {
                 return;
             }
@@ -492,27 +499,11 @@ async fn open(
     } else {
         server.factory.as_ref().map(|f| f(info))
     };
-    let mut config = server.config.clone().with_role(crate::auth::Role::Acceptor);
-    if let (Some(hook), false) = (&server.on_closing, full) {
-        let hook = hook.clone();
-        let info = info.clone();
-        config.hooks.closing = Some(Arc::new(move |conn: &Connection| hook(&info, conn)));
-    }
-    if !server.on_connect.is_empty() && !full {
-        let hooks = server.on_connect.clone();
-        let info = info.clone();
-        config.hooks.connect = Some(Arc::new(move |conn: Connection| {
-            let hooks = hooks.clone();
-            let info = info.clone();
-            Box::pin(async move {
-                for hook in &hooks {
-                    hook(info.clone(), conn.clone()).await?;
-                }
-                Ok(())
-            })
-        }));
-        config.hooks.connect_timeout = server.connect_hook_timeout;
-    }
+    let mut config = if full {
+        server.config.clone().with_role(crate::auth::Role::Acceptor)
+    } else {
+        accepted_config(server, info)
+    };
     let made = match accepted {
         Accepted::Tcp(stream, _) => tcp_connection(server, stream, config, root).await,
         #[cfg(unix)]
@@ -546,6 +537,33 @@ async fn open(
     Some(conn)
 }
 
+/// The configuration of an accepted connection: the server's, with its closing and connect
+/// hooks bound to `info`.
+fn accepted_config(server: &Server, info: &ConnectionInfo) -> Config {
+    let mut config = server.config.clone().with_role(crate::auth::Role::Acceptor);
+    if let Some(hook) = &server.on_closing {
+        let hook = hook.clone();
+        let info = info.clone();
+        config.hooks.closing = Some(Arc::new(move |conn: &Connection| hook(&info, conn)));
+    }
+    if !server.on_connect.is_empty() {
+        let hooks = server.on_connect.clone();
+        let info = info.clone();
+        config.hooks.connect = Some(Arc::new(move |conn: Connection| {
+            let hooks = hooks.clone();
+            let info = info.clone();
+            Box::pin(async move {
+                for hook in &hooks {
+                    hook(info.clone(), conn.clone()).await?;
+                }
+                Ok(())
+            })
+        }));
+        config.hooks.connect_timeout = server.connect_hook_timeout;
+    }
+    config
+}
+
 /// Serves an open connection until it is closed and gone, running the hooks.
 async fn serve(
     server: Server,
@@ -561,25 +579,34 @@ async fn serve(
     }
 }
 
-/// Serves one RPyC client: no handshake, so the connection starts at once (after TLS when
-/// configured); over the connection limit it is closed straight away.
-async fn serve_rpyc(server: Server, accepted: Accepted, info: ConnectionInfo, _busy: Busy) {
-    let full = server.rpyc_live.lock().len() >= server.max_connections;
-    if full {
+/// Serves one RPyC client as an ordinary connection (RPyC's wire behind the seam): no
+/// handshake, so it starts at once (after TLS when configured); over the connection limit
+/// the stream is dropped straight away.
+async fn serve_rpyc(
+    server: Server,
+    accepted: Accepted,
+    info: ConnectionInfo,
+    state: Arc<State>,
+    busy: Busy,
+) {
+    if state.live.lock().len() >= server.max_connections {
         tracing::debug!(peer = ?info.peer, "rpyc connection refused: over the limit");
         return;
     }
     let root = server.factory.as_ref().map(|f| f(&info));
-    let mut config = server.config.clone();
+    let mut config = accepted_config(&server, &info);
     let conn = match accepted {
         Accepted::Tcp(stream, peer) => {
             config.label.get_or_insert_with(|| format!("rpyc:{peer}"));
+            if let Err(e) = stream.set_nodelay(true) {
+                tracing::debug!(error = %e, "set_nodelay failed");
+            }
             #[cfg(feature = "tls")]
             if let Some(acceptor) = &server.tls {
                 match crate::tls::accept_stream(stream, acceptor, config.handshake_timeout).await {
                     Ok(tls) => {
                         let (r, w) = tokio::io::split(tls);
-                        crate::rpyc::from_io(r, w, config, root)
+                        crate::rpyc::serve_io(r, w, config, root)
                     }
                     Err(e) => {
                         tracing::debug!(peer = ?info.peer, error = %e, "tls handshake failed");
@@ -587,17 +614,13 @@ async fn serve_rpyc(server: Server, accepted: Accepted, info: ConnectionInfo, _b
                     }
                 }
             } else {
-                if let Err(e) = stream.set_nodelay(true) {
-                    tracing::debug!(error = %e, "set_nodelay failed");
-                }
                 let (r, w) = stream.into_split();
-                crate::rpyc::from_io(r, w, config, root)
+                crate::rpyc::serve_io(r, w, config, root)
             }
             #[cfg(not(feature = "tls"))]
             {
-                let _ = stream.set_nodelay(true);
                 let (r, w) = stream.into_split();
-                crate::rpyc::from_io(r, w, config, root)
+                crate::rpyc::serve_io(r, w, config, root)
             }
         }
         #[cfg(unix)]
@@ -606,12 +629,17 @@ async fn serve_rpyc(server: Server, accepted: Accepted, info: ConnectionInfo, _b
                 .label
                 .get_or_insert_with(|| format!("rpyc:unix#{}", info.id));
             let (r, w) = stream.into_split();
-            crate::rpyc::from_io(r, w, config, root)
+            crate::rpyc::serve_io(r, w, config, root)
         }
     };
-    server.rpyc_live.lock().insert(info.id, conn.clone());
-    conn.closed().await;
-    server.rpyc_live.lock().remove(&info.id);
+    state
+        .live
+        .lock()
+        .insert(info.id, (info.clone(), conn.clone()));
+    server.rpyc_live.lock().insert(info.id, conn.clone().into());
+    let id = info.id;
+    serve(server.clone(), conn, info, state, busy).await;
+    server.rpyc_live.lock().remove(&id);
 }
 
 /// A running server. Dropping it stops accepting; open connections go on until closed.
@@ -650,10 +678,11 @@ impl ServerHandle {
 
     /// Connections currently open (RPyC ones included).
     pub fn connection_count(&self) -> usize {
-        self.state.live.lock().len() + self.rpyc_live.lock().len()
+        self.state.live.lock().len()
     }
 
-    /// The RPyC connections currently open (see [`Server::rpyc`]).
+    /// The RPyC connections currently open (see [`Server::rpyc`]), each also listed by
+    /// [`ServerHandle::connections`] as the netref connection it is.
     pub fn rpyc_connections(&self) -> Vec<crate::rpyc::Connection> {
         self.rpyc_live.lock().values().cloned().collect()
     }
@@ -736,8 +765,6 @@ impl ServerHandle {
             .map(|c| c.close_with("the server is shutting down".into()));
         futures_util::future::join_all(closes).await;
         self.state.live.lock().clear();
-        let rpyc: Vec<_> = self.rpyc_live.lock().values().cloned().collect();
-        futures_util::future::join_all(rpyc.iter().map(|c| c.close())).await;
         self.rpyc_live.lock().clear();
     }
 

@@ -347,7 +347,12 @@ impl RpycWire {
                 _ => Boxed::Value(Brine::None),
             })),
             Handler::Close => Ok(Step::Goodbye),
-            Handler::GetRoot => Ok(Step::Call(Target::Root, Vec::new(), WireOp::Get, Shape::Plain)),
+            Handler::GetRoot => Ok(Step::Call(
+                Target::Root,
+                Vec::new(),
+                WireOp::Get,
+                Shape::Plain,
+            )),
             Handler::GetAttr => {
                 let (id, name) = (st.object(&next())?, name(next())?);
                 if name == "__doc__" {
@@ -458,7 +463,12 @@ impl RpycWire {
     }
 
     /// Python's reply to this side's request `seq`, as the engine message it settles.
-    fn reply(&self, st: &mut State, seq: i64, value: std::result::Result<Brine, Brine>) -> Option<Message> {
+    fn reply(
+        &self,
+        st: &mut State,
+        seq: i64,
+        value: std::result::Result<Brine, Brine>,
+    ) -> Option<Message> {
         match st.sent.remove(&seq)? {
             Sent::Ping(n) => Some(Message::Pong(n)),
             Sent::Call(id) => {
@@ -653,9 +663,9 @@ impl Wire for RpycWire {
                 Inbound::Message(Message::Release(vec![(id, count)].into())),
                 Inbound::Frame(self.answer_frame(seq, Ok(Boxed::Value(Brine::None)))),
             ],
-            Ok(Step::Goodbye) => vec![Inbound::Message(Message::Goodbye(
-                crate::protocol::WStr("closed by the peer".into()),
-            ))],
+            Ok(Step::Goodbye) => vec![Inbound::Message(Message::Goodbye(crate::protocol::WStr(
+                "closed by the peer".into(),
+            )))],
             Err(e) => vec![Inbound::Frame(self.answer_frame(seq, Err(e.into_remote())))],
         };
         drop(st);
@@ -677,5 +687,143 @@ impl Wire for RpycWire {
 
     fn version(&self) -> u16 {
         0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::protocol::{WireRef, WireValue};
+
+    fn wire() -> RpycWire {
+        let w = RpycWire::new(&Config::default());
+        w.set_lookup(Box::new(|_| Some(Lent::Forwarded)));
+        w
+    }
+
+    /// The body the seam hands `decode_into`: flag, payload, newline.
+    fn body(msg: &Py) -> Vec<u8> {
+        let mut b = vec![0];
+        msg.encode(&mut b);
+        b.push(b'\n');
+        b
+    }
+
+    fn decode(w: &RpycWire, msg: &Py) -> Vec<Inbound> {
+        let mut got = Vec::new();
+        w.decode_into(&body(msg), |i| {
+            got.push(i);
+            true
+        })
+        .unwrap();
+        got
+    }
+
+    fn request(seq: i64, h: Handler, args: Vec<Boxed>) -> Py {
+        Py::Request {
+            seq,
+            handler: h.id(),
+            args: Boxed::Tuple(args).into_brine(),
+        }
+    }
+
+    /// Sends of one export are counted as RPyC counts them: one id_pack while lent, `DEL`s
+    /// become releases, and at zero the id_pack names nothing any more.
+    #[test]
+    fn lent_objects_are_counted_and_forgotten() {
+        let w = wire();
+        let mut out = Vec::new();
+        for call in [1, 2] {
+            // Python's GETROOT twice, each answered with export 7.
+            let got = decode(&w, &request(call, Handler::GetRoot, vec![]));
+            let [Inbound::Message(Message::Call(c))] = &got[..] else {
+                panic!("{got:?}")
+            };
+            assert_eq!(c.target, Target::Root);
+            let ret = Message::Return {
+                id: c.id,
+                result: Ok(WireValue::Ref(WireRef::Sender(7))),
+            };
+            w.encode(&ret, &mut out).unwrap();
+        }
+        let rows = w.lent_rows();
+        assert_eq!(rows.len(), 1, "one id_pack while lent");
+        assert_eq!(rows[0].2, 2);
+        let pack = w.state.lock().lent[&7].pack.clone();
+        let del = |n| {
+            request(
+                9,
+                Handler::Del,
+                vec![Boxed::Yours(pack.clone()), Boxed::Value(Brine::Int(n))],
+            )
+        };
+        let got = decode(&w, &del(1));
+        assert!(
+            matches!(&got[..], [Inbound::Message(Message::Release(r)), Inbound::Frame(_)] if r.0 == [(7, 1)]),
+            "{got:?}"
+        );
+        decode(&w, &del(1));
+        assert!(w.lent_rows().is_empty());
+        // Stale now: an exception reply, no release.
+        let got = decode(&w, &del(1));
+        assert!(
+            matches!(&got[..], [Inbound::Frame(f)] if f[5] == 3),
+            "{got:?}"
+        );
+    }
+
+    /// Python's objects: one import id per id_pack, receipts counted, and a release that
+    /// leaves receipts keeps the mapping.
+    #[test]
+    fn held_objects_keep_their_id_until_the_last_receipt_goes() {
+        let w = wire();
+        let pack = IdPack {
+            name: "builtins.function".into(),
+            class_id: 5,
+            instance_id: 99,
+        };
+        let mut out = Vec::new();
+        let mut ids = Vec::new();
+        for seq in [0, 1] {
+            // This side calls (engine call 40 + seq); Python replies with its function.
+            w.state.lock().sent.insert(seq, Sent::Call(40 + seq as u64));
+            let reply = Py::Reply {
+                seq,
+                value: Boxed::Theirs(pack.clone()).into_brine(),
+            };
+            let got = decode(&w, &reply);
+            let [Inbound::Message(Message::Return {
+                result: Ok(WireValue::Ref(WireRef::Sender(id))),
+                ..
+            })] = &got[..]
+            else {
+                panic!("{got:?}")
+            };
+            ids.push(*id);
+        }
+        assert_eq!(ids[0], ids[1]);
+        w.encode(&Message::Release(vec![(ids[0], 1)].into()), &mut out)
+            .unwrap();
+        assert_eq!(w.held_rows().len(), 1, "one receipt left");
+        w.encode(&Message::Release(vec![(ids[0], 1)].into()), &mut out)
+            .unwrap();
+        assert!(w.held_rows().is_empty());
+        // Two DEL requests went out.
+        assert!(out.iter().filter(|&&b| b == b'\n').count() >= 2);
+    }
+
+    proptest! {
+        /// Any body, framed or not: an error or inbounds, never a panic.
+        #[test]
+        fn hostile_bodies_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let w = wire();
+            let _ = w.decode_into(&bytes, |_| true);
+            let mut framed = vec![0];
+            framed.extend_from_slice(&bytes);
+            framed.push(b'\n');
+            let _ = w.decode_into(&framed, |_| true);
+        }
     }
 }

@@ -141,18 +141,18 @@ impl RpycWire {
                 lent.push(*id);
                 Boxed::Theirs(pack)
             }
-            WireValue::Ref(WireRef::Receiver { target, path }) => match (target, path.0.len()) {
-                (Target::Object(id), 0) => match st.held_ids.get(id) {
-                    Some(pack) => Boxed::Yours(pack.clone()),
-                    None => return Err(no_such_held(*id)),
-                },
-                _ => {
-                    return Err(Error::Unsupported(
+            WireValue::Ref(WireRef::Receiver { target, path }) => {
+                match (target, path.0.len()) {
+                    (Target::Object(id), 0) => match st.held_ids.get(id) {
+                        Some(pack) => Boxed::Yours(pack.clone()),
+                        None => return Err(no_such_held(*id)),
+                    },
+                    _ => return Err(Error::Unsupported(
                         "a Python object's attribute path cannot go back to Python: read it first"
                             .into(),
-                    ))
+                    )),
                 }
-            },
+            }
             WireValue::List(items) if items.iter().all(is_plain) => {
                 Boxed::Value(Brine::Tuple(items.iter().map(plain).collect()))
             }
@@ -183,11 +183,9 @@ impl RpycWire {
             e.count += 1;
             return Ok(e.pack.clone());
         }
-        let lent = self
-            .lookup
-            .get()
-            .and_then(|f| f(id))
-            .ok_or_else(|| Error::remote(ErrorKind::NoSuchObject, "the object is no longer lent"))?;
+        let lent = self.lookup.get().and_then(|f| f(id)).ok_or_else(|| {
+            Error::remote(ErrorKind::NoSuchObject, "the object is no longer lent")
+        })?;
         let instance_id = st.next_instance;
         st.next_instance += 1;
         let (name, class_id) = match lent {
@@ -278,13 +276,7 @@ impl RpycWire {
                 return Err(e);
             }
         };
-        self.request(
-            st,
-            handler,
-            Boxed::Tuple(args),
-            Some(Sent::Call(c.id)),
-            out,
-        )
+        self.request(st, handler, Boxed::Tuple(args), Some(Sent::Call(c.id)), out)
     }
 }
 
@@ -323,7 +315,8 @@ fn inspect(d: &WireValue) -> Vec<Brine> {
     let pair = |name: &str, doc: Option<&str>| {
         Brine::Tuple(vec![
             Brine::str(name),
-            doc.filter(|d| !d.is_empty()).map_or(Brine::None, Brine::str),
+            doc.filter(|d| !d.is_empty())
+                .map_or(Brine::None, Brine::str),
         ])
     };
     let mut out = Vec::new();

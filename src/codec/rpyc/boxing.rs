@@ -179,7 +179,7 @@ impl fmt::Display for Boxed {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rpyc::brine::{self, Limits};
+    use crate::codec::rpyc::brine::{self, Limits};
 
     #[test]
     fn the_traced_getattr_args_decode() {

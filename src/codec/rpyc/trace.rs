@@ -67,8 +67,8 @@ fn shorten(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::rpyc::boxing::IdPack;
-    use crate::rpyc::brine::Brine;
+    use crate::codec::rpyc::boxing::IdPack;
+    use crate::codec::rpyc::brine::Brine;
 
     #[test]
     fn lines_read_like_the_docs() {
