@@ -81,6 +81,11 @@ struct Calls {
     /// due sooner moves it and wakes the task; a later one (the usual case, with one
     /// timeout for all calls) costs nothing.
     armed: Option<Instant>,
+    /// The timeout of the call registered last: with no call left to watch, the task stays
+    /// armed this far ahead, so that the next call (due later) wakes nobody.
+    last_timeout: Duration,
+    /// Whether a call was registered since the task last looked (a quiet task disarms).
+    registered: bool,
 }
 
 /// The pending table: calls this side made that wait for their result, and the ids of
@@ -129,6 +134,8 @@ impl Pending {
             if sooner {
                 pending.armed = deadline;
             }
+            pending.last_timeout = timeout;
+            pending.registered = true;
             // With other calls in flight a few microseconds do not matter, but one write
             // for many frames does.
             let urgency = if pending.calls.len() > 1 {
@@ -211,7 +218,12 @@ impl Pending {
     }
 
     /// Fails the calls whose deadline is past `now` with `TimedOut`, and returns their ids
-    /// (to cancel) with the next deadline to wake up for.
+    /// (to cancel) with the next instant to wake up at.
+    ///
+    /// With no call left to watch, the task stays armed one timeout ahead while calls keep
+    /// coming: sequential calls, each answered before the task looks, would otherwise each
+    /// find it disarmed and wake it (a thread woken per call for nothing, which costs most
+    /// when the caller is not on a runtime worker). After a quiet period it disarms.
     fn expire(&self, now: Instant) -> (Vec<u64>, Option<Instant>) {
         let mut expired = Vec::new();
         let next = {
@@ -234,6 +246,12 @@ impl Pending {
                     next = Some(next.map_or(deadline, |n| n.min(deadline)));
                 }
             }
+            let next = match next {
+                Some(at) => Some(at),
+                None if pending.registered => Some(now + pending.last_timeout),
+                None => None,
+            };
+            pending.registered = false;
             pending.armed = next;
             next
         };
@@ -770,5 +788,65 @@ mod tests {
         assert_eq!(wire_ms(Duration::ZERO), 1, "0 would mean no deadline");
         assert_eq!(wire_ms(Duration::from_secs(60 * 86_400)), u32::MAX);
         assert_eq!(wire_ms(Duration::MAX), 0, "no deadline is sent as none");
+    }
+
+    /// True when the deadline task was woken (taking the wake-up).
+    fn woken(pending: &Pending) -> bool {
+        use futures_util::FutureExt;
+        pending.deadline_notify.notified().now_or_never().is_some()
+    }
+
+    /// Registers call `id` and takes its result at once, as a call answered before the
+    /// deadline task looks.
+    fn answered_call(pending: &Pending, id: u64, timeout: Duration) {
+        pending.register(id, timeout);
+        pending.settle(id, Ok(Value::Nil));
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        assert!(matches!(
+            pending.poll(id, &mut cx),
+            Some(Poll::Ready(Ok(_)))
+        ));
+    }
+
+    #[test]
+    fn sequential_calls_wake_the_deadline_task_once_not_per_call() {
+        let pending = Pending::default();
+        let timeout = Duration::from_secs(30);
+        answered_call(&pending, 1, timeout);
+        assert!(woken(&pending), "the first call arms the task");
+        let start = Instant::now();
+        // The task looks once every call is answered: it stays armed a timeout ahead.
+        let (expired, next) = pending.expire(start);
+        assert!(expired.is_empty());
+        assert_eq!(next, Some(start + timeout));
+        for id in 2..100 {
+            answered_call(&pending, id, timeout);
+            assert!(!woken(&pending), "call {id} woke the deadline task");
+        }
+        // A call due sooner than that still wakes it, and times out on time.
+        pending.register(100, Duration::from_millis(5));
+        assert!(woken(&pending));
+        let late = Instant::now() + Duration::from_millis(5);
+        let (expired, _) = pending.expire(late);
+        assert_eq!(expired, vec![100]);
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        let Some(Poll::Ready(Err(e))) = pending.poll(100, &mut cx) else {
+            panic!("call 100 did not time out");
+        };
+        assert_eq!(e.kind(), ErrorKind::TimedOut);
+    }
+
+    #[test]
+    fn a_quiet_deadline_task_disarms_and_the_next_call_wakes_it() {
+        let pending = Pending::default();
+        let timeout = Duration::from_secs(30);
+        answered_call(&pending, 1, timeout);
+        assert!(woken(&pending));
+        let start = Instant::now();
+        assert_eq!(pending.expire(start).1, Some(start + timeout));
+        // Nothing registered until the horizon: the task sleeps until a call comes.
+        assert_eq!(pending.expire(start + timeout).1, None);
+        answered_call(&pending, 2, timeout);
+        assert!(woken(&pending));
     }
 }

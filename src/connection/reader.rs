@@ -59,7 +59,7 @@ pub(crate) async fn run<R>(
             continue;
         }
         // The next read may wait: first write the replies gathered meanwhile.
-        shared.uncork();
+        shared.uncork_reader();
         let read = {
             let reading = shared.wire.read_frame(&mut src, max, &mut buf);
             tokio::pin!(reading);
@@ -174,7 +174,7 @@ fn serve_held(shared: &Arc<Shared>) {
             serve_call(shared, c, false);
         }
     }
-    shared.uncork();
+    shared.uncork_reader();
 }
 
 /// Starts call `c`, or refuses it as overloaded (`over_limit`, or over a limit checked

@@ -74,6 +74,11 @@ thread_local! {
     /// Thread-local because the reader runs the handlers of buffered frames synchronously on
     /// its own thread: what is sent from this thread meanwhile comes from those handlers.
     static CORK: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+
+    /// The address of the connection whose corked reader left frames in [`Sink::partial`]
+    /// on this thread since it last uncorked (0: none), so that a reader that gathered
+    /// nothing (it only handled replies) wakes nobody when it uncorks.
+    static GATHERED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
 /// While alive, frames this thread sends on its connection gather in [`Sink::partial`]
@@ -353,6 +358,9 @@ impl Shared {
         let gather = (corked || urgency == Urgency::Soon) && bytes.len() < CORK_BYTES;
         if gather && sink.partial.len() < CORK_BYTES {
             sink.partial.extend_from_slice(bytes);
+            if corked {
+                GATHERED.with(|g| g.set(self.address()));
+            }
             Counters::add(&self.counters.messages_sent, 1);
             // A `Soon` frame is written by its sender's next poll (the flush step of `Call`), a
             // corked one by the reader before it waits.
@@ -436,14 +444,31 @@ impl Shared {
         }
     }
 
-    /// Writes what gathered in [`Sink::partial`]: called by the reader before it waits for
-    /// input, and by a [`Call`](crate::Call)'s flush step.
+    /// Writes what gathered in [`Sink::partial`]: called by a [`Call`](crate::Call)'s flush
+    /// step.
     #[inline]
     pub(crate) fn uncork(&self) {
         match self.sink.try_lock() {
             Ok(mut sink) => self.write_partial(&mut sink),
             // The writer holds the sink: it takes the gathered frames when it next runs.
             Err(_) => self.control_notify.notify_one(),
+        }
+    }
+
+    /// [`Shared::uncork`] for the reader, before it waits for input. When someone else holds
+    /// the sink, the writer task is woken only if this reader gathered frames: a reader
+    /// that handled replies alone has nothing to hand over, and in a sequential exchange the
+    /// holder is usually the caller it just woke, writing its next call (waking the writer
+    /// then would cost a thread wake-up per call for nothing).
+    #[inline]
+    pub(crate) fn uncork_reader(&self) {
+        let gathered = GATHERED.with(|g| g.replace(0)) == self.address();
+        match self.sink.try_lock() {
+            Ok(mut sink) => self.write_partial(&mut sink),
+            Err(_) if gathered => self.control_notify.notify_one(),
+            // Whoever holds the sink found it as the reader left it; frames it gathers, or
+            // a tail it leaves, are its own to hand over.
+            Err(_) => {}
         }
     }
 
@@ -526,5 +551,102 @@ impl Shared {
             self.control.push(f);
             self.control_notify.notify_one();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    use std::task::{Context, Poll};
+
+    use tokio::io::{AsyncReadExt, AsyncWrite};
+
+    use super::Urgency;
+    use crate::codec::test_wire::FramedWire;
+    use crate::codec::Protocol;
+    use crate::{Config, Connection};
+
+    /// A write half that counts its flushes: the writer task flushes each time it runs.
+    struct CountFlushes<W> {
+        inner: W,
+        flushes: Arc<AtomicUsize>,
+    }
+
+    impl<W: AsyncWrite + Unpin> AsyncWrite for CountFlushes<W> {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            Pin::new(&mut self.inner).poll_write(cx, buf)
+        }
+
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            self.flushes.fetch_add(1, Ordering::Relaxed);
+            Pin::new(&mut self.inner).poll_flush(cx)
+        }
+
+        fn poll_shutdown(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.inner).poll_shutdown(cx)
+        }
+    }
+
+    async fn let_tasks_run() {
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+        }
+    }
+
+    /// In a sequential exchange the reader, done with a reply, uncorks while the caller it
+    /// woke holds the sink to write its next call: the writer task has nothing to do then,
+    /// and is not woken. A reader that gathered a frame does hand it to the writer.
+    #[tokio::test]
+    async fn a_reader_wakes_the_writer_only_for_frames_it_gathered() {
+        let (a, b) = tokio::io::duplex(64 * 1024);
+        let (ar, aw) = tokio::io::split(a);
+        let (mut peer, _peer_w) = tokio::io::split(b);
+        let flushes = Arc::new(AtomicUsize::new(0));
+        let writer = CountFlushes {
+            inner: aw,
+            flushes: flushes.clone(),
+        };
+        let wire = Protocol::Test(FramedWire::default());
+        let conn = Connection::start(ar, writer, Config::default(), None, wire);
+        let shared = conn.link.shared.clone();
+        let_tasks_run().await;
+        let before = flushes.load(Ordering::Relaxed);
+
+        let held = shared.sink.try_lock().expect("the sink is free");
+        shared.uncork_reader();
+        drop(held);
+        let_tasks_run().await;
+        assert_eq!(
+            flushes.load(Ordering::Relaxed),
+            before,
+            "the writer task ran"
+        );
+
+        // A frame gathered under the reader's cork, then the sink taken by someone else: the
+        // writer writes the frame.
+        {
+            let _cork = shared.cork();
+            assert!(shared.write_now(b"gathered", Urgency::Now));
+        }
+        let held = shared.sink.try_lock().expect("the sink is free");
+        shared.uncork_reader();
+        drop(held);
+        let mut got = [0u8; 8];
+        tokio::time::timeout(std::time::Duration::from_secs(5), peer.read_exact(&mut got))
+            .await
+            .expect("the gathered frame was written")
+            .unwrap();
+        assert_eq!(&got, b"gathered");
+        assert!(flushes.load(Ordering::Relaxed) > before);
+        drop(conn);
     }
 }
