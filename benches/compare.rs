@@ -8,15 +8,21 @@
 //! ```
 //!
 //! Every system runs its server in a separate process (this binary re-executed with a hidden
-//! `--serve SYSTEM`, or `scripts/rpyc_server.py`); the Rust clients run in this process on a
-//! multi-thread tokio runtime, the RPyC client in `scripts/rpyc_client.py`. Two more pairs
+//! `--serve SYSTEM`, or `scripts/rpyc_server.py`); each Rust client runs in this process on a
+//! thread of its own with a current-thread tokio runtime (as a
+//! `#[tokio::main(flavor = "current_thread")]` program would), the RPyC client in
+//! `scripts/rpyc_client.py` (one thread too). Two more pairs
 //! speak RPyC's wire with one side netref: Python's client against `Server::rpyc`, and
 //! `netref::rpyc`'s client against Python's server; they are reported against Python →
-//! Python. Each workload
-//! runs round by round, every system once per round in turn, so slow drifts of the machine
-//! hit every system alike. See `docs/benchmarks.md` for what each workload measures.
+//! Python. Each workload runs round by round; in a round every system runs in short slices,
+//! taken in turn, so slow drifts and bursts of load from other processes hit every system
+//! alike. See `docs/benchmarks.md` for what each workload measures.
 //!
-//! Options (after `--`): `--quick`, `--rounds N`, `--time-ms N`, `--warmup-ms N`,
+//! Options (after `--`): `--quick`, `--rounds N`, `--slices N` (turns per round: each
+//! system's warm-up and timed part are cut into N slices run in turn with the other systems',
+//! default 8, 1 with `--quick`), `--client-runtime current|multi` (each Rust client on a
+//! thread of its own in a current-thread runtime, the default, or all of them on the
+//! harness's multi-thread runtime, called from its `block_on`), `--time-ms N`, `--warmup-ms N`,
 //! `--out PATH` (where the markdown goes; the full run defaults to `docs/benchmarks.md`,
 //! `--quick` writes none unless asked), `--no-rpyc`, `--only WORKLOADS` (comma-separated:
 //! `echo_fresh`, `echo_cached`, `callback`, `attr`, `inflight`, `bytes`, `typed`, `stream`,
@@ -186,6 +192,14 @@ impl System {
 pub(crate) struct Spec {
     pub(crate) quick: bool,
     pub(crate) rounds: usize,
+    /// Turns per round: each system's time in a round is cut into this many slices, run in
+    /// turn with the other systems' (so a burst of load hits them all alike).
+    pub(crate) slices: u32,
+    /// Where the Rust clients run: each on a thread of its own in a current-thread runtime
+    /// (`--client-runtime current`, the default), or all on this harness's multi-thread
+    /// runtime, called from its `block_on` (`multi`: every reply then crosses from a worker
+    /// thread to the calling one).
+    pub(crate) current_thread_clients: bool,
     pub(crate) warmup: Duration,
     pub(crate) time: Duration,
     /// Calls kept in flight by the in-flight workload.
@@ -210,6 +224,14 @@ impl Spec {
     pub(crate) fn runs(&self, w: Workload) -> bool {
         !matches!(&self.only, Some(only) if !only.contains(&w))
     }
+
+    /// The spec of one slice of a round: its share of the warm-up and of the timed part.
+    fn slice(&self) -> Spec {
+        let mut slice = self.clone();
+        slice.warmup = self.warmup / self.slices;
+        slice.time = self.time / self.slices;
+        slice
+    }
 }
 
 impl Spec {
@@ -219,6 +241,8 @@ impl Spec {
             Spec {
                 quick,
                 rounds: 1,
+                slices: 1,
+                current_thread_clients: true,
                 warmup: Duration::from_millis(20),
                 time: Duration::from_millis(100),
                 depth: 64,
@@ -236,6 +260,8 @@ impl Spec {
             Spec {
                 quick,
                 rounds: 15,
+                slices: 8,
+                current_thread_clients: true,
                 warmup: Duration::from_millis(100),
                 time: Duration::from_millis(400),
                 depth: 64,
@@ -261,6 +287,14 @@ impl Spec {
             match a.as_str() {
                 "--bench" | "--quick" => {}
                 "--rounds" => spec.rounds = value(a)?.parse()?,
+                "--slices" => spec.slices = value(a)?.parse()?,
+                "--client-runtime" => {
+                    spec.current_thread_clients = match value(a)?.as_str() {
+                        "current" => true,
+                        "multi" => false,
+                        other => return Err(format!("--client-runtime: {other:?}").into()),
+                    }
+                }
                 "--time-ms" => spec.time = Duration::from_millis(value(a)?.parse()?),
                 "--warmup-ms" => spec.warmup = Duration::from_millis(value(a)?.parse()?),
                 "--out" => {
@@ -288,6 +322,9 @@ impl Spec {
         }
         if spec.rounds == 0 {
             return Err("--rounds must be at least 1".into());
+        }
+        if spec.slices == 0 {
+            return Err("--slices must be at least 1".into());
         }
         let extra: Vec<&str> = args
             .iter()
@@ -371,6 +408,7 @@ enum Driver {
     Rpyc(Box<rpyc_sys::Client>),
     Tarpc(tarpc_sys::Client),
     Raw(raw_sys::Client),
+    Thread(ThreadClient),
 }
 
 impl Driver {
@@ -381,6 +419,7 @@ impl Driver {
             Driver::Rpyc(c) => c.run(w, spec).await,
             Driver::Tarpc(c) => c.run(w, spec).await,
             Driver::Raw(c) => c.run(w, spec).await,
+            Driver::Thread(c) => c.run(w, spec).await,
         }
     }
 }
@@ -432,7 +471,93 @@ async fn spawn_server(system: System, python: Option<&std::path::Path>) -> Res<S
     }
 }
 
-async fn connect(system: System, port: u16, python: Option<&std::path::Path>) -> Res<Driver> {
+/// What the harness asks of a client thread: run a workload, answer with its sample.
+type ThreadJob = (
+    Workload,
+    Spec,
+    tokio::sync::oneshot::Sender<Res<Option<Sample>>>,
+);
+
+/// A Rust client on a thread of its own, in a current-thread runtime, as a
+/// `#[tokio::main(flavor = "current_thread")]` program runs it: the thread that waits for a
+/// reply is the one the socket wakes.
+struct ThreadClient {
+    jobs: Option<tokio::sync::mpsc::UnboundedSender<ThreadJob>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl ThreadClient {
+    async fn connect(system: System, port: u16) -> Res<ThreadClient> {
+        let (jobs, mut rx) = tokio::sync::mpsc::unbounded_channel::<ThreadJob>();
+        let (ready_tx, ready) = tokio::sync::oneshot::channel::<Res<()>>();
+        let thread = std::thread::Builder::new()
+            .name(format!("client-{system:?}"))
+            .spawn(move || {
+                let rt = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(rt) => rt,
+                    Err(e) => {
+                        let _ = ready_tx.send(Err(e.into()));
+                        return;
+                    }
+                };
+                rt.block_on(async move {
+                    let mut driver = match connect_here(system, port, None).await {
+                        Ok(d) => d,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    let _ = ready_tx.send(Ok(()));
+                    while let Some((w, spec, reply)) = rx.recv().await {
+                        let _ = reply.send(driver.run(w, &spec).await);
+                    }
+                });
+            })?;
+        ready.await.map_err(|_| "the client thread died")??;
+        Ok(ThreadClient {
+            jobs: Some(jobs),
+            thread: Some(thread),
+        })
+    }
+
+    async fn run(&mut self, w: Workload, spec: &Spec) -> Res<Option<Sample>> {
+        let (reply, rx) = tokio::sync::oneshot::channel();
+        self.jobs
+            .as_ref()
+            .ok_or("the client thread is gone")?
+            .send((w, spec.clone(), reply))
+            .map_err(|_| "the client thread is gone")?;
+        rx.await.map_err(|_| "the client thread died")?
+    }
+}
+
+impl Drop for ThreadClient {
+    fn drop(&mut self) {
+        self.jobs = None; // the thread's loop ends, its connection closes
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+async fn connect(
+    system: System,
+    port: u16,
+    spec: &Spec,
+    python: Option<&std::path::Path>,
+) -> Res<Driver> {
+    if spec.current_thread_clients && !matches!(system, System::Rpyc | System::PyToNetref) {
+        return Ok(Driver::Thread(ThreadClient::connect(system, port).await?));
+    }
+    connect_here(system, port, python).await
+}
+
+/// A client on the runtime this is called from.
+async fn connect_here(system: System, port: u16, python: Option<&std::path::Path>) -> Res<Driver> {
     Ok(match system {
         System::Netref => Driver::Netref(netref_sys::Client::connect(port, false).await?),
         System::NetrefDynamic => Driver::Netref(netref_sys::Client::connect(port, true).await?),
@@ -508,7 +633,7 @@ async fn harness(spec: Spec) -> Res<Results> {
     let mut drivers = Vec::new();
     for &s in &systems {
         let server = spawn_server(s, python.as_deref()).await?;
-        drivers.push((s, connect(s, server.port, python.as_deref()).await?));
+        drivers.push((s, connect(s, server.port, &spec, python.as_deref()).await?));
         servers.push(server);
     }
 
@@ -518,26 +643,44 @@ async fn harness(spec: Spec) -> Res<Results> {
         if !spec.runs(w) {
             continue;
         }
+        let slice = spec.slice();
         for round in 0..spec.rounds {
-            // Rotate the order each round so no system always runs first or last.
+            // Each system's turn is cut into slices run in turn with the others', the order
+            // rotating from slice to slice and round to round: a burst of load from another
+            // process lands on every system of the round alike, not on whichever ran then.
             let n = drivers.len();
-            for i in 0..n {
-                let (s, driver) = &mut drivers[(i + round) % n];
-                if !s.has(w) {
-                    continue;
+            let mut samples: Vec<Option<Sample>> = vec![None; n];
+            let mut failed = vec![false; n];
+            for turn in 0..spec.slices as usize {
+                for i in 0..n {
+                    let k = (i + round + turn) % n;
+                    let (s, driver) = &mut drivers[k];
+                    if !s.has(w) || failed[k] {
+                        continue;
+                    }
+                    match driver.run(w, &slice).await {
+                        Ok(Some(sample)) => match &mut samples[k] {
+                            Some(sum) => sum.absorb(sample),
+                            None => samples[k] = Some(sample),
+                        },
+                        Ok(None) => {
+                            errors.push(format!("{w:?} on {s:?} produced nothing"));
+                            failed[k] = true;
+                        }
+                        Err(e) => {
+                            // Reported with the results; the other systems go on.
+                            eprintln!("compare: {w:?} on {s:?} failed: {e}");
+                            errors.push(format!("{w:?} on {s:?} failed: {e}"));
+                            failed[k] = true;
+                        }
+                    }
                 }
-                let sample = match driver.run(w, &spec).await {
-                    Ok(Some(sample)) => sample,
-                    Ok(None) => {
-                        errors.push(format!("{w:?} on {s:?} produced nothing"));
-                        continue;
-                    }
-                    Err(e) => {
-                        // Reported with the results; the other systems go on.
-                        eprintln!("compare: {w:?} on {s:?} failed: {e}");
-                        errors.push(format!("{w:?} on {s:?} failed: {e}"));
-                        continue;
-                    }
+            }
+            for i in 0..n {
+                let k = (i + round) % n;
+                let s = drivers[k].0;
+                let Some(sample) = samples[k].take().filter(|_| !failed[k]) else {
+                    continue;
                 };
                 eprintln!(
                     "compare: {w:?} round {}/{} {s:?}: {:.0} calls/s",
@@ -545,9 +688,9 @@ async fn harness(spec: Spec) -> Res<Results> {
                     spec.rounds,
                     sample.rate()
                 );
-                match timed.iter_mut().find(|(k, _)| *k == (w, *s)) {
+                match timed.iter_mut().find(|(key, _)| *key == (w, s)) {
                     Some((_, v)) => v.push(sample),
-                    None => timed.push(((w, *s), vec![sample])),
+                    None => timed.push(((w, s), vec![sample])),
                 }
             }
         }
@@ -677,19 +820,35 @@ fn hidden_mode(args: &[String]) -> Option<Res<()>> {
                 "netref-dynamic" => System::NetrefDynamic,
                 "tarpc" => System::Tarpc,
                 "raw" => System::Raw,
+                // netref's RPyC client, against `scripts/rpyc_server.py`.
+                "netref-rpyc" => System::NetrefToPy,
                 other => return Err(format!("--drive: unknown system {other:?}").into()),
             };
-            rt()?.block_on(async {
-                let mut driver = connect(system, port, None).await?;
+            let body = async move {
+                let mut driver = connect_here(system, port, None).await?;
                 for w in workloads {
                     let s = driver
                         .run(w, &spec)
                         .await?
                         .ok_or("no such workload for that system")?;
-                    println!("{} calls in {:?}", s.calls, s.elapsed);
+                    let mut lat = s.lat_ns.clone();
+                    lat.sort_unstable();
+                    let at = |q: f64| {
+                        lat.get(((lat.len() as f64 * q) as usize).min(lat.len().saturating_sub(1)))
+                            .map_or(0.0, |ns| *ns as f64 / 1e3)
+                    };
+                    println!(
+                        "{} calls in {:?} (p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs)",
+                        s.calls,
+                        s.elapsed,
+                        at(0.5),
+                        at(0.99),
+                        at(1.0)
+                    );
                 }
-                Ok(())
-            })
+                Res::Ok(())
+            };
+            rt()?.block_on(body)
         })()),
         _ => None,
     }

@@ -180,11 +180,20 @@ pub(crate) fn render(r: &Results) -> (String, Vec<String>) {
     );
     let _ = writeln!(
         md,
-        "- **Method:** {} round(s) per workload and system, each {:?} after a {:?} warm-up, \
-         systems in rotating order; calls/s is the median over rounds, p50/p99 are over \
+        "- **Method:** {} round(s) per workload and system; in each round every system runs \
+         {:?} after a {:?} warm-up, cut into {} slice(s) taken in turn with the other \
+         systems' in rotating order; calls/s is the median over rounds, p50/p99 are over \
          every timed call; netref ÷ system is the median over rounds of the ratio of the two \
-         rates within the round (above 1: netref is faster)",
-        spec.rounds, spec.time, spec.warmup
+         rates within the round (above 1: netref is faster); the Rust clients run {}",
+        spec.rounds,
+        spec.time,
+        spec.warmup,
+        spec.slices,
+        if spec.current_thread_clients {
+            "each on a thread of its own, in a current-thread runtime"
+        } else {
+            "on the harness's multi-thread runtime, called from its `block_on`"
+        }
     );
     for (s, why) in &r.skipped {
         let _ = writeln!(md, "- **Skipped:** {}: {why}", system_name(*s));

@@ -83,6 +83,13 @@ where
 }
 
 impl Sample {
+    /// Adds the calls and time of another slice of the same round.
+    pub(crate) fn absorb(&mut self, other: Sample) {
+        self.calls += other.calls;
+        self.elapsed += other.elapsed;
+        self.lat_ns.extend(other.lat_ns);
+    }
+
     pub(crate) fn rate(&self) -> f64 {
         self.calls as f64 / self.elapsed.as_secs_f64().max(1e-12)
     }
