@@ -157,6 +157,9 @@ pub struct PeerFeatures {
     /// The peer describes objects and binds methods ([`Proxy::describe`],
     /// [`Proxy::get_or_bind`](crate::Proxy::get_or_bind)).
     pub describe: bool,
+    /// The peer's lent streams send a window as one block of bytes rather than a list of
+    /// values ([`RemoteStream`](crate::RemoteStream) asks for blocks only then).
+    pub stream_blocks: bool,
 }
 
 /// What user-facing handles hold: dropping the last one closes the connection.
@@ -339,7 +342,7 @@ impl Connection {
     pub fn peer_features(&self) -> PeerFeatures {
         use crate::codec::native::{
             FEATURE_CANCEL, FEATURE_DESCRIBE, FEATURE_ONE_WAY, FEATURE_PIPELINING, FEATURE_STREAMS,
-            FEATURE_TRACE,
+            FEATURE_STREAM_BLOCKS, FEATURE_TRACE,
         };
         let shared = &self.link.shared;
         let has = |bit: u32| shared.features & bit != 0;
@@ -351,6 +354,7 @@ impl Connection {
             one_way: has(FEATURE_ONE_WAY),
             trace_ids: has(FEATURE_TRACE),
             describe: has(FEATURE_DESCRIBE),
+            stream_blocks: has(FEATURE_STREAM_BLOCKS),
         }
     }
 
@@ -520,6 +524,11 @@ impl Connection {
 }
 
 impl Shared {
+    /// Whether the peer's hello has feature `bit` (`codec::native::FEATURE_*`).
+    pub(crate) fn peer_has(&self, bit: u32) -> bool {
+        self.features & bit != 0
+    }
+
     #[inline]
     pub(crate) fn is(&self, link: &Arc<Link>) -> bool {
         std::ptr::eq(Arc::as_ptr(&link.shared), self)

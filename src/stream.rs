@@ -18,17 +18,34 @@
 //! # Flow control
 //!
 //! Nothing is pushed: the holder pulls. A [`RemoteStream`] asks for a *window* of items per
-//! request (default [`DEFAULT_WINDOW`], [`RemoteStream::with_window`]) and keeps one request
-//! in flight while it hands out the batch before, so a stream of small items costs one round
-//! trip per window, not per item. The owner polls its stream only to answer a request, and
-//! answers as soon as it has at least one item (it adds the items that are ready at once, up
-//! to the window). So a slow or stalled consumer bounds the producer: at most two windows of
-//! items exist ahead of the consumer, one in its buffer and one in the request in flight.
+//! request, budgeted in items and in bytes: at most [`DEFAULT_WINDOW`] items
+//! ([`RemoteStream::with_window`]) and about [`DEFAULT_WINDOW_BYTES`] of them
+//! ([`RemoteStream::with_window_bytes`]; a window always holds at least one item). So small
+//! items come thousands to a request and large ones a few. The owner polls its stream only
+//! to answer a request, and answers as soon as it has at least one item (it adds the items
+//! that are ready at once, up to the budget).
+//!
+//! The holder keeps at most two requests in flight and sends a new one only once it has
+//! handed out every item it holds: while the consumer works through one window, the next is
+//! on its way or already here. So a slow or stalled consumer bounds the producer: at most
+//! two windows of items exist ahead of the consumer (buffered here, or in the requests in
+//! flight), at most about 128 KiB by default.
+//!
+//! A window travels as one block of bytes (`pull_block`), written straight from the
+//! producer's items (`T: Serialize`) and read straight into the holder's (`T: Deserialize`):
+//! no [`Value`] per item on either side. The items are laid out as the values
+//! [`to_value`] would make of them, so an item decodes exactly as it would
+//! from a value (see `docs/protocol.md`, "Streams"). Two cases fall back to a list of values:
+//! a peer whose hello does not announce blocks (it is asked with `pull`, at most
+//! [`VALUE_WINDOW`] items a request by default, since a list has no byte budget), and items
+//! that hold object references ([`Proxy`], [`Obj`]), which the engine must count: from the
+//! first such item on, the owner answers with values. A malformed block ends the stream with
+//! an error; the connection goes on.
 //!
 //! # Object lifetimes and cancellation
 //!
 //! The stream travels by reference like any object. Dropping the [`RemoteStream`] cancels
-//! its request in flight and releases the reference; the owner then drops its stream, which
+//! its requests in flight and releases the reference; the owner then drops its stream, which
 //! stops the producer (its `Drop` runs). A closed connection does the same.
 //!
 //! # Errors
@@ -66,15 +83,17 @@
 //! # });
 //! ```
 
+pub(crate) mod block;
+
 use std::collections::VecDeque;
 use std::fmt;
 use std::future::Future;
 use std::marker::PhantomData;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 
-use futures_util::stream::BoxStream;
-use futures_util::{FutureExt, StreamExt};
+use futures_util::future::BoxFuture;
+use futures_util::StreamExt;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
@@ -84,11 +103,27 @@ use crate::object::Obj;
 use crate::proxy::Proxy;
 use crate::value::{from_value, to_value, Value};
 
-/// Items a [`RemoteStream`] asks for per request unless told otherwise.
-pub const DEFAULT_WINDOW: u32 = 256;
+/// Items a [`RemoteStream`] asks for per request unless told otherwise. Small items reach
+/// this many per request; larger ones stop at [`DEFAULT_WINDOW_BYTES`].
+pub const DEFAULT_WINDOW: u32 = MAX_WINDOW;
+
+/// Bytes of items a [`RemoteStream`] asks for per request unless told otherwise (a request
+/// always gets at least one item, however large).
+pub const DEFAULT_WINDOW_BYTES: u32 = 64 * 1024;
+
+/// Items per request from a peer that sends each window as a list of values (one whose
+/// hello lacks the block feature), unless [`RemoteStream::with_window`] says otherwise: such
+/// a window has no byte budget, so it stays small.
+pub const VALUE_WINDOW: u32 = 256;
 
 /// The most items one request may ask for; larger requests are served this many.
 pub const MAX_WINDOW: u32 = 65_536;
+
+/// The most bytes of items one request may ask for.
+pub const MAX_WINDOW_BYTES: u32 = 4 * 1024 * 1024;
+
+/// Requests a [`RemoteStream`] keeps in flight at most.
+const AHEAD: usize = 2;
 
 /// A local stream lent by reference: return it from an exposed member, or pass it as an
 /// argument, and the peer pulls it as a [`RemoteStream`]. See the [module docs](self).
@@ -103,7 +138,7 @@ impl<T: Serialize + Send + 'static> Stream<T> {
     where
         S: futures_util::Stream<Item = T> + Send + 'static,
     {
-        Stream::from_values(items.map(|item| to_value(&item)).boxed())
+        Stream::from_producer(Producer::new(items.map(Ok)))
     }
 
     /// Lends a fallible stream: an `Err` item ends the holder's stream with that error,
@@ -113,19 +148,14 @@ impl<T: Serialize + Send + 'static> Stream<T> {
         S: futures_util::Stream<Item = std::result::Result<T, E>> + Send + 'static,
         E: fmt::Display + 'static,
     {
-        Stream::from_values(
-            items
-                .map(|item| match item {
-                    Ok(item) => to_value(&item),
-                    Err(e) => Err(crate::__private::handler_error(e)),
-                })
-                .boxed(),
-        )
+        Stream::from_producer(Producer::new(
+            items.map(|item| item.map_err(crate::__private::handler_error)),
+        ))
     }
 
-    fn from_values(items: BoxStream<'static, Result<Value>>) -> Stream<T> {
+    fn from_producer(producer: impl Produce) -> Stream<T> {
         let source = Obj::new(Source {
-            items: tokio::sync::Mutex::new(Some(items)),
+            items: tokio::sync::Mutex::new(Box::new(producer)),
         });
         // So that the engine knows a stream when it meets one (see `surface`).
         crate::surface::set_stream_source(crate::object::Object::type_info(&*source));
@@ -158,10 +188,176 @@ impl<T> Serialize for Stream<T> {
     }
 }
 
+/// A lent stream's producer behind one dynamic call per window (not per item): the loops
+/// that poll the stream and encode its items are compiled for each item type.
+trait Produce: Send + 'static {
+    /// Up to `max` items as values: waits for the first, adds those ready at once. An empty
+    /// list means the end.
+    fn values(&mut self, max: usize) -> BoxFuture<'_, Result<Vec<Value>>>;
+
+    /// Up to `max` items, stopping once `max_bytes` are written, as one block
+    /// (`Value::Bytes`, see `block.rs`); or as a list of values once an item held an object
+    /// reference.
+    fn block(&mut self, max: usize, max_bytes: usize) -> BoxFuture<'_, Result<Value>>;
+}
+
+/// Where a lent stream stands.
+enum State<S> {
+    /// Items may come.
+    Open(Pin<Box<S>>),
+    /// Failed after items that went out: the next pull answers this error.
+    Failed(Error),
+    /// Ended (the stream is dropped, so its producer has stopped).
+    Ended,
+}
+
+struct Producer<S, T> {
+    state: State<S>,
+    /// An item a block could not carry (it holds a reference), first in line as a value.
+    held: Option<Value>,
+    /// The items hold references: every window goes as values from now on.
+    by_value: bool,
+    _item: PhantomData<fn() -> T>,
+}
+
+impl<S, T> Producer<S, T>
+where
+    S: futures_util::Stream<Item = Result<T>> + Send + 'static,
+    T: Serialize + Send + 'static,
+{
+    fn new(items: S) -> Self {
+        Producer {
+            state: State::Open(Box::pin(items)),
+            held: None,
+            by_value: false,
+            _item: PhantomData,
+        }
+    }
+
+    /// The next item; the stream is dropped as soon as it ends or fails.
+    #[inline]
+    fn poll_item(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<T>>> {
+        match &mut self.state {
+            State::Open(items) => {
+                let next = std::task::ready!(items.as_mut().poll_next(cx));
+                if !matches!(next, Some(Ok(_))) {
+                    self.state = State::Ended;
+                }
+                Poll::Ready(next)
+            }
+            State::Failed(_) => match std::mem::replace(&mut self.state, State::Ended) {
+                State::Failed(e) => Poll::Ready(Some(Err(e))),
+                _ => unreachable!("matched just above"),
+            },
+            State::Ended => Poll::Ready(None),
+        }
+    }
+
+    /// Waits for the first item of a window.
+    async fn first(&mut self) -> Option<Result<T>> {
+        std::future::poll_fn(|cx| self.poll_item(cx)).await
+    }
+
+    /// An item polled without waiting: `None` when none is ready now.
+    #[inline]
+    fn ready(&mut self) -> Option<Option<Result<T>>> {
+        match self.poll_item(&mut Context::from_waker(Waker::noop())) {
+            Poll::Ready(item) => Some(item),
+            Poll::Pending => None,
+        }
+    }
+
+    /// A failure met after some items of a window: those go now, the error next time.
+    fn defer(&mut self, e: Error) {
+        self.state = State::Failed(e);
+    }
+
+    async fn pull_values(&mut self, max: usize) -> Result<Vec<Value>> {
+        let mut out = Vec::with_capacity(max.min(1024));
+        match self.held.take() {
+            Some(v) => out.push(v),
+            None => match self.first().await {
+                None => return Ok(out),
+                Some(item) => out.push(item.and_then(|t| to_value(&t))?),
+            },
+        }
+        while out.len() < max {
+            match self.ready() {
+                None | Some(None) => break,
+                Some(Some(item)) => match item.and_then(|t| to_value(&t)) {
+                    Ok(v) => out.push(v),
+                    Err(e) => {
+                        self.defer(e);
+                        break;
+                    }
+                },
+            }
+        }
+        Ok(out)
+    }
+
+    async fn pull_block(&mut self, max: usize, max_bytes: usize) -> Result<Value> {
+        if self.by_value {
+            return self.pull_values(max).await.map(Value::List);
+        }
+        let mut sink = block::Sink::new(max_bytes.min(256 * 1024) + 64);
+        let mut count = 0u32;
+        let mut item = self.first().await;
+        let ended = loop {
+            match item {
+                None => break true,
+                Some(Err(e)) if count == 0 => return Err(e),
+                Some(Err(e)) => {
+                    self.defer(e);
+                    break false;
+                }
+                Some(Ok(t)) => match sink.put(&t) {
+                    Ok(()) => count += 1,
+                    Err(_) if sink.saw_ref => {
+                        // Items with references travel as values, counted by the engine.
+                        self.by_value = true;
+                        self.held = Some(to_value(&t)?);
+                        if count == 0 {
+                            return self.pull_values(max).await.map(Value::List);
+                        }
+                        break false;
+                    }
+                    Err(e) if count == 0 => return Err(Error::Value(e.0)),
+                    Err(e) => {
+                        self.defer(Error::Value(e.0));
+                        break false;
+                    }
+                },
+            }
+            if count as usize >= max || sink.bytes() - block::HEADER >= max_bytes {
+                break false;
+            }
+            match self.ready() {
+                Some(next) => item = next,
+                None => break false,
+            }
+        };
+        Ok(Value::Bytes(sink.finish(count, ended)))
+    }
+}
+
+impl<S, T> Produce for Producer<S, T>
+where
+    S: futures_util::Stream<Item = Result<T>> + Send + 'static,
+    T: Serialize + Send + 'static,
+{
+    fn values(&mut self, max: usize) -> BoxFuture<'_, Result<Vec<Value>>> {
+        Box::pin(self.pull_values(max))
+    }
+
+    fn block(&mut self, max: usize, max_bytes: usize) -> BoxFuture<'_, Result<Value>> {
+        Box::pin(self.pull_block(max, max_bytes))
+    }
+}
+
 /// The object behind a lent [`Stream`]: answers pulls.
 pub struct Source {
-    /// `None` once the stream ended or failed.
-    items: tokio::sync::Mutex<Option<BoxStream<'static, Result<Value>>>>,
+    items: tokio::sync::Mutex<Box<dyn Produce>>,
 }
 
 /// A lent stream of items, pulled in windows by its holder.
@@ -173,39 +369,18 @@ impl Source {
     #[exposed]
     async fn pull(&self, max: u32) -> Result<Vec<Value>> {
         let max = max.clamp(1, MAX_WINDOW) as usize;
-        let mut slot = self.items.lock().await;
-        let Some(items) = slot.as_mut() else {
-            return Ok(Vec::new());
-        };
-        let mut out = Vec::with_capacity(max.min(1024));
-        match items.next().await {
-            None => {
-                *slot = None;
-                return Ok(out);
-            }
-            Some(Err(e)) => {
-                *slot = None;
-                return Err(e);
-            }
-            Some(Ok(v)) => out.push(v),
-        }
-        while out.len() < max {
-            match items.next().now_or_never() {
-                Some(Some(Ok(v))) => out.push(v),
-                Some(None) => {
-                    // Ended: the next pull answers the end.
-                    *slot = Some(futures_util::stream::empty().boxed());
-                    break;
-                }
-                Some(Some(Err(e))) => {
-                    // Failed: the items so far go now, the error with the next pull.
-                    *slot = Some(futures_util::stream::once(async move { Err(e) }).boxed());
-                    break;
-                }
-                None => break,
-            }
-        }
-        Ok(out)
+        self.items.lock().await.values(max).await
+    }
+
+    /// Up to `max` items and about `max_bytes` bytes of them (at least one item), as one
+    /// block of bytes written straight from the items (see `docs/protocol.md`, "Streams"),
+    /// or as a list of values when the items hold object references. For peers whose hello
+    /// announces stream blocks.
+    #[exposed]
+    async fn pull_block(&self, max: u32, max_bytes: u32) -> Result<Value> {
+        let max = max.clamp(1, MAX_WINDOW) as usize;
+        let max_bytes = max_bytes.clamp(1, MAX_WINDOW_BYTES) as usize;
+        self.items.lock().await.block(max, max_bytes).await
     }
 
     /// [`pull`](Source::pull) under the name of the remote-iterator protocol, so a dynamic
@@ -217,13 +392,43 @@ impl Source {
     }
 }
 
+/// One request of a [`RemoteStream`]: on its way, or answered at once.
+enum Pull {
+    Call(Call),
+    Done(Result<Value>),
+}
+
+/// The items received and not yet handed out.
+#[derive(Default)]
+struct Buffer {
+    /// A block's bytes, where its next item starts, and the items left in it.
+    block: Vec<u8>,
+    at: usize,
+    left: u32,
+    /// Items that came as values.
+    values: VecDeque<Value>,
+}
+
+impl Buffer {
+    fn len(&self) -> usize {
+        self.left as usize + self.values.len()
+    }
+}
+
 /// A stream the peer lent, pulled in windows: implements `futures::Stream` with items
 /// `Result<T>`. See the [module docs](self).
 pub struct RemoteStream<T> {
     source: Proxy,
-    window: u32,
-    buf: VecDeque<Value>,
-    pending: Option<Call>,
+    /// Items per request, when set with [`RemoteStream::with_window`].
+    window: Option<u32>,
+    window_bytes: u32,
+    /// Whether the owner sends blocks; decided at the first request.
+    blocks: Option<bool>,
+    /// The deepest nesting an item may have (this side's `max_depth`).
+    max_depth: usize,
+    buf: Buffer,
+    /// Requests in flight, oldest first.
+    pending: VecDeque<Pull>,
     done: bool,
     /// The error that ended the stream, handed out after the items buffered before it.
     failed: Option<Error>,
@@ -233,27 +438,156 @@ pub struct RemoteStream<T> {
 impl<T> RemoteStream<T> {
     /// A remote stream of the lent stream `source` (a proxy of a peer's [`Stream`]).
     pub fn from_proxy(source: Proxy) -> RemoteStream<T> {
+        let max_depth = source
+            .shared()
+            .map_or(crate::Config::default().max_depth, |s| s.config.max_depth);
         RemoteStream {
             source,
-            window: DEFAULT_WINDOW,
-            buf: VecDeque::new(),
-            pending: None,
+            window: None,
+            window_bytes: DEFAULT_WINDOW_BYTES,
+            blocks: None,
+            max_depth,
+            buf: Buffer::default(),
+            pending: VecDeque::new(),
             done: false,
             failed: None,
             _item: PhantomData,
         }
     }
 
-    /// Asks for `window` items per request (at least 1, at most [`MAX_WINDOW`]); the producer
-    /// runs at most two windows ahead of the consumer.
+    /// Asks for at most `window` items per request (at least 1, at most [`MAX_WINDOW`];
+    /// default [`DEFAULT_WINDOW`], or [`VALUE_WINDOW`] from a peer without stream blocks).
+    /// The producer runs at most three windows ahead of the consumer.
     pub fn with_window(mut self, window: u32) -> RemoteStream<T> {
-        self.window = window.clamp(1, MAX_WINDOW);
+        self.window = Some(window.clamp(1, MAX_WINDOW));
+        self
+    }
+
+    /// Asks for at most about `bytes` bytes of items per request (at least 1, at most
+    /// [`MAX_WINDOW_BYTES`]; default [`DEFAULT_WINDOW_BYTES`]): a request is answered once
+    /// its items reach this size, and always carries at least one item. A peer without
+    /// stream blocks ignores it.
+    pub fn with_window_bytes(mut self, bytes: u32) -> RemoteStream<T> {
+        self.window_bytes = bytes.clamp(1, MAX_WINDOW_BYTES);
         self
     }
 
     /// The proxy of the lent stream.
     pub fn proxy(&self) -> &Proxy {
         &self.source
+    }
+
+    /// Items per request, as the owner's form of reply allows.
+    fn items_per_request(&self, blocks: bool) -> u32 {
+        match (self.window, blocks) {
+            (Some(w), _) => w,
+            (None, true) => DEFAULT_WINDOW,
+            (None, false) => VALUE_WINDOW,
+        }
+    }
+
+    /// Sends one more request (and polls it, which writes it).
+    fn request(&mut self, cx: &mut Context<'_>) {
+        let blocks = *self.blocks.get_or_insert_with(|| blocks_ok(&self.source));
+        let window = self.items_per_request(blocks);
+        let mut call = if blocks {
+            self.source
+                .call_method("pull_block", (window, self.window_bytes))
+        } else {
+            self.source.call_method("pull", (window,))
+        };
+        // Twice: a call made while another is in flight is written on its second poll.
+        let pull = match Pin::new(&mut call).poll(cx) {
+            Poll::Ready(r) => Pull::Done(r),
+            Poll::Pending => match Pin::new(&mut call).poll(cx) {
+                Poll::Ready(r) => Pull::Done(r),
+                Poll::Pending => Pull::Call(call),
+            },
+        };
+        self.pending.push_back(pull);
+    }
+
+    /// Takes in one reply.
+    fn receive(&mut self, reply: Result<Value>) {
+        let outcome = match reply {
+            Ok(Value::Bytes(b)) => match block::header(&b) {
+                Ok((count, ended)) => {
+                    self.buf.block = b;
+                    self.buf.at = block::HEADER;
+                    self.buf.left = count;
+                    self.done |= ended;
+                    if count == 0 && !ended {
+                        Err(Error::Protocol(
+                            "a stream block with no items that does not end the stream".into(),
+                        ))
+                    } else {
+                        Ok(())
+                    }
+                }
+                Err(e) => Err(Error::Protocol(e.0)),
+            },
+            Ok(Value::List(items)) => {
+                self.done |= items.is_empty();
+                self.buf.values.extend(items);
+                Ok(())
+            }
+            Ok(other) => Err(Error::Protocol(format!(
+                "a stream's pull answered {}, not items",
+                other.type_name()
+            ))),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = outcome {
+            self.done = true;
+            self.failed = Some(e);
+        }
+        if self.done {
+            // Nothing more will come: the requests still out are cancelled.
+            self.pending.clear();
+        }
+    }
+}
+
+/// Whether the stream behind `source` answers in blocks: its connection's peer announced
+/// them, or it is in this process.
+fn blocks_ok(source: &Proxy) -> bool {
+    match source.shared() {
+        Some(shared) => shared.peer_has(crate::codec::native::FEATURE_STREAM_BLOCKS),
+        None => source.is_local(),
+    }
+}
+
+impl<T: DeserializeOwned> RemoteStream<T> {
+    /// The next item of the block being handed out. A malformed item ends the stream.
+    #[inline]
+    fn next_from_block(&mut self) -> Result<T> {
+        let buf = &mut self.buf;
+        let mut r = block::Reader::new(&buf.block, buf.at, self.max_depth);
+        match T::deserialize(&mut r) {
+            Ok(item) => {
+                buf.at = r.position();
+                buf.left -= 1;
+                if buf.left == 0 && buf.at != buf.block.len() {
+                    self.stop(Some(Error::Protocol(
+                        "malformed stream block: bytes after its last item".into(),
+                    )));
+                }
+                Ok(item)
+            }
+            Err(e) => {
+                self.stop(None);
+                Err(Error::Value(e.0))
+            }
+        }
+    }
+
+    /// Ends the stream at once (after a malformed block), with `e` as its last item: what
+    /// is buffered is dropped and the requests in flight are cancelled.
+    fn stop(&mut self, e: Option<Error>) {
+        self.buf = Buffer::default();
+        self.pending.clear();
+        self.done = true;
+        self.failed = e;
     }
 }
 
@@ -263,32 +597,33 @@ impl<T: DeserializeOwned + 'static> futures_util::Stream for RemoteStream<T> {
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<T>>> {
         let this = &mut *self;
         loop {
-            // Keep one request in flight while handing out what is buffered. A request leaves
-            // once at most one window is buffered, and is polled at once (that sends it);
-            // after that the call is looked at only when the buffer is empty, so handing out
-            // an item costs nothing more, and the producer runs at most one window ahead of
-            // what is buffered here.
-            let mut look = this.buf.is_empty();
-            if this.pending.is_none() && !this.done && this.buf.len() <= this.window as usize {
-                this.pending = Some(this.source.call_method("pull", (this.window,)));
-                look = true;
+            if this.buf.left > 0 {
+                return Poll::Ready(Some(this.next_from_block()));
             }
-            if let (true, Some(call)) = (look, this.pending.as_mut()) {
-                if let Poll::Ready(result) = Pin::new(call).poll(cx) {
-                    this.pending = None;
-                    match result.and_then(from_value::<Vec<Value>>) {
-                        Ok(items) if items.is_empty() => this.done = true,
-                        Ok(items) => this.buf.extend(items),
-                        Err(e) => {
-                            this.done = true;
-                            this.failed = Some(e);
-                        }
+            if let Some(v) = this.buf.values.pop_front() {
+                return Poll::Ready(Some(from_value(v)));
+            }
+            // Keep up to `AHEAD` requests in flight while at most a window is buffered (here
+            // nothing is); a request is polled only when the buffer is empty, so handing out
+            // an item costs nothing more.
+            while !this.done && this.pending.len() < AHEAD {
+                this.request(cx);
+            }
+            match this.pending.front_mut() {
+                Some(Pull::Done(_)) => {
+                    if let Some(Pull::Done(r)) = this.pending.pop_front() {
+                        this.receive(r);
                     }
                     continue;
                 }
-            }
-            if let Some(v) = this.buf.pop_front() {
-                return Poll::Ready(Some(from_value(v)));
+                Some(Pull::Call(call)) => {
+                    if let Poll::Ready(r) = Pin::new(call).poll(cx) {
+                        this.pending.pop_front();
+                        this.receive(r);
+                        continue;
+                    }
+                }
+                None => {}
             }
             if let Some(e) = this.failed.take() {
                 return Poll::Ready(Some(Err(e)));
@@ -307,6 +642,7 @@ impl<T> fmt::Debug for RemoteStream<T> {
             .field("source", &self.source)
             .field("window", &self.window)
             .field("buffered", &self.buf.len())
+            .field("in_flight", &self.pending.len())
             .field("done", &self.done)
             .finish()
     }

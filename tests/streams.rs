@@ -109,7 +109,9 @@ async fn a_stalled_consumer_bounds_the_producer_and_dropping_stops_it() {
     for i in 0..10 {
         assert_eq!(stream.next().await.unwrap().unwrap(), i);
     }
-    // The consumer stops; give everything time to run.
+    // The consumer stops; give everything time to run. The holder keeps at most two
+    // requests in flight and sends one only when it holds no item, so at most two windows
+    // are made ahead of the consumer (the 10 consumed included).
     tokio::time::sleep(Duration::from_secs(5)).await;
     let produced = feed.produced.load(Ordering::SeqCst);
     assert!(

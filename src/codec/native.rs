@@ -33,13 +33,17 @@ pub(crate) const FEATURE_ONE_WAY: u32 = 16;
 pub(crate) const FEATURE_TRACE: u32 = 32;
 /// Feature bit: the peer reads the `Describe` and `Bind` operations (`WireOp` tags 5, 6).
 pub(crate) const FEATURE_DESCRIBE: u32 = 64;
+/// Feature bit: the peer's lent streams answer `pull_block`, a window as one block of
+/// bytes (`stream/block.rs`), so this side asks them for blocks rather than values.
+pub(crate) const FEATURE_STREAM_BLOCKS: u32 = 128;
 /// The features this build speaks (authentication is added when a secret is configured).
 pub(crate) const FEATURES: u32 = FEATURE_PIPELINING
     | FEATURE_CANCEL
     | FEATURE_STREAMS
     | FEATURE_ONE_WAY
     | FEATURE_TRACE
-    | FEATURE_DESCRIBE;
+    | FEATURE_DESCRIBE
+    | FEATURE_STREAM_BLOCKS;
 /// The hello's feature field holds 24 bits.
 const FEATURE_MASK: u32 = 0x00ff_ffff;
 /// Size of the hello in bytes.
@@ -369,7 +373,7 @@ impl Wire for NativeCodec {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::protocol::{CallMsg, Target, WPath, WVec, WireOp, WireRef, WireValue};
+    use crate::protocol::{CallMsg, Target, WBytes, WPath, WVec, WireOp, WireRef, WireValue};
 
     fn codec() -> NativeCodec {
         NativeCodec {
@@ -391,7 +395,34 @@ mod tests {
     fn trace() -> Vec<(&'static str, Vec<u8>)> {
         // The first object a fresh export table lends gets this id (slot 1, version 1).
         let cb_id = (1u64 << 32) | 1;
+        // The stream section's window: items 0, 1 and 300, then the end.
+        let mut block = crate::stream::block::Sink::new(16);
+        for item in [0u64, 1, 300] {
+            block.put(&item).unwrap();
+        }
         vec![
+            (
+                "stream-pull",
+                frame(&Message::Call(CallMsg {
+                    id: 3,
+                    target: Target::Object(cb_id),
+                    path: WPath::from(vec!["pull_block"]),
+                    op: WireOp::Call {
+                        args: vec![WireValue::Int(65_536), WireValue::Int(65_536)].into(),
+                        named: WVec::default(),
+                    },
+                    timeout_ms: 30_000,
+                    flags: 0,
+                    trace: 0,
+                })),
+            ),
+            (
+                "stream-block",
+                frame(&Message::Return {
+                    id: 3,
+                    result: Ok(WireValue::Bytes(WBytes(block.finish(3, true)))),
+                }),
+            ),
             (
                 "hello",
                 Hello::from_config(&Config::default()).to_bytes().to_vec(),

@@ -4,8 +4,15 @@
 use netref::ErrorKind;
 
 /// The native hello with the default limits (16 MiB frames, depth 64): version 1 only, and
-/// the features pipelining, cancel, streams, one-way calls, trace ids, describe and bind.
+/// the features pipelining, cancel, streams, one-way calls, trace ids, describe and bind,
+/// and stream blocks.
 pub const HELLO: [u8; 16] = [
+    b'N', b'R', b'E', b'F', 0, 1, 0, 0, 0, 0xfb, 1, 0, 0, 0, 0, 64,
+];
+
+/// The hello of a peer from before stream blocks: as [`HELLO`] without feature bit 7, so
+/// its lent streams answer `pull` only and it reads a window as a list of values.
+pub const HELLO_NO_BLOCKS: [u8; 16] = [
     b'N', b'R', b'E', b'F', 0, 1, 0, 0, 0, 0x7b, 1, 0, 0, 0, 0, 64,
 ];
 
