@@ -73,6 +73,10 @@ pub enum O {
     Set(W),
     Dir,
     Help,
+    /// Sent only to a peer with feature bit 6.
+    Describe,
+    /// Sent only to a peer with feature bit 6.
+    Bind,
 }
 
 /// A remote error.
@@ -252,6 +256,8 @@ pub fn op(out: &mut Vec<u8>, o: &O) {
         }
         O::Dir => out.push(3),
         O::Help => out.push(4),
+        O::Describe => out.push(5),
+        O::Bind => out.push(6),
     }
 }
 
@@ -501,6 +507,8 @@ impl Cur<'_> {
             2 => O::Set(self.top_value()?),
             3 => O::Dir,
             4 => O::Help,
+            5 => O::Describe,
+            6 => O::Bind,
             _ => return Err(BAD),
         })
     }
