@@ -78,6 +78,7 @@ impl de::Error for BlockError {
     }
 }
 
+#[cold]
 fn malformed(what: &str) -> BlockError {
     BlockError(format!("malformed stream block: {what}"))
 }
@@ -85,20 +86,38 @@ fn malformed(what: &str) -> BlockError {
 // ---------------------------------------------------------------------------------------
 // Writing
 
-/// Appends `v` as bincode's varint: one byte below 251, else a marker and 2, 4 or 8 bytes.
+/// Appends `tag` and `v` as bincode's varint: one byte below 251, else a marker and 2, 4
+/// or 8 bytes. Each case appends an array of fixed size, which compiles to plain stores.
+#[inline]
+fn put_tagged(out: &mut Vec<u8>, tag: u8, v: u64) {
+    if v < 251 {
+        out.extend_from_slice(&[tag, v as u8]);
+    } else if let Ok(v) = u16::try_from(v) {
+        let [a, b] = v.to_le_bytes();
+        out.extend_from_slice(&[tag, 251, a, b]);
+    } else if let Ok(v) = u32::try_from(v) {
+        let [a, b, c, d] = v.to_le_bytes();
+        out.extend_from_slice(&[tag, 252, a, b, c, d]);
+    } else {
+        let [a, b, c, d, e, f, g, h] = v.to_le_bytes();
+        out.extend_from_slice(&[tag, 253, a, b, c, d, e, f, g, h]);
+    }
+}
+
+/// Appends `v` as bincode's varint (a length).
 #[inline]
 fn put_varint(out: &mut Vec<u8>, v: u64) {
     if v < 251 {
         out.push(v as u8);
     } else if let Ok(v) = u16::try_from(v) {
-        out.push(251);
-        out.extend_from_slice(&v.to_le_bytes());
+        let [a, b] = v.to_le_bytes();
+        out.extend_from_slice(&[251, a, b]);
     } else if let Ok(v) = u32::try_from(v) {
-        out.push(252);
-        out.extend_from_slice(&v.to_le_bytes());
+        let [a, b, c, d] = v.to_le_bytes();
+        out.extend_from_slice(&[252, a, b, c, d]);
     } else {
-        out.push(253);
-        out.extend_from_slice(&v.to_le_bytes());
+        let [a, b, c, d, e, f, g, h] = v.to_le_bytes();
+        out.extend_from_slice(&[253, a, b, c, d, e, f, g, h]);
     }
 }
 
@@ -116,18 +135,14 @@ fn varint_len(v: u64) -> usize {
 
 #[inline]
 fn put_int(out: &mut Vec<u8>, v: i64) {
-    out.push(INT);
-    put_varint(out, ((v << 1) ^ (v >> 63)) as u64);
+    put_tagged(out, INT, ((v << 1) ^ (v >> 63)) as u64);
 }
 
 #[inline]
 fn put_u64(out: &mut Vec<u8>, v: u64) {
     match i64::try_from(v) {
         Ok(i) => put_int(out, i),
-        Err(_) => {
-            out.push(UINT);
-            put_varint(out, v);
-        }
+        Err(_) => put_tagged(out, UINT, v),
     }
 }
 

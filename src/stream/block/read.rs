@@ -53,35 +53,47 @@ impl<'de> Reader<'de> {
 
     #[inline]
     fn byte(&mut self) -> Result<u8, BlockError> {
-        let b = *self
-            .b
-            .get(self.i)
-            .ok_or_else(|| malformed("an item is cut short"))?;
-        self.i += 1;
-        Ok(b)
+        match self.b.get(self.i) {
+            Some(&b) => {
+                self.i += 1;
+                Ok(b)
+            }
+            None => Err(cut_short()),
+        }
     }
 
     #[inline]
     fn peek(&self) -> Result<u8, BlockError> {
-        self.b
-            .get(self.i)
-            .copied()
-            .ok_or_else(|| malformed("an item is cut short"))
-    }
-
-    fn take(&mut self, n: usize) -> Result<&'de [u8], BlockError> {
-        if n > self.left() {
-            return Err(malformed("a length runs past the block"));
+        match self.b.get(self.i) {
+            Some(&b) => Ok(b),
+            None => Err(cut_short()),
         }
-        let s = &self.b[self.i..self.i + n];
-        self.i += n;
-        Ok(s)
     }
 
+    #[inline]
+    fn take(&mut self, n: usize) -> Result<&'de [u8], BlockError> {
+        match self
+            .i
+            .checked_add(n)
+            .and_then(|end| self.b.get(self.i..end))
+        {
+            Some(s) => {
+                self.i += n;
+                Ok(s)
+            }
+            None => Err(malformed("a length runs past the block")),
+        }
+    }
+
+    #[inline]
     fn fixed<const N: usize>(&mut self) -> Result<[u8; N], BlockError> {
-        let s = self.take(N)?;
-        let mut a = [0; N];
-        a.copy_from_slice(s);
+        let a = self
+            .b
+            .get(self.i..)
+            .and_then(|rest| rest.first_chunk::<N>())
+            .copied()
+            .ok_or_else(cut_short)?;
+        self.i += N;
         Ok(a)
     }
 
@@ -116,6 +128,13 @@ impl<'de> Reader<'de> {
         }
         self.depth_left -= 1;
         Ok(())
+    }
+
+    /// The integer that follows an `INT` tag.
+    #[inline]
+    fn int(&mut self) -> Result<i64, BlockError> {
+        let v = self.varint()?;
+        Ok(((v >> 1) as i64) ^ -((v & 1) as i64))
     }
 
     /// The integer that follows an `INT` or `UINT` tag.
@@ -230,14 +249,21 @@ macro_rules! int_method {
     ($($method:ident => $visit:ident: $t:ty, $via:ident;)*) => {
         $(
             #[inline]
+            #[allow(clippy::useless_conversion, clippy::unnecessary_fallible_conversions)]
             fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, BlockError> {
                 match self.peek()? {
-                    t @ (INT | UINT) => {
+                    INT => {
                         self.i += 1;
-                        let n = self.integer(t)?;
-                        let v = <$t>::try_from(n).map_err(|_| {
-                            BlockError(format!("integer {n} out of range for {}", stringify!($t)))
-                        })?;
+                        let n = self.int()?;
+                        let v = <$t>::try_from(n)
+                            .map_err(|_| out_of_range(n.into(), stringify!($t)))?;
+                        visitor.$visit(v)
+                    }
+                    UINT => {
+                        self.i += 1;
+                        let n = self.varint()?;
+                        let v = <$t>::try_from(n)
+                            .map_err(|_| out_of_range(n.into(), stringify!($t)))?;
                         visitor.$visit(v)
                     }
                     _ => self.through_value(visitor, |d, v| d.$via(v)),
@@ -245,6 +271,16 @@ macro_rules! int_method {
             }
         )*
     };
+}
+
+#[cold]
+fn out_of_range(n: i128, ty: &str) -> BlockError {
+    BlockError(format!("integer {n} out of range for {ty}"))
+}
+
+#[cold]
+fn cut_short() -> BlockError {
+    malformed("an item is cut short")
 }
 
 impl<'de> Deserializer<'de> for &mut Reader<'de> {
