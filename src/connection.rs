@@ -81,7 +81,7 @@ pub(crate) struct Shared {
     pub(crate) label: String,
     pub(crate) config: Config,
     /// The wire this connection speaks (see [`crate::codec`]).
-    wire: Protocol,
+    pub(crate) wire: Protocol,
     /// The deepest value nesting the peer accepts.
     peer_max_depth: usize,
     /// What the peer supports, in the native hello's feature bits ([`Protocol::features`]).

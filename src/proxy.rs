@@ -73,25 +73,6 @@ pub(crate) enum Target {
     Root(Arc<Link>),
     /// The kept answer of a pipelined call.
     Answer(Arc<AnswerHandle>),
-    /// An object reached over another wire (Python RPyC's, see [`crate::rpyc`]).
-    Foreign(Arc<dyn Foreign>),
-}
-
-/// An object reached over a wire other than netref's own: every operation on a proxy of it
-/// is handed over whole, path included, and the wire decides how to carry it.
-pub(crate) trait Foreign: Send + Sync + 'static {
-    /// Runs `op` on the member `path` names (the object itself when empty).
-    fn run(
-        self: Arc<Self>,
-        path: Arc<[String]>,
-        op: Op,
-    ) -> futures_util::future::BoxFuture<'static, Result<Value>>;
-
-    /// A short description for `Display` (`<python builtins.list 0x7f…>`).
-    fn describe(&self) -> String;
-
-    /// Upcast, so the wire can recognise its own objects coming home.
-    fn as_any(&self) -> &dyn std::any::Any;
 }
 
 impl Proxy {
@@ -252,7 +233,6 @@ impl Proxy {
     pub(crate) async fn run(&self, op: Op, timeout: Option<Duration>) -> Result<Value> {
         match &self.target {
             Target::Local(obj) => dispatch::start_guarded(obj.clone(), &self.path, op).await,
-            Target::Foreign(f) => f.clone().run(self.path.clone(), op).await,
             _ => {
                 let mut call = Call::new(self.clone(), Ok(op));
                 if let Some(d) = timeout {
@@ -266,7 +246,7 @@ impl Proxy {
     /// The connection a remote proxy's calls go through; `None` for a local object.
     pub(crate) fn shared(&self) -> Option<&Arc<Shared>> {
         match &self.target {
-            Target::Local(_) | Target::Foreign(_) => None,
+            Target::Local(_) => None,
             Target::Remote(import) => Some(&import.link.shared),
             Target::Root(link) => Some(&link.shared),
             Target::Answer(answer) => Some(&answer.link.shared),
@@ -281,8 +261,6 @@ impl Proxy {
                 let v = dispatch::perform(obj.clone(), &self.path, op).await?;
                 return v.into_proxy();
             }
-            // The foreign wire has no pipelining: run it and wrap the result.
-            Target::Foreign(f) => return f.clone().run(self.path.clone(), op).await?.into_proxy(),
             Target::Remote(i) => &i.link,
             Target::Root(l) => l,
             Target::Answer(a) => &a.link,
@@ -300,7 +278,7 @@ impl Proxy {
             Target::Remote(i) => crate::protocol::Target::Object(i.id),
             Target::Root(_) => crate::protocol::Target::Root,
             Target::Answer(a) => crate::protocol::Target::Answer(a.id),
-            Target::Local(_) | Target::Foreign(_) => crate::protocol::Target::Root,
+            Target::Local(_) => crate::protocol::Target::Root,
         }
     }
 
@@ -311,7 +289,6 @@ impl Proxy {
             Target::Remote(i) => Arc::as_ptr(i) as *const () as usize,
             Target::Root(l) => Arc::as_ptr(l) as *const () as usize,
             Target::Answer(a) => Arc::as_ptr(a) as *const () as usize,
-            Target::Foreign(f) => Arc::as_ptr(f) as *const () as usize,
         }
     }
 }
@@ -339,10 +316,13 @@ impl fmt::Display for Proxy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.target {
             Target::Local(o) => write!(f, "<local {}>", o.type_info().name)?,
-            Target::Remote(i) => write!(f, "<ref {}>", crate::protocol::fmt_id(i.id))?,
+            Target::Remote(i) => match i.link.shared.wire.rpyc().and_then(|w| w.held_name(i.id)) {
+                // A Python object, by its id_pack.
+                Some(name) => f.write_str(&name)?,
+                None => write!(f, "<ref {}>", crate::protocol::fmt_id(i.id))?,
+            },
             Target::Root(_) => f.write_str("<root>")?,
             Target::Answer(a) => write!(f, "<answer of call {}>", a.id)?,
-            Target::Foreign(o) => f.write_str(&o.describe())?,
         }
         for seg in self.path.iter() {
             write!(f, ".{seg}")?;

@@ -23,9 +23,11 @@
 //! [`serve_io`] serves one on any byte stream: Python's `rpyc.connect(host, port)` then gets
 //! the root object, calls its `#[exposed]` members (`conn.root.add(1, 2)`), passes its own
 //! functions as callbacks, iterates netref iterators, and `dir(conn.root)` lists the exposed
-//! members only. Such a connection is an ordinary netref [`Connection`](crate::Connection):
-//! RPyC's wire runs behind the protocol seam (`codec::rpyc`), so the server's hooks, stats,
-//! tracer and tables apply to it as to any other.
+//! members only.
+//!
+//! Both ways the connection is an ordinary netref [`Connection`](crate::Connection): RPyC's
+//! wire runs behind the protocol seam (`codec::rpyc`), Python's objects are ordinary
+//! imports, and the hooks, stats, tracer and tables apply as to any other connection.
 //!
 //! # Example
 //!
@@ -86,20 +88,15 @@
 //! deadline on this wire: a request this side makes fails with `TimedOut` after
 //! `Config::call_timeout`, and its late reply is dropped.
 //!
-//! The wire's layers live in `codec::rpyc` (framing, brine, messages, boxing, exceptions,
-//! and the translation to engine messages that serves Python clients). The client
-//! direction ([`connect`], [`from_io`]) still runs RPyC's own connection engine here: the
-//! connection (`session`), what it lends (`exports`), serving the peer's requests (`serve`)
-//! and Python's objects (`pyobj`).
+//! The wire lives in `codec::rpyc` (framing, brine, messages, boxing, exceptions, and the
+//! translation between RPyC's requests and the engine's messages); a connection on it is an
+//! ordinary netref [`Connection`](crate::Connection) in both directions, which
+//! [`Connection::connection`] gives.
 
 mod bridge;
-mod convert;
-mod exports;
-mod pyobj;
-mod serve;
-mod session;
 
-use crate::codec::rpyc::{boxing, brine, frame, message, trace, vinegar};
+#[cfg(test)]
+use crate::codec::rpyc::{boxing, brine, frame, message, vinegar};
 
 #[cfg(test)]
 mod hostile_tests;
@@ -109,40 +106,28 @@ mod python_tests;
 use std::fmt;
 use std::sync::Arc;
 
+use parking_lot::Mutex;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::ToSocketAddrs;
 
 use crate::config::Config;
 use crate::error::{Error, Result};
-use crate::object::Object;
+use crate::object::{Invocation, Object, Reply, TypeInfo};
 use crate::proxy::Proxy;
 use crate::trace::Tracer;
 use crate::value::Value;
-use message::Handler;
-use session::{Link, Session};
 
 /// The port Python's `rpyc` servers listen on by default (`rpyc_classic` included).
 pub const DEFAULT_PORT: u16 = 18812;
 
-/// One connection on RPyC's wire, to or from a Python process. Cheap to clone; dropping the
-/// last handle (and every proxy of the peer's objects) closes it.
-///
-/// A connection a [`Server::rpyc`](crate::Server::rpyc) accepted (or [`serve_io`] made) is
-/// an ordinary netref [`Connection`](crate::Connection) underneath, which
-/// [`Connection::connection`] gives: the server's hooks, its stats and tracer apply as to
-/// any connection. One made by [`connect`] or [`from_io`] runs RPyC's own connection engine
-/// still.
+/// One connection on RPyC's wire, to or from a Python process: a netref
+/// [`Connection`](crate::Connection) ([`Connection::connection`]) with what RPyC adds, the
+/// peer's root read once and kept, as Python does. Cheap to clone; dropping the last handle
+/// (and every proxy of the peer's objects) closes it.
 #[derive(Clone)]
 pub struct Connection {
-    inner: Inner,
-}
-
-#[derive(Clone)]
-enum Inner {
-    /// RPyC's own engine (`session.rs`): the client direction.
-    Session(Arc<Link>),
-    /// The netref engine behind the seam (`codec::rpyc`).
-    Engine(crate::Connection),
+    conn: crate::Connection,
+    root: Arc<Mutex<Option<Proxy>>>,
 }
 
 impl fmt::Debug for Connection {
@@ -155,9 +140,10 @@ impl fmt::Debug for Connection {
 }
 
 impl From<crate::Connection> for Connection {
-    fn from(c: crate::Connection) -> Self {
+    fn from(conn: crate::Connection) -> Self {
         Connection {
-            inner: Inner::Engine(c),
+            conn,
+            root: Arc::default(),
         }
     }
 }
@@ -167,156 +153,95 @@ impl Connection {
     /// made by [`from_io`] the first call asks (`GETROOT`) and keeps it until the
     /// connection closes, as Python does.
     pub async fn root(&self) -> Result<Proxy> {
-        let s = match &self.inner {
-            Inner::Session(link) => &link.session,
-            Inner::Engine(_) => {
-                return Err(Error::Unsupported(
-                    "a connection served to a Python client reaches the Python objects it is \
-                     given; it does not ask for the client's root"
-                        .into(),
-                ))
-            }
-        };
-        if let Some(root) = s.remote_root.lock().clone() {
+        if let Some(root) = self.root.lock().clone() {
             return Ok(root);
         }
-        let root = s
-            .request(Handler::GetRoot, Vec::new())
-            .await?
-            .into_proxy()?;
-        Ok(s.remote_root.lock().get_or_insert(root).clone())
+        let root = self.conn.root().get().await?.into_proxy()?;
+        Ok(self.root.lock().get_or_insert(root).clone())
+    }
+
+    /// The netref connection underneath: its stats, tracer, tables and hooks are this
+    /// connection's.
+    pub fn connection(&self) -> &crate::Connection {
+        &self.conn
     }
 
     /// Replaces the object this side lends as its root.
     pub fn set_root(&self, root: Option<Arc<dyn Object>>) {
-        match &self.inner {
-            Inner::Session(link) => {
-                let old = std::mem::replace(&mut *link.session.root.lock(), root);
-                drop(old);
-            }
-            Inner::Engine(c) => c.set_root(root),
-        }
-    }
-
-    /// The netref connection underneath, when this one runs on the netref engine (every
-    /// connection a [`Server::rpyc`](crate::Server::rpyc) accepts).
-    pub fn connection(&self) -> Option<&crate::Connection> {
-        match &self.inner {
-            Inner::Engine(c) => Some(c),
-            Inner::Session(_) => None,
-        }
+        self.conn.set_root(root);
     }
 
     /// This connection's label (the peer's address unless [`Config::label`] names it).
     pub fn label(&self) -> &str {
-        match &self.inner {
-            Inner::Session(link) => &link.session.label,
-            Inner::Engine(c) => c.label(),
-        }
+        self.conn.label()
     }
 
     /// True once the connection is closed or lost.
     pub fn is_closed(&self) -> bool {
-        match &self.inner {
-            Inner::Session(link) => link.session.is_closed(),
-            Inner::Engine(c) => c.is_closed(),
-        }
+        self.conn.is_closed()
     }
 
     /// Why the connection closed, once it has.
     pub fn close_reason(&self) -> Option<String> {
-        match &self.inner {
-            Inner::Session(link) => link.session.close_reason(),
-            Inner::Engine(c) => c.close_reason(),
-        }
+        self.conn.close_reason()
     }
 
     /// Sends `CLOSE`, fails every waiting request, frees everything lent, and waits until
     /// the connection's tasks are gone.
     pub async fn close(&self) {
-        match &self.inner {
-            Inner::Session(link) => link.session.close("closed by this side".into()),
-            Inner::Engine(c) => return c.close().await,
-        }
-        self.closed().await;
+        self.conn.close().await;
+        let root = self.root.lock().take();
+        drop(root);
     }
 
     /// Waits until the connection is closed and its tasks are gone.
     pub async fn closed(&self) {
-        match &self.inner {
-            Inner::Session(link) => link.session.closed().await,
-            Inner::Engine(c) => c.closed().await,
-        }
+        self.conn.closed().await;
     }
 
     /// Tasks of this connection still running (reader, writer and handlers).
     pub fn task_count(&self) -> u64 {
-        match &self.inner {
-            Inner::Session(link) => link.session.task_count(),
-            Inner::Engine(c) => c.task_count(),
-        }
+        self.conn.task_count()
     }
 
     /// Objects this side lends to the peer right now.
     pub fn export_count(&self) -> usize {
-        match &self.inner {
-            Inner::Session(link) => link.session.exports.lock().len(),
-            Inner::Engine(c) => c.stats().live_exports as usize,
-        }
+        self.conn.stats().live_exports as usize
     }
 
     /// The peer's objects this side holds proxies of right now.
     pub fn import_count(&self) -> usize {
-        match &self.inner {
-            Inner::Session(link) => link
-                .session
-                .imports
-                .lock()
-                .values()
-                .filter(|w| w.strong_count() > 0)
-                .count(),
-            Inner::Engine(c) => c.stats().live_imports as usize,
-        }
+        self.conn.stats().live_imports as usize
     }
 
     /// Both object tables, for `:tables` and teaching: what this side lends (`id_pack`
-    /// name and instance id, count) and what it holds.
+    /// name and instance id, count) and what it holds (Python's id_packs).
     pub fn tables(&self) -> Vec<String> {
-        let s = match &self.inner {
-            Inner::Session(link) => &link.session,
-            Inner::Engine(c) => return engine_tables(c),
+        let Some(wire) = self.conn.rpyc_wire() else {
+            return Vec::new();
         };
-        let mut lines: Vec<String> = s
-            .exports
-            .lock()
-            .rows()
+        let tables = self.conn.tables();
+        let live: std::collections::HashSet<u64> = tables.exports.iter().map(|e| e.id).collect();
+        let held: std::collections::HashSet<u64> = tables.imports.iter().map(|e| e.id).collect();
+        let mut lines: Vec<String> = wire
+            .lent_rows()
             .into_iter()
-            .map(|(pack, n)| format!("lent {pack} count {n}"))
+            .filter(|(id, _, _)| live.contains(id))
+            .map(|(_, pack, n)| format!("lent {pack} count {n}"))
             .collect();
-        let mut held: Vec<String> = s
-            .imports
-            .lock()
-            .keys()
-            .map(|pack| format!("held {pack}"))
-            .collect();
-        held.sort();
-        lines.extend(held);
+        lines.extend(
+            wire.held_rows()
+                .into_iter()
+                .filter(|(id, _)| held.contains(id))
+                .map(|(_, pack)| format!("held {pack}")),
+        );
         lines
     }
 
     /// Messages sent and received so far.
     pub fn message_counts(&self) -> (u64, u64) {
-        use std::sync::atomic::Ordering::Relaxed;
-        match &self.inner {
-            Inner::Session(link) => (
-                link.session.sent.load(Relaxed),
-                link.session.received.load(Relaxed),
-            ),
-            Inner::Engine(c) => {
-                let st = c.stats();
-                (st.messages_sent, st.messages_received)
-            }
-        }
+        let st = self.conn.stats();
+        (st.messages_sent, st.messages_received)
     }
 
     /// The peer's root as a netref [`Object`]: each public name its `dir()` lists is a
@@ -335,10 +260,7 @@ impl Connection {
     /// Installs (or removes) a function that sees every RPyC message in readable form
     /// (`-> REQUEST 2 GETATTR(yours<netref.Lab 0x1>, "add")`).
     pub fn set_tracer(&self, tracer: Option<Tracer>) {
-        match &self.inner {
-            Inner::Session(link) => link.session.set_tracer(tracer),
-            Inner::Engine(c) => c.set_tracer(tracer),
-        }
+        self.conn.set_tracer(tracer);
     }
 }
 
@@ -397,9 +319,9 @@ pub async fn connect_tls(
     Ok(conn)
 }
 
-/// Runs one RPyC connection on `reader`/`writer`, lending `root`. RPyC has no handshake:
-/// this starts the connection's tasks and returns at once (a server calls this for each
-/// accepted stream).
+/// Runs one RPyC connection on `reader`/`writer`, lending `root` (an empty `VoidService`
+/// when `None`: Python's classic server asks for its client's root as it connects). RPyC
+/// has no handshake: this starts the connection's tasks and returns at once.
 pub fn from_io<R, W>(
     reader: R,
     writer: W,
@@ -410,18 +332,17 @@ where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    Connection {
-        inner: Inner::Session(Session::start(reader, writer, config, root)),
-    }
+    let root = root.unwrap_or_else(|| Arc::new(Void));
+    serve_io(reader, writer, config, Some(root)).into()
 }
 
 /// Serves one Python RPyC client on `reader`/`writer`, lending `root`, as an ordinary netref
-/// [`Connection`](crate::Connection): RPyC's wire behind the protocol seam
-/// (`codec::rpyc`), so the connection's hooks in `config`, its stats, tracer and tables
-/// work as on any connection. RPyC has no handshake: this starts the connection's tasks and
-/// returns at once ([`Server::rpyc`](crate::Server::rpyc) calls it for each accepted
-/// stream). Keepalive is off: a Python client answers a ping only while it waits for a
-/// reply of its own, so an idle one would look dead.
+/// [`Connection`](crate::Connection) (what [`from_io`] wraps): RPyC's wire behind the
+/// protocol seam (`codec::rpyc`), so the connection's hooks in `config`, its stats, tracer
+/// and tables work as on any connection. RPyC has no handshake: this starts the
+/// connection's tasks and returns at once ([`Server::rpyc`](crate::Server::rpyc) calls it
+/// for each accepted stream). Keepalive is off: a Python client answers a ping only while
+/// it waits for a reply of its own, so an idle one would look dead.
 pub fn serve_io<R, W>(
     reader: R,
     writer: W,
@@ -432,44 +353,48 @@ where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
     config.keepalive_interval = None;
+    if config.label.is_none() {
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        config.label = Some(format!("rpyc{n}"));
+    }
     let wire = crate::codec::Protocol::Rpyc(crate::codec::rpyc::RpycWire::new(&config));
     crate::Connection::start(reader, writer, config, root, wire)
 }
 
-/// [`Connection::tables`] of a connection on the netref engine: the engine's exports with
-/// the id_packs Python knows them by, then the Python objects held.
-fn engine_tables(c: &crate::Connection) -> Vec<String> {
-    let Some(wire) = c.rpyc_wire() else {
-        return Vec::new();
-    };
-    let live: std::collections::HashSet<u64> = c.tables().exports.iter().map(|e| e.id).collect();
-    let mut lines: Vec<String> = wire
-        .lent_rows()
-        .into_iter()
-        .filter(|(id, _, _)| live.contains(id))
-        .map(|(_, pack, n)| format!("lent {pack} count {n}"))
-        .collect();
-    let held: std::collections::HashSet<u64> = c.tables().imports.iter().map(|e| e.id).collect();
-    lines.extend(
-        wire.held_rows()
-            .into_iter()
-            .filter(|(id, _)| held.contains(id))
-            .map(|(_, pack)| format!("held {pack}")),
-    );
-    lines
+/// The root of a side that lends nothing: no members.
+struct Void;
+
+static VOID_INFO: TypeInfo = TypeInfo {
+    name: "VoidService",
+    doc: "This side lends nothing.",
+    members: &[],
+    call: None,
+};
+
+impl Object for Void {
+    fn type_info(&self) -> &'static TypeInfo {
+        &VOID_INFO
+    }
+
+    fn invoke(self: Arc<Self>, member: usize, _inv: Invocation) -> Reply {
+        Reply::Ready(Err(crate::__private::bad_invocation("VoidService", member)))
+    }
+
+    fn as_any(self: Arc<Self>) -> Arc<dyn std::any::Any + Send + Sync> {
+        self
+    }
 }
 
-/// Python's `repr(obj)` of a Python object.
+/// Python's `repr(obj)` of a Python object (`REPR`).
 pub async fn repr(obj: &Proxy) -> Result<String> {
-    let (s, p) = pyobj::resolve(obj).await?;
-    text(s.request(Handler::Repr, vec![Value::Ref(p)]).await?)
+    text(obj.call_method("__repr__", ()).await?)
 }
 
-/// Python's `str(obj)` of a Python object.
+/// Python's `str(obj)` of a Python object (`STR`).
 pub async fn str(obj: &Proxy) -> Result<String> {
-    let (s, p) = pyobj::resolve(obj).await?;
-    text(s.request(Handler::Str, vec![Value::Ref(p)]).await?)
+    text(obj.call_method("__str__", ()).await?)
 }
 
 /// Python's `len(obj)`.
@@ -484,12 +409,8 @@ pub async fn getitem(obj: &Proxy, key: impl serde::Serialize) -> Result<Value> {
 
 /// Python's `a == b`, evaluated by the Python side (`CMP`).
 pub async fn eq(a: &Proxy, b: impl serde::Serialize) -> Result<bool> {
-    let (s, p) = pyobj::resolve(a).await?;
     let other = crate::value::to_value(&b)?;
-    match s
-        .request(Handler::Cmp, vec![Value::Ref(p), other, "__eq__".into()])
-        .await?
-    {
+    match a.call_method("__eq__", (other,)).await? {
         Value::Bool(b) => Ok(b),
         // `NotImplemented`: Python would fall back to identity, which the proxies say.
         Value::Str(s) if s == "NotImplemented" => Ok(false),
@@ -498,12 +419,11 @@ pub async fn eq(a: &Proxy, b: impl serde::Serialize) -> Result<bool> {
 }
 
 /// Iterates a Python iterable: `iter(obj)` once, then items in batches of `batch` (RPyC's
-/// `BUFFITER`), so a long iteration costs one round trip per batch.
+/// `BUFFITER`, which `next_batch` calls on a Python object become), so a long iteration
+/// costs one round trip per batch.
 pub async fn iter(obj: &Proxy, batch: u32) -> Result<PyIter> {
     let it = obj.call_method("__iter__", ()).await?.into_proxy()?;
-    let (session, it) = pyobj::resolve(&it).await?;
     Ok(PyIter {
-        session,
         it,
         buf: std::collections::VecDeque::new(),
         done: false,
@@ -513,7 +433,6 @@ pub async fn iter(obj: &Proxy, batch: u32) -> Result<PyIter> {
 
 /// Items of a Python iterator, pulled in batches (see [`iter`]).
 pub struct PyIter {
-    session: Arc<Session>,
     it: Proxy,
     buf: std::collections::VecDeque<Value>,
     done: bool,
@@ -530,13 +449,7 @@ impl PyIter {
     /// The next item, or `None` at the end.
     pub async fn next(&mut self) -> Result<Option<Value>> {
         if self.buf.is_empty() && !self.done {
-            let items = self
-                .session
-                .request(
-                    Handler::BuffIter,
-                    vec![Value::Ref(self.it.clone()), Value::from(self.batch)],
-                )
-                .await?;
+            let items = self.it.call_method("next_batch", (self.batch,)).await?;
             match items {
                 Value::List(items) => {
                     self.done = items.is_empty();

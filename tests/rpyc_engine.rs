@@ -43,10 +43,7 @@ async fn hooks_connections_stats_and_tracer_apply_to_rpyc_clients() {
     assert_eq!(server.connection_count(), 1);
     let rpyc_conns = server.rpyc_connections();
     assert_eq!(rpyc_conns.len(), 1);
-    assert_eq!(
-        rpyc_conns[0].connection().map(|c| c.label().to_owned()),
-        Some(conn.label().to_owned())
-    );
+    assert_eq!(rpyc_conns[0].connection().label(), conn.label());
 
     // The engine's stats count RPyC's requests: GETROOT and the CALLATTR of `add`.
     let stats = conn.stats();

@@ -42,9 +42,22 @@
 //!
 //! # Engine messages → Python
 //!
-//! A `Call` to a Python object (a callback) becomes `CALL`, `CALLATTR`, `GETATTR`, `SETATTR`
-//! or `DIR` with the next `seq`, and Python's reply to that `seq` the `Return` of the call's
-//! id. `Release(id, n)` becomes `DEL(pack, n)`, `Ping(n)` a `PING` whose echo is `Pong(n)`,
+//! A `Call` to a Python object becomes one request with the next `seq`, and Python's reply
+//! to that `seq` the `Return` of the call's id:
+//!
+//! | engine `Call` (path `…, m`) | request |
+//! |---|---|
+//! | `Root`, `Get` | `GETROOT` (Python's root is remembered for `Root` targets) |
+//! | `Call` on an empty path | `CALL(o, args, kwargs)` |
+//! | `Call` of `m` | `CALLATTR(o, m, args, kwargs)`; `__repr__()` `REPR(o)`, `__str__()` `STR(o)`, `__eq__(x)`/`__ne__(x)` `CMP(o, x, op)`, `next_batch(n)` `BUFFITER(o, n)` |
+//! | `Get`/`Bind` of `m` | `GETATTR(o, m)` |
+//! | `Set(v)` of `m` | `SETATTR(o, m, v)` |
+//! | `Dir` | `DIR(o)` |
+//! | `Help` | `GETATTR(o, "__doc__")`, as text |
+//!
+//! A longer path first reads each intermediate object with a `GETATTR` (a [`Chain`]), sent
+//! when the previous one's reply comes, with a `DEL` of each intermediate object once the
+//! next request names it. `Release(id, n)` becomes `DEL(pack, n)`, `Ping(n)` a `PING` whose echo is `Pong(n)`,
 //! `Goodbye` `CLOSE`. RPyC has no cancellation, pipelining, one-way calls or streams: the
 //! wire announces no feature bits, so the engine sends none of them.
 //!
@@ -120,10 +133,41 @@ enum Shape {
 
 /// A request this side sent, by its `seq`.
 enum Sent {
-    /// An engine call: Python's reply is its `Return`.
-    Call(u64),
+    /// An engine call: Python's reply is its `Return`, shaped.
+    Call { id: u64, shape: Out },
+    /// A step of a chain (see [`Chain`]).
+    Step(u64),
     /// A keepalive `Ping(n)`: the echo is `Pong(n)`.
     Ping(u64),
+}
+
+/// How Python's reply becomes the `Return` of this side's call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Out {
+    /// The value as it is.
+    Plain,
+    /// `GETROOT`'s: the value, and Python's root remembered.
+    Root,
+    /// `__doc__`'s, as `help` text (`None` is empty).
+    Help,
+}
+
+/// An engine call on a path of several segments: RPyC has no paths, so the wire reads each
+/// intermediate object with a `GETATTR` (and `DEL`s it once the next request names it),
+/// then sends the last request on the object reached.
+struct Chain {
+    /// The engine call it answers.
+    id: u64,
+    /// The segment the pending `GETATTR` reads.
+    seg: String,
+    /// The segments still to read after it.
+    rest: Vec<String>,
+    /// The last request, its object left out.
+    handler: Handler,
+    tail: Vec<Boxed>,
+    shape: Out,
+    /// Exports counted for `tail`: released again if the chain fails.
+    lent: Vec<u64>,
 }
 
 /// One lent object.
@@ -152,6 +196,11 @@ struct State {
     /// Import id → Python's id_pack.
     held_ids: HashMap<u64, IdPack>,
     next_import: u64,
+    /// Chains under way, by key.
+    chains: HashMap<u64, Chain>,
+    next_chain: u64,
+    /// Python's root, once `GETROOT` answered.
+    py_root: Option<IdPack>,
 }
 
 /// Python RPyC 6's wire (see the module docs).
@@ -201,6 +250,7 @@ impl RpycWire {
                 next_instance: 1,
                 next_import: 1,
                 next_call: 1,
+                next_chain: 1,
                 ..State::default()
             }),
             lookup: OnceLock::new(),
@@ -243,6 +293,13 @@ impl RpycWire {
             .collect();
         rows.sort();
         rows
+    }
+
+    /// `<python builtins.list 0x7f…>` for the Python object held as import `id`.
+    pub(crate) fn held_name(&self, id: u64) -> Option<String> {
+        let st = self.state.lock();
+        let pack = st.held_ids.get(&id)?;
+        Some(format!("<python {} {:#x}>", pack.name, pack.instance_id))
     }
 
     fn trace(&self, direction: Direction, msg: &Py) {
@@ -462,28 +519,43 @@ impl RpycWire {
         }
     }
 
-    /// Python's reply to this side's request `seq`, as the engine message it settles.
+    /// Python's reply to this side's request `seq`, as what it gives the engine: the
+    /// `Return` (or `Pong`) it settles, or a chain's next requests.
     fn reply(
         &self,
         st: &mut State,
         seq: i64,
         value: std::result::Result<Brine, Brine>,
-    ) -> Option<Message> {
-        match st.sent.remove(&seq)? {
-            Sent::Ping(n) => Some(Message::Pong(n)),
-            Sent::Call(id) => {
-                let result = match value {
-                    Ok(v) => match Boxed::from_brine(v) {
-                        Ok(b) => Ok(self.value(st, b)),
-                        Err(e) => Err(WireError::from(e.into_remote())),
-                    },
-                    Err(v) => Err(WireError::from(
-                        Raised::from_brine(v).into_error().into_remote(),
-                    )),
-                };
-                Some(Message::Return { id, result })
-            }
-        }
+    ) -> Vec<Inbound> {
+        let (id, shape) = match st.sent.remove(&seq) {
+            None => return Vec::new(),
+            Some(Sent::Ping(n)) => return vec![Inbound::Message(Message::Pong(n))],
+            Some(Sent::Step(key)) => return self.chain_step(st, key, value),
+            Some(Sent::Call { id, shape }) => (id, shape),
+        };
+        let result = match value {
+            Ok(v) => match Boxed::from_brine(v) {
+                Ok(b) => {
+                    if let (Out::Root, Boxed::Theirs(pack)) = (shape, &b) {
+                        st.py_root = Some(pack.clone());
+                    }
+                    match (shape, b) {
+                        (Out::Help, Boxed::Value(Brine::Str(doc))) => {
+                            Ok(crate::protocol::WireValue::Str(crate::protocol::WStr(doc)))
+                        }
+                        (Out::Help, Boxed::Value(Brine::None)) => Ok(
+                            crate::protocol::WireValue::Str(crate::protocol::WStr::default()),
+                        ),
+                        (_, b) => Ok(self.value(st, b)),
+                    }
+                }
+                Err(e) => Err(WireError::from(e.into_remote())),
+            },
+            Err(v) => Err(WireError::from(
+                Raised::from_brine(v).into_error().into_remote(),
+            )),
+        };
+        vec![Inbound::Message(Message::Return { id, result })]
     }
 }
 
@@ -632,14 +704,14 @@ impl Wire for RpycWire {
         let (seq, handler, args) = match msg {
             Py::Request { seq, handler, args } => (seq, handler, args),
             Py::Reply { seq, value } => {
-                let m = self.reply(&mut st, seq, Ok(value));
+                let inbound = self.reply(&mut st, seq, Ok(value));
                 drop(st);
-                return Ok(m.is_none_or(|m| deliver(Inbound::Message(m))));
+                return Ok(inbound.into_iter().all(&mut deliver));
             }
             Py::Exception { seq, value } => {
-                let m = self.reply(&mut st, seq, Err(value));
+                let inbound = self.reply(&mut st, seq, Err(value));
                 drop(st);
-                return Ok(m.is_none_or(|m| deliver(Inbound::Message(m))));
+                return Ok(inbound.into_iter().all(&mut deliver));
             }
         };
         let step = self.step(&mut st, handler, args);
@@ -669,12 +741,7 @@ impl Wire for RpycWire {
             Err(e) => vec![Inbound::Frame(self.answer_frame(seq, Err(e.into_remote())))],
         };
         drop(st);
-        for i in inbound {
-            if !deliver(i) {
-                return Ok(false);
-            }
-        }
-        Ok(true)
+        Ok(inbound.into_iter().all(&mut deliver))
     }
 
     fn peer_max_depth(&self) -> usize {
@@ -788,7 +855,11 @@ mod tests {
         let mut ids = Vec::new();
         for seq in [0, 1] {
             // This side calls (engine call 40 + seq); Python replies with its function.
-            w.state.lock().sent.insert(seq, Sent::Call(40 + seq as u64));
+            let sent = Sent::Call {
+                id: 40 + seq as u64,
+                shape: Out::Plain,
+            };
+            w.state.lock().sent.insert(seq, sent);
             let reply = Py::Reply {
                 seq,
                 value: Boxed::Theirs(pack.clone()).into_brine(),
@@ -812,6 +883,99 @@ mod tests {
         assert!(w.held_rows().is_empty());
         // Two DEL requests went out.
         assert!(out.iter().filter(|&&b| b == b'\n').count() >= 2);
+    }
+
+    /// The requests in `out`, as `(seq, handler, args)`.
+    fn requests(out: &[u8]) -> Vec<(i64, Handler, String)> {
+        let mut got = Vec::new();
+        let mut rest = out;
+        while rest.len() > 4 {
+            let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+            let msg = Py::decode(&rest[5..5 + len], Limits::default()).unwrap();
+            if let Py::Request { seq, handler, args } = &msg {
+                let text = Boxed::from_brine(args.clone()).unwrap().to_string();
+                got.push((*seq, Handler::from_id(*handler).unwrap(), text));
+            }
+            rest = &rest[6 + len..];
+        }
+        got
+    }
+
+    /// A path of two segments: `GETATTR` of the first, then the last request on what it
+    /// gave with a `DEL` of that intermediate object; a plain value on the way fails the
+    /// call and hands back what its arguments lent.
+    #[test]
+    fn paths_become_chains_of_requests() {
+        let w = wire();
+        let py = |i| IdPack {
+            name: "builtins.object".into(),
+            class_id: 1,
+            instance_id: i,
+        };
+        let base = w.state.lock().receive(py(10));
+        let call = |id, path: Vec<&str>, args| {
+            Message::Call(CallMsg {
+                id,
+                target: Target::Object(base),
+                path: WPath::from(path),
+                op: values::call_of(args),
+                timeout_ms: 0,
+                flags: 0,
+                trace: 0,
+            })
+        };
+        let mut out = Vec::new();
+        w.encode(&call(5, vec!["a", "m"], vec![WireValue::Int(1)]), &mut out)
+            .unwrap();
+        let sent = requests(&out);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].1, Handler::GetAttr);
+        assert_eq!(sent[0].2, "(yours<builtins.object 0xa>, \"a\")");
+        let reply = |seq, value: Boxed| Py::Reply {
+            seq,
+            value: value.into_brine(),
+        };
+        let got = decode(&w, &reply(sent[0].0, Boxed::Theirs(py(11))));
+        let [Inbound::Frame(next)] = &got[..] else {
+            panic!("{got:?}")
+        };
+        let next = requests(next);
+        assert_eq!(next[0].1, Handler::CallAttr);
+        assert_eq!(next[0].2, "(yours<builtins.object 0xb>, \"m\", (1,), ())");
+        assert_eq!(next[1].1, Handler::Del);
+        assert_eq!(next[1].2, "(yours<builtins.object 0xb>, 1)");
+        let got = decode(&w, &reply(next[0].0, Boxed::Value(Brine::Int(7))));
+        assert!(
+            matches!(
+                &got[..],
+                [Inbound::Message(Message::Return {
+                    id: 5,
+                    result: Ok(WireValue::Int(7))
+                })]
+            ),
+            "{got:?}"
+        );
+
+        // Through a plain value: the call fails, and the export its arguments counted is
+        // released back to the engine.
+        let mut out = Vec::new();
+        let arg = WireValue::Ref(WireRef::Sender(77));
+        w.encode(&call(6, vec!["label", "upper"], vec![arg]), &mut out)
+            .unwrap();
+        assert_eq!(w.lent_rows().len(), 1);
+        let seq = requests(&out)[0].0;
+        let got = decode(&w, &reply(seq, Boxed::Value(Brine::str("text"))));
+        match &got[..] {
+            [Inbound::Message(Message::Release(r)), Inbound::Message(Message::Return {
+                id: 6,
+                result: Err(e),
+            })] => {
+                assert_eq!(r.0, [(77, 1)]);
+                assert!(e.message.0.contains("plain value"), "{e:?}");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(w.lent_rows().is_empty());
     }
 
     proptest! {

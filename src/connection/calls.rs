@@ -665,17 +665,13 @@ impl Future for Call {
                     };
                     let Some(shared) = proxy.shared() else {
                         match &proxy.target {
-                            proxy::Target::Foreign(f) => {
-                                self.state =
-                                    CallState::Local(f.clone().run(proxy.path.clone(), op));
-                            }
                             proxy::Target::Local(obj) => {
                                 match dispatch::start_guarded(obj.clone(), &proxy.path, op) {
                                     Reply::Ready(r) => return Poll::Ready(r),
                                     Reply::Later(fut) => self.state = CallState::Local(fut),
                                 }
                             }
-                            _ => unreachable!("only local and foreign proxies have no connection"),
+                            _ => unreachable!("only local proxies have no connection"),
                         }
                         continue;
                     };

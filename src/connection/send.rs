@@ -508,9 +508,19 @@ impl Shared {
     /// A dying import handle: queue its release.
     pub(crate) fn drop_import(&self, id: u64, handle: *const Import) {
         let count = self.imports.forget(id, handle);
-        if let Some(count) = count {
-            self.queue_control(|c| c.releases.push((id, count)));
+        let Some(count) = count else {
+            return;
+        };
+        if self.wire.rpyc().is_some() {
+            // RPyC's `DEL` is a request like any other, which Python handles in order: it
+            // is written now, so a call made after the drop cannot overtake it.
+            if let Some(me) = self.me.upgrade() {
+                let msg = Message::Release(vec![(id, count)].into());
+                me.send_nowait(&msg, SendCtx::default());
+                return;
+            }
         }
+        self.queue_control(|c| c.releases.push((id, count)));
     }
 
     /// A dropped pipelined answer: the peer may forget it.

@@ -274,6 +274,9 @@ async fn type_names(v: &Value) -> Vec<(u64, String)> {
     collect(v, &mut refs);
     let mut out = Vec::new();
     for p in refs.into_iter().take(32) {
+        if is_python(&p) {
+            continue; // named by its id_pack already
+        }
         if let (Some(id), Ok(help)) = (p.remote_id(), p.help().await) {
             if let Some(name) = help.lines().next().and_then(|l| l.split(" - ").next()) {
                 out.push((id, name.trim().to_owned()));
@@ -321,7 +324,7 @@ fn to_json(v: &Value, types: &[(u64, String)]) -> serde_json::Value {
                 .collect(),
         ),
         Value::Ref(p) => {
-            let text = match p.remote_id() {
+            let text = match p.remote_id().filter(|_| !is_python(p)) {
                 Some(id) => match types.iter().find(|(i, _)| *i == id) {
                     Some((_, t)) => format!("{t} {}", fmt_id(id)),
                     None => fmt_id(id),
@@ -333,6 +336,11 @@ fn to_json(v: &Value, types: &[(u64, String)]) -> serde_json::Value {
             J::Object(m)
         }
     }
+}
+
+/// True for a proxy of a Python object (RPyC's wire), which shows as `<python os 0x…>`.
+fn is_python(p: &Proxy) -> bool {
+    p.to_string().starts_with("<python ")
 }
 
 /// An object id as traces show it: slot and generation (`#3v1`).

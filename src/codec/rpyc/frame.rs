@@ -3,9 +3,11 @@
 //!
 //! # Usage
 //!
-//! [`encode`] appends one frame; [`split`] takes one whole frame off the front of a receive
-//! buffer (or says more bytes are needed) and [`payload`] returns its payload, inflated when
-//! the flag says zlib.
+//! [`encode`] appends one frame and [`inflate`] inflates a compressed payload under a bound;
+//! a connection reads frames through the seam (`RpycWire::frame_len` checks the length,
+//! `decode_into` the flag and the newline). `split` and `payload`, which take one whole
+//! frame off the front of a buffer, are for the tests that hold this framing against
+//! Python's byte for byte.
 //!
 //! # Limits
 //!
@@ -25,6 +27,7 @@ pub(crate) const HEADER: usize = 5;
 pub(crate) const COMPRESS_OVER: usize = 3000;
 
 /// One frame taken off a buffer: its compression flag and where its payload lies.
+#[cfg(test)]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Split {
     /// True when the payload is zlib data.
@@ -59,6 +62,7 @@ fn encode_raw(payload: &[u8], compressed: bool, out: &mut Vec<u8>) -> Result<()>
     Ok(())
 }
 
+#[cfg(test)]
 /// Finds the first whole frame in `buf`: `Ok(None)` when more bytes are needed, an error when
 /// the declared length is over `max_frame` (checked before waiting for the payload) or the
 /// trailing byte is not a newline.
@@ -89,6 +93,7 @@ pub(crate) fn split(buf: &[u8], max_frame: usize) -> Result<Option<Split>> {
     }))
 }
 
+#[cfg(test)]
 /// Bytes the frame at the front of `buf` still needs beyond what `buf` holds (0 when it is
 /// whole, or when even its header is not there yet).
 pub(crate) fn missing(buf: &[u8]) -> usize {
@@ -99,6 +104,7 @@ pub(crate) fn missing(buf: &[u8]) -> usize {
     (HEADER + declared + 1).saturating_sub(buf.len())
 }
 
+#[cfg(test)]
 /// The payload of frame `f` in `buf`: borrowed when raw, inflated (to at most `max_frame`
 /// bytes) when compressed.
 pub(crate) fn payload<'a>(

@@ -17,9 +17,10 @@
 
 use super::boxing::{Boxed, IdPack};
 use super::brine::Brine;
-use super::{Handler, Lent, LentEntry, RpycWire, Sent, Shape, State};
+use super::vinegar::Raised;
+use super::{Chain, Handler, Inbound, Lent, LentEntry, Out, RpycWire, Sent, Shape, State};
 use crate::error::{Error, ErrorKind, RemoteError, Result};
-use crate::protocol::{CallMsg, Target, WBytes, WStr, WVec, WireOp, WireRef, WireValue};
+use crate::protocol::{CallMsg, Target, WBytes, WStr, WVec, WireError, WireOp, WireRef, WireValue};
 
 /// `class_id` of the id_packs named `builtins.function` and `builtins.method`.
 const FUNCTION_CLASS: i64 = 0x6e65_7466;
@@ -213,76 +214,257 @@ impl RpycWire {
         Ok(pack)
     }
 
-    /// An engine call to a Python object as its request, appended to `out`.
+    /// An engine call to a Python object as its request (or the first step of a chain),
+    /// appended to `out`.
     pub(super) fn call(&self, st: &mut State, c: &CallMsg, out: &mut Vec<u8>) -> Result<()> {
-        let obj = match c.target {
-            Target::Object(id) => match st.held_ids.get(&id) {
-                Some(pack) => Boxed::Yours(pack.clone()),
-                None => return Err(no_such_held(id)),
-            },
-            _ => {
-                return Err(Error::Unsupported(
-                    "on RPyC's wire this side calls only Python objects it was given".into(),
-                ))
+        let path = &c.path.0[..];
+        let base = match c.target {
+            Target::Root if path.is_empty() && matches!(c.op, WireOp::Get | WireOp::Bind) => {
+                let sent = Sent::Call {
+                    id: c.id,
+                    shape: Out::Root,
+                };
+                return self.request(
+                    st,
+                    Handler::GetRoot,
+                    Boxed::Tuple(Vec::new()),
+                    Some(sent),
+                    out,
+                );
+            }
+            Target::Root => st.py_root.clone().ok_or_else(|| {
+                Error::Unsupported("Python's root is read first (rpyc::Connection::root)".into())
+            })?,
+            Target::Object(id) => st
+                .held_ids
+                .get(&id)
+                .cloned()
+                .ok_or_else(|| no_such_held(id))?,
+            Target::Answer(_) => {
+                return Err(Error::Unsupported("RPyC's wire has no pipelining".into()))
             }
         };
-        let name = |n: &str| Boxed::Value(Brine::str(n));
         let mut lent = Vec::new();
-        let built = (|| -> Result<(Handler, Vec<Boxed>)> {
-            Ok(match (&c.op, &c.path.0[..]) {
-                (WireOp::Call { args, named }, path) if path.len() <= 1 => {
-                    let pos = Boxed::Tuple(
-                        args.iter()
-                            .map(|v| self.box_into(st, v, &mut lent))
-                            .collect::<Result<_>>()?,
-                    );
-                    let kw = Boxed::Tuple(
-                        named
-                            .iter()
-                            .map(|(k, v)| {
-                                Ok(Boxed::Tuple(vec![
-                                    name(&k.0),
-                                    self.box_into(st, v, &mut lent)?,
-                                ]))
-                            })
-                            .collect::<Result<_>>()?,
-                    );
-                    match path {
-                        [m] => (Handler::CallAttr, vec![obj, name(m), pos, kw]),
-                        _ => (Handler::Call, vec![obj, pos, kw]),
-                    }
-                }
-                (WireOp::Get | WireOp::Bind, [m]) => (Handler::GetAttr, vec![obj, name(m)]),
-                (WireOp::Set(v), [m]) => {
-                    let v = self.box_into(st, v, &mut lent)?;
-                    (Handler::SetAttr, vec![obj, name(m), v])
-                }
-                (WireOp::Dir, []) => (Handler::Dir, vec![obj]),
-                _ => {
-                    return Err(Error::Unsupported(format!(
-                        "RPyC's wire has no request for {} on a path of {} segments here",
-                        op_name(&c.op),
-                        c.path.0.len()
-                    )))
-                }
-            })
-        })();
-        let (handler, args) = match built {
-            Ok(x) => x,
+        let last = match self.last_request(st, &c.op, path, &mut lent) {
+            Ok(last) => last,
             Err(e) => {
-                for id in lent {
-                    st.unlend(id, 1);
-                }
+                undo(st, &lent);
                 return Err(e);
             }
         };
-        self.request(st, handler, Boxed::Tuple(args), Some(Sent::Call(c.id)), out)
+        let (prefix, handler, tail, shape) = last;
+        let sent = if prefix == 0 {
+            let mut args = vec![Boxed::Yours(base)];
+            args.extend(tail);
+            let sent = Sent::Call { id: c.id, shape };
+            self.request(st, handler, Boxed::Tuple(args), Some(sent), out)
+        } else {
+            let key = st.next_chain;
+            st.next_chain += 1;
+            let seg = path[0].clone();
+            let args = Boxed::Tuple(vec![Boxed::Yours(base), Boxed::Value(Brine::str(&*seg))]);
+            st.chains.insert(
+                key,
+                Chain {
+                    id: c.id,
+                    seg,
+                    rest: path[1..prefix].to_vec(),
+                    handler,
+                    tail,
+                    shape,
+                    lent: lent.clone(),
+                },
+            );
+            self.request(st, Handler::GetAttr, args, Some(Sent::Step(key)), out)
+        };
+        if sent.is_err() {
+            undo(st, &lent);
+        }
+        sent
+    }
+
+    /// The last request of an engine call: how many path segments to read first, the
+    /// handler, its arguments after the object, and how its reply is shaped.
+    fn last_request(
+        &self,
+        st: &mut State,
+        op: &WireOp,
+        path: &[String],
+        lent: &mut Vec<u64>,
+    ) -> Result<(usize, Handler, Vec<Boxed>, Out)> {
+        let name = |n: &str| Boxed::Value(Brine::str(n));
+        let split = path.split_last();
+        let n = split.map_or(0, |(_, init)| init.len());
+        Ok(match (op, split) {
+            (WireOp::Call { args, named }, split) => {
+                let special = match (split, args.len(), named.is_empty()) {
+                    (Some((m, _)), 0, true) if m == "__repr__" => Some((Handler::Repr, vec![])),
+                    (Some((m, _)), 0, true) if m == "__str__" => Some((Handler::Str, vec![])),
+                    (Some((m, _)), 1, true) if m == "__eq__" || m == "__ne__" => {
+                        let other = self.box_into(st, &args[0], lent)?;
+                        Some((Handler::Cmp, vec![other, name(m)]))
+                    }
+                    (Some((m, _)), 1, true) if m == "next_batch" => {
+                        let count = self.box_into(st, &args[0], lent)?;
+                        Some((Handler::BuffIter, vec![count]))
+                    }
+                    _ => None,
+                };
+                if let Some((h, tail)) = special {
+                    return Ok((n, h, tail, Out::Plain));
+                }
+                let pos = Boxed::Tuple(
+                    args.iter()
+                        .map(|v| self.box_into(st, v, lent))
+                        .collect::<Result<_>>()?,
+                );
+                let kw = Boxed::Tuple(
+                    named
+                        .iter()
+                        .map(|(k, v)| {
+                            Ok(Boxed::Tuple(vec![name(&k.0), self.box_into(st, v, lent)?]))
+                        })
+                        .collect::<Result<_>>()?,
+                );
+                match split {
+                    Some((m, _)) => (n, Handler::CallAttr, vec![name(m), pos, kw], Out::Plain),
+                    None => (0, Handler::Call, vec![pos, kw], Out::Plain),
+                }
+            }
+            (WireOp::Get | WireOp::Bind, Some((m, _))) => {
+                (n, Handler::GetAttr, vec![name(m)], Out::Plain)
+            }
+            (WireOp::Set(v), Some((m, _))) => {
+                let v = self.box_into(st, v, lent)?;
+                (n, Handler::SetAttr, vec![name(m), v], Out::Plain)
+            }
+            (WireOp::Dir, _) => (path.len(), Handler::Dir, vec![], Out::Plain),
+            (WireOp::Help, _) => (
+                path.len(),
+                Handler::GetAttr,
+                vec![name("__doc__")],
+                Out::Help,
+            ),
+            (op, _) => {
+                return Err(Error::Unsupported(format!(
+                    "RPyC's wire has no request for {} on a path of {} segments",
+                    op_name(op),
+                    path.len()
+                )))
+            }
+        })
+    }
+
+    /// Python's reply to a chain's `GETATTR`: the next `GETATTR` or the last request, then
+    /// the `DEL` of the object read; or, when it failed, the call's `Return` with the error.
+    pub(super) fn chain_step(
+        &self,
+        st: &mut State,
+        key: u64,
+        value: std::result::Result<Brine, Brine>,
+    ) -> Vec<Inbound> {
+        let Some(mut ch) = st.chains.remove(&key) else {
+            return Vec::new();
+        };
+        let boxed = match value {
+            Err(v) => Err(Raised::from_brine(v).into_error().into_remote()),
+            Ok(v) => Boxed::from_brine(v).map_err(Error::into_remote),
+        };
+        let mut out = Vec::new();
+        let pack = match boxed {
+            Ok(Boxed::Theirs(pack)) => pack,
+            Ok(other) => {
+                // A plain value: nothing to walk through (what it lent goes back at once).
+                self.del_received(st, &other, &mut out);
+                let e = Error::remote(
+                    ErrorKind::WrongOperation,
+                    format!("attribute `{}` is a plain value, not an object", ch.seg),
+                );
+                let mut inbound = self.fail_chain(st, ch, e.into_remote());
+                if !out.is_empty() {
+                    inbound.insert(0, Inbound::Frame(out));
+                }
+                return inbound;
+            }
+            Err(e) => return self.fail_chain(st, ch, e),
+        };
+        let sent = if ch.rest.is_empty() {
+            let mut args = vec![Boxed::Yours(pack.clone())];
+            args.append(&mut ch.tail);
+            let sent = Sent::Call {
+                id: ch.id,
+                shape: ch.shape,
+            };
+            self.request(st, ch.handler, Boxed::Tuple(args), Some(sent), &mut out)
+        } else {
+            let next = st.next_chain;
+            st.next_chain += 1;
+            ch.seg = ch.rest.remove(0);
+            let args = Boxed::Tuple(vec![
+                Boxed::Yours(pack.clone()),
+                Boxed::Value(Brine::str(&*ch.seg)),
+            ]);
+            st.chains.insert(next, ch);
+            self.request(st, Handler::GetAttr, args, Some(Sent::Step(next)), &mut out)
+        };
+        let del = Boxed::Tuple(vec![Boxed::Yours(pack), Boxed::Value(Brine::Int(1))]);
+        let deleted = self.request(st, Handler::Del, del, None, &mut out);
+        debug_assert!(
+            sent.is_ok() && deleted.is_ok(),
+            "requests built here always fit"
+        );
+        vec![Inbound::Frame(out)]
+    }
+
+    /// A chain that cannot go on: the exports its last request counted go back to the
+    /// engine as released, and the call fails with `e`.
+    fn fail_chain(&self, st: &mut State, ch: Chain, e: RemoteError) -> Vec<Inbound> {
+        undo(st, &ch.lent);
+        let mut inbound = Vec::new();
+        if !ch.lent.is_empty() {
+            let items: Vec<(u64, u64)> = ch.lent.iter().map(|&id| (id, 1)).collect();
+            inbound.push(Inbound::Message(crate::protocol::Message::Release(
+                items.into(),
+            )));
+        }
+        inbound.push(Inbound::Message(crate::protocol::Message::Return {
+            id: ch.id,
+            result: Err(WireError::from(e)),
+        }));
+        inbound
+    }
+
+    /// `DEL`s, appended to `out`, of every object Python lent in `b` (a value this side will
+    /// not keep).
+    fn del_received(&self, st: &mut State, b: &Boxed, out: &mut Vec<u8>) {
+        match b {
+            Boxed::Theirs(pack) => {
+                let del = Boxed::Tuple(vec![
+                    Boxed::Yours(pack.clone()),
+                    Boxed::Value(Brine::Int(1)),
+                ]);
+                let _ = self.request(st, Handler::Del, del, None, out);
+            }
+            Boxed::Tuple(items) => {
+                for item in items {
+                    self.del_received(st, item, out);
+                }
+            }
+            Boxed::Value(_) | Boxed::Yours(_) => {}
+        }
+    }
+}
+
+/// Takes back one send of each export in `lent` (a request that never went).
+fn undo(st: &mut State, lent: &[u64]) {
+    for &id in lent {
+        st.unlend(id, 1);
     }
 }
 
 impl State {
     /// Counts one receipt of Python's `pack`, returning its import id.
-    fn receive(&mut self, pack: IdPack) -> u64 {
+    pub(super) fn receive(&mut self, pack: IdPack) -> u64 {
         if let Some((id, n)) = self.held.get_mut(&pack) {
             *n += 1;
             return *id;
