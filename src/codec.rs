@@ -218,6 +218,18 @@ impl Protocol {
         }
     }
 
+    /// How many bytes of `rest` (which starts a frame) the next write to the transport
+    /// should take: all of them, but on RPyC's wire only the frame it starts with. Python
+    /// polls its socket, not its TLS buffer, so a second frame sharing a TLS record with the
+    /// first would wait there unseen; one write per frame makes each frame a record.
+    #[inline]
+    pub(crate) fn write_span(&self, rest: &[u8]) -> usize {
+        match self {
+            Protocol::Rpyc(_) => rpyc::frame_span(rest),
+            _ => rest.len(),
+        }
+    }
+
     /// RPyC's wire, when this is it.
     pub(crate) fn rpyc(&self) -> Option<&rpyc::RpycWire> {
         match self {

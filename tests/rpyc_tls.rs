@@ -119,3 +119,40 @@ print("tls ok")
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "tls ok\n");
 }
+
+/// Many calls over TLS: Python's client sends each `DEL` of a bound method without waiting,
+/// so it often arrives together with the next request and their replies leave together;
+/// every reply must reach Python before its 5 s request timeout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_calls_with_their_dels_over_tls() {
+    let c = certs("netref rpyc CA");
+    let server = server(&c).await;
+    let dir = std::env::temp_dir().join(format!("netref-rpyc-tls2-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ca_file = dir.join("ca.pem");
+    std::fs::write(&ca_file, &c.ca_pem).unwrap();
+    let script = r#"
+import ssl, sys, rpyc
+port, ca = int(sys.argv[1]), sys.argv[2]
+conn = rpyc.ssl_connect("localhost", port, ca_certs=ca, cert_reqs=ssl.CERT_REQUIRED,
+                        config={"sync_request_timeout": 5})
+for i in range(300):
+    assert conn.root.add(i, 1) == i + 1
+conn.close()
+print("tls ok")
+"#;
+    let out = tokio::process::Command::new(common::python::python())
+        .args(["-c", script])
+        .arg(server.local_addr().port().to_string())
+        .arg(&ca_file)
+        .output()
+        .await
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success(),
+        "python failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "tls ok\n");
+}

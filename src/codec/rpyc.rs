@@ -99,6 +99,17 @@ use brine::{Brine, Limits};
 use message::{Handler, Message as Py};
 use vinegar::{PyException, Raised};
 
+/// Bytes of the whole frame `rest` starts with (all of `rest` when it is shorter).
+pub(crate) fn frame_span(rest: &[u8]) -> usize {
+    match rest.get(..4) {
+        Some(&[a, b, c, d]) => {
+            let body = u32::from_be_bytes([a, b, c, d]) as usize;
+            body.saturating_add(frame::HEADER + 1).min(rest.len())
+        }
+        _ => rest.len(),
+    }
+}
+
 /// RPyC's prefix for exposed names, accepted as an alias of the plain name.
 const EXPOSED_PREFIX: &str = "exposed_";
 
@@ -976,6 +987,18 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(w.lent_rows().is_empty());
+    }
+
+    /// One write per frame: the span of a buffer of frames is its first frame.
+    #[test]
+    fn a_write_span_is_one_frame() {
+        let mut out = Vec::new();
+        frame::encode(b"abc", false, &mut out).unwrap();
+        frame::encode(b"de", false, &mut out).unwrap();
+        assert_eq!(frame_span(&out), 9);
+        assert_eq!(frame_span(&out[9..]), 8);
+        assert_eq!(frame_span(&out[..3]), 3);
+        assert_eq!(frame_span(&out[..7]), 7);
     }
 
     proptest! {

@@ -13,6 +13,7 @@ use tokio::io::AsyncWrite;
 use tokio::sync::mpsc;
 
 use super::{Import, Shared};
+use crate::codec::Protocol;
 use crate::error::Result;
 use crate::protocol::Message;
 use crate::proxy::Proxy;
@@ -108,15 +109,21 @@ pub(crate) enum Urgency {
     Soon,
 }
 
-/// Writes as much of `bytes` as `io` takes without waiting; an error is the reason to close.
+/// Writes as much of `bytes` as `io` takes without waiting, in the write calls `wire` asks
+/// for (see [`Protocol::write_span`]); an error is the reason to close.
 fn poll_write_all(
     io: &mut Box<dyn AsyncWrite + Send + Unpin>,
     cx: &mut std::task::Context<'_>,
     bytes: &[u8],
+    wire: &Protocol,
 ) -> std::result::Result<usize, String> {
     let mut written = 0;
+    let mut end = 0;
     while written < bytes.len() {
-        match std::pin::Pin::new(&mut *io).poll_write(cx, &bytes[written..]) {
+        if written >= end {
+            end = written + wire.write_span(&bytes[written..]);
+        }
+        match std::pin::Pin::new(&mut *io).poll_write(cx, &bytes[written..end]) {
             std::task::Poll::Ready(Ok(0)) => {
                 return Err("write failed: the transport accepts no more bytes".into())
             }
@@ -378,7 +385,7 @@ impl Shared {
         }
         let waker = std::task::Waker::noop();
         let mut cx = std::task::Context::from_waker(waker);
-        let written = match poll_write_all(&mut sink.io, &mut cx, bytes) {
+        let written = match poll_write_all(&mut sink.io, &mut cx, bytes, &self.wire) {
             Ok(n) => n,
             Err(e) => {
                 self.teardown(e);
@@ -405,7 +412,7 @@ impl Shared {
         let waker = std::task::Waker::noop();
         let mut cx = std::task::Context::from_waker(waker);
         let Sink { io, partial } = sink;
-        let written = match poll_write_all(io, &mut cx, partial) {
+        let written = match poll_write_all(io, &mut cx, partial, &self.wire) {
             Ok(n) => n,
             Err(e) => {
                 self.teardown(e);

@@ -131,6 +131,7 @@ async fn write(
 ) -> Result<(), String> {
     let mut closing = *closed.borrow();
     let mut rest = buf;
+    let mut span = 0;
     let mut flushed = false;
     while !flushed {
         let stall = if closing {
@@ -138,11 +139,14 @@ async fn write(
         } else {
             shared.config.write_stall_timeout
         };
+        if span == 0 {
+            span = shared.wire.write_span(rest);
+        }
         let step = async {
             if rest.is_empty() {
                 sink.flush().await.map(|()| None)
             } else {
-                sink.write(rest).await.map(Some)
+                sink.write(&rest[..span]).await.map(Some)
             }
         };
         tokio::select! {
@@ -150,7 +154,10 @@ async fn write(
                 Ok(Ok(Some(0))) => {
                     return Err("write failed: the transport accepts no more bytes".into())
                 }
-                Ok(Ok(Some(n))) => rest = &rest[n..],
+                Ok(Ok(Some(n))) => {
+                    rest = &rest[n..];
+                    span -= n.min(span);
+                }
                 Ok(Ok(None)) => flushed = true,
                 Ok(Err(e)) if rest.is_empty() => return Err(format!("flush failed: {e}")),
                 Ok(Err(e)) => return Err(format!("write failed: {e}")),
