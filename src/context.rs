@@ -19,6 +19,11 @@
 //! subscriber listens at `debug` for `netref`) and no trace is inherited; it is sent only to
 //! a peer whose hello says it reads one.
 //!
+//! The blocking API carries them too: a [`blocking::callback`](crate::blocking::callback)
+//! runs on a thread of its own, and the calls it makes through a
+//! [`blocking::Proxy`](crate::blocking::Proxy) inherit the deadline and trace of the call it
+//! serves, as an async handler's calls do.
+//!
 //! # Example
 //!
 //! ```
@@ -40,6 +45,7 @@
 //! # });
 //! ```
 
+use std::cell::Cell;
 use std::future::Future;
 use std::time::Duration;
 
@@ -55,6 +61,32 @@ pub(crate) struct CallContext {
 
 tokio::task_local! {
     pub(crate) static CALL: CallContext;
+}
+
+thread_local! {
+    /// The call a blocking callback serves, on the thread the callback runs on: the blocking
+    /// API's calls made there run inside it (see [`ServedScope`]).
+    static SERVED: Cell<Option<CallContext>> = const { Cell::new(None) };
+}
+
+/// Marks this thread as serving `ctx` (a blocking callback's call) until dropped.
+pub(crate) struct ServedScope(Option<CallContext>);
+
+impl ServedScope {
+    pub(crate) fn enter(ctx: Option<CallContext>) -> ServedScope {
+        ServedScope(SERVED.with(|s| s.replace(ctx)))
+    }
+}
+
+impl Drop for ServedScope {
+    fn drop(&mut self) {
+        SERVED.with(|s| s.set(self.0));
+    }
+}
+
+/// The call this thread serves through a blocking callback, if any.
+pub(crate) fn served_on_thread() -> Option<CallContext> {
+    SERVED.with(Cell::get)
 }
 
 /// The instant the current remote call's caller stops waiting, if any.

@@ -119,6 +119,28 @@ async fn a_nested_callback_inherits_the_remaining_deadline() {
     assert_eq!(left, Some(30_000));
 }
 
+#[test]
+fn a_blocking_callback_passes_the_served_deadline_on_to_its_calls() {
+    let (_server, client) =
+        netref::blocking::Connection::pair(Some(Obj::new(Relay).erase()), None).unwrap();
+    let root = client.root();
+    let inner = client.root();
+    // The callback runs on a thread of its own and asks the server, from there, how long
+    // its caller (the callback itself, so the relay, so the test) will wait.
+    let cb = netref::blocking::callback(move || -> Result<Option<u64>> {
+        inner.call_method("left_ms", ())?.decode()
+    });
+    let left: Option<u64> = root
+        .attr("relay")
+        .call_timeout((cb, 0u64), Duration::from_secs(10))
+        .unwrap()
+        .decode()
+        .unwrap();
+    // Without the served call's deadline the nested call would have the default 30 s.
+    let left = left.expect("the nested call has a deadline");
+    assert!(left <= 10_000, "{left} ms left");
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_nested_call_past_the_served_deadline_fails_without_being_sent() {
     let (client, server) = connected().await;

@@ -337,8 +337,11 @@ pub fn callback<M, F: SyncHandler<M>>(f: F) -> crate::Proxy {
                 // Polled outside tokio (a foreign executor): run in place.
                 return run_caught(&*f, args);
             }
+            // The call this callback serves, for the calls it makes from its thread.
+            let served = crate::context::current();
             let joined = tokio::task::spawn_blocking(move || {
                 let _scope = CallbackScope::enter();
+                let _served = crate::context::ServedScope::enter(served);
                 f.run(args)
             })
             .await;
@@ -357,6 +360,7 @@ pub fn callback<M, F: SyncHandler<M>>(f: F) -> crate::Proxy {
 
 fn run_caught<M, F: SyncHandler<M>>(f: &F, args: Args) -> Result<Value> {
     let _scope = CallbackScope::enter();
+    let _served = crate::context::ServedScope::enter(crate::context::current());
     std::panic::catch_unwind(AssertUnwindSafe(|| f.run(args))).unwrap_or_else(|p| Err(panicked(p)))
 }
 

@@ -87,9 +87,14 @@ impl Runtime {
     }
 
     /// Runs `fut` to completion on this runtime, blocking the calling thread.
+    /// On a thread that serves a call (a blocking callback's), `fut` runs in that call's
+    /// context, so the calls it makes inherit its deadline and trace.
     pub(crate) fn block_on<F: Future>(&self, fut: F) -> Result<F::Output> {
         ensure_may_block()?;
-        Ok(self.handle.block_on(fut))
+        Ok(match crate::context::served_on_thread() {
+            Some(ctx) => self.handle.block_on(crate::context::CALL.scope(ctx, fut)),
+            None => self.handle.block_on(fut),
+        })
     }
 
     /// The blocking runtime this thread belongs to, if any (and if it is still alive).
