@@ -26,7 +26,8 @@
 //! `--out PATH` (where the markdown goes; the full run defaults to `docs/benchmarks.md`,
 //! `--quick` writes none unless asked), `--no-rpyc`, `--only WORKLOADS` (comma-separated:
 //! `echo_fresh`, `echo_cached`, `callback`, `attr`, `inflight`, `bytes`, `typed`, `stream`,
-//! `memory`), `--window N` (items per request of netref's stream, default 256).
+//! `memory`), `--window N` (items per request of netref's stream, default
+//! `netref::stream::DEFAULT_WINDOW`; the byte budget stays at its default).
 
 use std::path::PathBuf;
 use std::time::Duration;
