@@ -176,7 +176,8 @@ impl Deref for ChildConnection {
 }
 
 /// The error of a failed hello with a child: names the exit status when the child ended,
-/// and kills a child that is still running.
+/// and kills a child that is still running. A child that answered something other than a
+/// hello fails with a protocol error whether or not it has exited by then.
 async fn hello_failed(program: &str, child: &mut Child, err: Error) -> Error {
     // Its output ended (or a pipe broke): it is probably exiting, so give it a moment to
     // report a status. Otherwise it answered with something else than a hello: stop it.
@@ -189,14 +190,44 @@ async fn hello_failed(program: &str, child: &mut Child, err: Error) -> Error {
     } else {
         child.try_wait().ok().flatten()
     };
-    match status {
-        Some(status) => Error::Disconnected(format!(
+    match (status, err) {
+        // It answered something other than a hello and has exited since: what it answered
+        // is the error, whichever came first.
+        (Some(status), Error::Protocol(msg)) => {
+            Error::Protocol(format!("{msg} (`{program}` has exited: {status})"))
+        }
+        (Some(status), err) => Error::Disconnected(format!(
             "`{program}` exited ({status}) before completing the hello: {err}"
         )),
-        None => {
+        (None, err) => {
             // Kill and reap, so no zombie is left behind.
             let _ = child.kill().await;
             err
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A child that answered garbage may have exited by the time the hello's error is
+    /// looked at, or not: the error is a protocol error either way.
+    #[tokio::test]
+    async fn a_garbage_answer_is_a_protocol_error_even_once_the_child_has_exited() {
+        let mut child = tokio::process::Command::new("sh")
+            .args(["-c", "exit 3"])
+            .spawn()
+            .unwrap();
+        child.wait().await.unwrap();
+        let bad = Error::Protocol("bad magic: the peer does not speak netref".into());
+        let err = hello_failed("sh", &mut child, bad).await;
+        assert_eq!(err.kind(), crate::ErrorKind::Protocol, "{err}");
+        assert!(err.to_string().contains("bad magic"), "{err}");
+        assert!(err.to_string().contains("exit status: 3"), "{err}");
+        // A child whose output ended is one that went away.
+        let ended = Error::Io(std::io::ErrorKind::UnexpectedEof.into());
+        let err = hello_failed("sh", &mut child, ended).await;
+        assert_eq!(err.kind(), crate::ErrorKind::Disconnected, "{err}");
     }
 }
