@@ -35,14 +35,9 @@ async fn raw_server(
         let mut theirs = [0u8; 16];
         s.read_exact(&mut theirs).await.unwrap();
         loop {
-            let mut len = [0u8; 4];
-            if s.read_exact(&mut len).await.is_err() {
+            let Some(body) = wire::read_frame(&mut s).await else {
                 return;
-            }
-            let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
-            if s.read_exact(&mut body).await.is_err() {
-                return;
-            }
+            };
             let msg = wire::decode(&body).expect("the client sends what the model reads");
             if let Msg::Call(c) = &msg {
                 let reply = wire::frame(&Msg::Return(c.id, Ok(W::Int(5))));

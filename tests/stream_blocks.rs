@@ -272,14 +272,9 @@ async fn raw_owner(
         let _ = hello_tx.send(theirs);
         let mut pulls = 0;
         loop {
-            let mut len = [0u8; 4];
-            if s.read_exact(&mut len).await.is_err() {
+            let Some(body) = wire::read_frame(&mut s).await else {
                 return;
-            }
-            let mut body = vec![0u8; u32::from_be_bytes(len) as usize];
-            if s.read_exact(&mut body).await.is_err() {
-                return;
-            }
+            };
             let msg = wire::decode(&body).expect("the client sends what the model reads");
             let reply = match &msg {
                 Msg::Call(c) if c.target == T::Root => Some(Msg::Return(c.id, Ok(W::Sender(1)))),

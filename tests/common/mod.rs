@@ -547,14 +547,8 @@ impl RawPeer {
     /// The next frame the server sends, decoded (`Err` holds a body that did not decode);
     /// `None` once the stream ends or fails.
     pub async fn recv(&mut self) -> Option<Result<wire::Msg, Vec<u8>>> {
-        use tokio::io::AsyncReadExt;
         let read = async {
-            let mut len = [0u8; 4];
-            self.stream.read_exact(&mut len).await.ok()?;
-            let len = u32::from_be_bytes(len) as usize;
-            assert!(len <= 64 << 20, "the server sent a {len}-byte frame");
-            let mut body = vec![0u8; len];
-            self.stream.read_exact(&mut body).await.ok()?;
+            let body = wire::read_frame(&mut self.stream).await?;
             Some(wire::decode(&body).ok_or(body))
         };
         tokio::time::timeout(RAW_WAIT, read)

@@ -331,6 +331,19 @@ pub fn frame(m: &Msg) -> Vec<u8> {
     frame_of(&body(m))
 }
 
+/// Reads one native frame (4-byte big-endian length, then the body) from `r`; `None` once
+/// the stream ends or fails.
+pub async fn read_frame<R: tokio::io::AsyncRead + Unpin>(r: &mut R) -> Option<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
+    let mut len = [0u8; 4];
+    r.read_exact(&mut len).await.ok()?;
+    let len = u32::from_be_bytes(len) as usize;
+    assert!(len <= 64 << 20, "the peer sent a {len}-byte frame");
+    let mut body = vec![0u8; len];
+    r.read_exact(&mut body).await.ok()?;
+    Some(body)
+}
+
 /// Splits a byte stream (after the hello) into frame bodies; a trailing partial frame is
 /// dropped.
 pub fn split_frames(mut bytes: &[u8]) -> Vec<Vec<u8>> {
