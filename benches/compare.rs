@@ -52,6 +52,7 @@ macro_rules! timed {
             calls: lat_ns.len() as u64,
             elapsed: start.elapsed(),
             lat_ns,
+            ..::std::default::Default::default()
         }
     }};
 }
@@ -514,7 +515,14 @@ impl ThreadClient {
                     };
                     let _ = ready_tx.send(Ok(()));
                     while let Some((w, spec, reply)) = rx.recv().await {
-                        let _ = reply.send(driver.run(w, &spec).await);
+                        let before = procs::thread_cpu();
+                        let mut r = driver.run(w, &spec).await;
+                        if let Ok(Some(s)) = &mut r {
+                            s.client_cpu = procs::thread_cpu()
+                                .zip(before)
+                                .map(|(b, a)| b.saturating_sub(a));
+                        }
+                        let _ = reply.send(r);
                     }
                 });
             })?;
@@ -659,11 +667,19 @@ async fn harness(spec: Spec) -> Res<Results> {
                     if !s.has(w) || failed[k] {
                         continue;
                     }
+                    let server_cpu = || servers[k].pid.and_then(procs::process_cpu);
+                    let (cpu_before, t0) = (server_cpu(), std::time::Instant::now());
                     match driver.run(w, &slice).await {
-                        Ok(Some(sample)) => match &mut samples[k] {
-                            Some(sum) => sum.absorb(sample),
-                            None => samples[k] = Some(sample),
-                        },
+                        Ok(Some(mut sample)) => {
+                            sample.drive = t0.elapsed();
+                            sample.server_cpu = server_cpu()
+                                .zip(cpu_before)
+                                .map(|(b, a)| b.saturating_sub(a));
+                            match &mut samples[k] {
+                                Some(sum) => sum.absorb(sample),
+                                None => samples[k] = Some(sample),
+                            }
+                        }
                         Ok(None) => {
                             errors.push(format!("{w:?} on {s:?} produced nothing"));
                             failed[k] = true;

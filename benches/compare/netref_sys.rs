@@ -169,6 +169,7 @@ impl RpycClient {
                     calls: lat_ns.len() as u64,
                     elapsed: Duration::from_nanos(elapsed_ns),
                     lat_ns,
+                    ..Sample::default()
                 }
             }
             Workload::InFlight => {
@@ -249,6 +250,7 @@ impl Client {
                     calls: lat_ns.len() as u64,
                     elapsed: Duration::from_nanos(elapsed_ns),
                     lat_ns,
+                    ..Sample::default()
                 }
             }
             Workload::InFlight => {

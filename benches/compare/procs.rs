@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::time::Duration;
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
@@ -16,6 +17,8 @@ pub(crate) struct ServerProc {
     _child: Child,
     _stdin: ChildStdin,
     pub(crate) port: u16,
+    /// Its process id, to read its CPU time.
+    pub(crate) pid: Option<u32>,
 }
 
 impl ServerProc {
@@ -25,6 +28,7 @@ impl ServerProc {
             .stderr(Stdio::inherit())
             .kill_on_drop(true);
         let mut child = cmd.spawn()?;
+        let pid = child.id();
         let stdin = child.stdin.take().ok_or("no stdin")?;
         let stdout = child.stdout.take().ok_or("no stdout")?;
         let mut lines = BufReader::new(stdout).lines();
@@ -40,6 +44,7 @@ impl ServerProc {
             _child: child,
             _stdin: stdin,
             port,
+            pid,
         })
     }
 }
@@ -65,6 +70,11 @@ impl LineClient {
             stdin,
             stdout,
         })
+    }
+
+    /// Its process id, to read its CPU time.
+    pub(crate) fn pid(&self) -> Option<u32> {
+        self._child.id()
     }
 
     pub(crate) async fn request(&mut self, cmd: &serde_json::Value) -> Res<serde_json::Value> {
@@ -97,6 +107,34 @@ pub(crate) fn self_command(args: &[&str]) -> Res<Command> {
     let mut cmd = Command::new(exe);
     cmd.args(args);
     Ok(cmd)
+}
+
+/// Time on a CPU of every thread of process `pid` alive now, from the first field of each
+/// thread's `/proc/PID/task/TID/schedstat` (nanoseconds, unlike `stat`'s 10 ms ticks).
+/// Threads that have exited are not counted: the peers keep theirs for the whole run.
+pub(crate) fn process_cpu(pid: u32) -> Option<Duration> {
+    let mut ns = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        // A thread that ends between the listing and the read is skipped.
+        if let Some(t) = schedstat_ns(&task.ok()?.path().join("schedstat")) {
+            ns += t;
+        }
+    }
+    Some(Duration::from_nanos(ns))
+}
+
+/// Time on a CPU of the calling thread (`/proc/thread-self/schedstat`).
+pub(crate) fn thread_cpu() -> Option<Duration> {
+    schedstat_ns(Path::new("/proc/thread-self/schedstat")).map(Duration::from_nanos)
+}
+
+fn schedstat_ns(path: &Path) -> Option<u64> {
+    std::fs::read_to_string(path)
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Resident set size of this process, in bytes (`VmRSS` of `/proc/self/status`).

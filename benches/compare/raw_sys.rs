@@ -161,6 +161,7 @@ impl Client {
                     calls: lat_ns.len() as u64,
                     elapsed: start.elapsed(),
                     lat_ns,
+                    ..Sample::default()
                 }
             }
             Workload::Bytes => {
@@ -204,7 +205,7 @@ impl Client {
         Ok(Sample {
             calls: n,
             elapsed: start.elapsed(),
-            lat_ns: Vec::new(),
+            ..Sample::default()
         })
     }
 }

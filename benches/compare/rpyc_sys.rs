@@ -7,7 +7,7 @@ use std::time::Duration;
 use serde_json::json;
 use tokio::process::Command;
 
-use crate::procs::{repo_root, LineClient, Res, ServerProc};
+use crate::procs::{self, repo_root, LineClient, Res, ServerProc};
 use crate::stats::Sample;
 use crate::{MemoryResult, Spec, Workload};
 
@@ -44,6 +44,9 @@ impl Client {
             Workload::Bytes => "bytes",
             Workload::Typed | Workload::Stream | Workload::Memory => return Ok(None),
         };
+        let pid = self.client.pid();
+        let cpu = || pid.and_then(procs::process_cpu);
+        let cpu_before = cpu();
         let reply = self
             .client
             .request(&json!({
@@ -54,6 +57,7 @@ impl Client {
                 "depth": spec.depth,
             }))
             .await?;
+        let client_cpu = cpu().zip(cpu_before).map(|(b, a)| b.saturating_sub(a));
         let num = |k: &str| {
             reply
                 .get(k)
@@ -71,6 +75,8 @@ impl Client {
             calls: num("calls")?,
             elapsed: Duration::from_nanos(num("elapsed_ns")?),
             lat_ns,
+            client_cpu,
+            ..Sample::default()
         }))
     }
 }

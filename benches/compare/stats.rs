@@ -16,6 +16,14 @@ pub(crate) struct Sample {
     pub(crate) elapsed: Duration,
     /// Latency of each call, in nanoseconds.
     pub(crate) lat_ns: Vec<u64>,
+    /// Wall time of the whole run as the harness saw it (warm-up included): the interval
+    /// over which the CPU times below are read.
+    pub(crate) drive: Duration,
+    /// Time the server's process spent on a CPU during `drive`.
+    pub(crate) server_cpu: Option<Duration>,
+    /// Time the client spent on a CPU during `drive`: its process, or its thread for a Rust
+    /// client on a thread of its own; none for clients on the harness's runtime.
+    pub(crate) client_cpu: Option<Duration>,
 }
 
 /// Keeps `depth` calls in flight for `time`, starting a new one as each completes:
@@ -48,6 +56,7 @@ where
         calls: lat_ns.len() as u64,
         elapsed: start.elapsed(),
         lat_ns,
+        ..Sample::default()
     })
 }
 
@@ -78,7 +87,7 @@ where
     Ok(Sample {
         calls: n,
         elapsed: start.elapsed(),
-        lat_ns: Vec::new(),
+        ..Sample::default()
     })
 }
 
@@ -88,6 +97,25 @@ impl Sample {
         self.calls += other.calls;
         self.elapsed += other.elapsed;
         self.lat_ns.extend(other.lat_ns);
+        self.drive += other.drive;
+        let add = |a: Option<Duration>, b: Option<Duration>| Some(a? + b?);
+        self.server_cpu = add(self.server_cpu, other.server_cpu);
+        self.client_cpu = add(self.client_cpu, other.client_cpu);
+    }
+
+    /// The fraction of the run the server's process was on a CPU (1.0: one core, all along).
+    pub(crate) fn server_busy(&self) -> Option<f64> {
+        self.busy(self.server_cpu)
+    }
+
+    /// The fraction of the run the client was on a CPU.
+    pub(crate) fn client_busy(&self) -> Option<f64> {
+        self.busy(self.client_cpu)
+    }
+
+    fn busy(&self, cpu: Option<Duration>) -> Option<f64> {
+        let drive = self.drive.as_secs_f64();
+        (drive > 0.0).then(|| cpu.map(|c| c.as_secs_f64() / drive))?
     }
 
     pub(crate) fn rate(&self) -> f64 {
