@@ -49,6 +49,9 @@ use tokio::sync::{mpsc, watch, Notify};
 use tracing::Instrument;
 
 pub use calls::Call;
+/// The call spans' helpers, for the NATS wire's spans of the same names.
+#[cfg(feature = "nats")]
+pub(crate) use calls::{spans_wanted, DottedPath, TraceId};
 pub use lifecycle::live_tasks;
 pub(crate) use tables::{AnswerHandle, Import};
 pub use tables::{TableEntry, Tables};

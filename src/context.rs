@@ -19,6 +19,10 @@
 //! subscriber listens at `debug` for `netref`) and no trace is inherited; it is sent only to
 //! a peer whose hello says it reads one.
 //!
+//! Calls over NATS carry them too (feature `nats`): a `netref::nats` worker serves a
+//! request inside its deadline and trace, and the requests and casts a handler makes
+//! inherit them like its calls on a connection.
+//!
 //! The blocking API carries them too: a [`blocking::callback`](crate::blocking::callback)
 //! runs on a thread of its own, and the calls it makes through a
 //! [`blocking::Proxy`](crate::blocking::Proxy) inherit the deadline and trace of the call it

@@ -56,6 +56,19 @@
 //! that says to use a direct connection; a malformed message is [`Error::Protocol`]. Errors
 //! a worker's handler returns arrive as [`Error::Remote`] with their kind.
 //!
+//! # Deadlines and traces
+//!
+//! A [`Worker`] serves each call in the context a direct connection gives a served call:
+//! [`context::time_left`](crate::context::time_left) is what is left of the request's
+//! deadline (a cast without one: [`NatsOptions::call_timeout`] of the worker's handle) and
+//! [`context::trace_id`](crate::context::trace_id) the caller's trace id, under a
+//! `netref.serve` span. The [`request`]s, [`cast`]s and direct-connection calls its handler
+//! makes inherit both, as in the [`context`](crate::context) module's docs; a [`request`],
+//! [`cast`] or [`fanout`] runs under a `netref.call` span. The trace id travels in the NATS
+//! header `Netref-Trace` (16 hex digits), beside a payload whose bytes do not change, so
+//! peers from before it read these requests and send requests these workers read;
+//! `docs/distributed.md` lists the bytes.
+//!
 //! # Limits
 //!
 //! A request and its reply must fit NATS's `max_payload` (1 MiB by default); decoded values

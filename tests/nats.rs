@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::StreamExt;
 use nats_support::{NatsServer, Reaped};
 use netref::nats::{self, Nats, NatsOptions, Pick, RegisterOptions};
 use netref::{callback, expose, ErrorKind, Obj, Server};
@@ -418,4 +419,422 @@ async fn discovery_leaves_no_consumers_on_the_server() {
         .unwrap();
     let info = stream.info().await.unwrap();
     assert_eq!(info.state.consumer_count, 0, "{:?}", info.state);
+}
+
+// Deadlines and traces travel over NATS as over a direct connection (issue 15, item 4): a
+// request served by a worker runs in the context the native engine gives a served call, and
+// the requests, casts and native calls its handler makes inherit its remaining deadline and
+// its trace id.
+
+/// What a served call saw: `context::time_left()` in milliseconds, `context::trace_id()`.
+type Seen = (Option<u64>, Option<u64>);
+
+fn seen_here() -> Seen {
+    (
+        netref::context::time_left().map(|d| d.as_millis() as u64),
+        netref::context::trace_id(),
+    )
+}
+
+/// A worker's root that reports what the call it serves carries, and passes calls on over
+/// NATS and over a direct connection.
+struct Traveller {
+    nats: Nats,
+    native: Option<netref::Connection>,
+    recorded: Arc<std::sync::Mutex<Vec<Seen>>>,
+}
+
+#[expose]
+impl Traveller {
+    /// What this call sees.
+    #[exposed]
+    fn seen(&self) -> Seen {
+        seen_here()
+    }
+
+    /// Keeps what this call sees (for casts).
+    #[exposed]
+    fn record(&self) {
+        self.recorded.lock().unwrap().push(seen_here());
+    }
+
+    /// `seen` of `service`, over NATS, with no deadline of its own.
+    #[exposed]
+    async fn relay(&self, service: String) -> netref::Result<Seen> {
+        netref::from_value(nats::request(&self.nats, &service, "seen", ()).await?)
+    }
+
+    /// `seen` of `service`, over NATS, with a deadline of its own.
+    #[exposed]
+    async fn relay_own(&self, service: String, own_ms: u64) -> netref::Result<Seen> {
+        let own = Duration::from_millis(own_ms);
+        netref::from_value(nats::request_within(&self.nats, &service, "seen", (), own).await?)
+    }
+
+    /// `seen` of the root of the direct connection this traveller holds.
+    #[exposed]
+    async fn relay_native(&self) -> netref::Result<Seen> {
+        let conn = self.native.as_ref().expect("a direct connection");
+        conn.root().call_method("seen", ()).decode().await
+    }
+
+    /// Casts `record` to `service`.
+    #[exposed]
+    async fn relay_cast(&self, service: String) -> netref::Result<()> {
+        nats::cast(&self.nats, &service, "record", ()).await
+    }
+}
+
+fn traveller(nats: &Nats, native: Option<netref::Connection>) -> Obj<Traveller> {
+    Obj::new(Traveller {
+        nats: nats.clone(),
+        native,
+        recorded: Arc::default(),
+    })
+}
+
+/// Waits until `obj` has recorded a cast.
+async fn recorded(obj: &Obj<Traveller>) -> Seen {
+    let start = Instant::now();
+    loop {
+        if let Some(seen) = obj.arc().recorded.lock().unwrap().first() {
+            return *seen;
+        }
+        assert!(start.elapsed() < PATIENCE, "the cast never arrived");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// A client whose own default deadline is far longer than the outer calls' below, so an
+/// inherited deadline is told from a default one.
+async fn patient_client(server: &NatsServer) -> Nats {
+    let options = NatsOptions::default()
+        .with_ttl(TTL)
+        .with_call_timeout(Duration::from_secs(600));
+    Nats::connect_with(&server.url(), options).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_nested_call_from_a_nats_handler_inherits_the_remaining_deadline() {
+    let server = NatsServer::start();
+    let nats = patient_client(&server).await;
+    // A native server the first worker's handler calls too; its connection's default
+    // deadline is 30 s.
+    let far = Server::with_root(traveller(&nats, None).erase())
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let native = netref::connect(far.local_addr()).await.unwrap();
+    let near = traveller(&nats, Some(native));
+    let _a = nats::serve(&nats, "deadline-a", near.erase())
+        .await
+        .unwrap();
+    let far_worker = traveller(&nats, None);
+    let _b = nats::serve(&nats, "deadline-b", far_worker.erase())
+        .await
+        .unwrap();
+    let outer = Duration::from_secs(10);
+    let outer_ms = outer.as_millis() as u64;
+
+    // The handler sees its own call's deadline.
+    let (left, _): Seen = netref::from_value(
+        nats::request_within(&nats, "deadline-b", "seen", (), outer)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let left = left.expect("a served NATS request has a deadline");
+    assert!(left > 0 && left <= outer_ms, "{left} ms left of {outer_ms}");
+
+    // A nested NATS request with no deadline of its own gets what is left of the outer
+    // one, not the handle's 600 s.
+    let (left, _): Seen = netref::from_value(
+        nats::request_within(&nats, "deadline-a", "relay", ("deadline-b",), outer)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let left = left.expect("the nested request carries a deadline");
+    assert!(left > 0 && left <= outer_ms, "{left} ms left of {outer_ms}");
+
+    // A nested call on a direct connection too, not its connection's 30 s.
+    let (left, _): Seen = netref::from_value(
+        nats::request_within(&nats, "deadline-a", "relay_native", (), outer)
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let left = left.expect("the nested native call carries a deadline");
+    assert!(left > 0 && left <= outer_ms, "{left} ms left of {outer_ms}");
+
+    // A nested cast carries it as well (a cast from outside a handler carries none, and the
+    // worker bounds it by its own 600 s).
+    nats::request_within(&nats, "deadline-a", "relay_cast", ("deadline-b",), outer)
+        .await
+        .unwrap();
+    let (left, _) = recorded(&far_worker).await;
+    let left = left.expect("the nested cast carries a deadline");
+    assert!(left > 0 && left <= outer_ms, "{left} ms left of {outer_ms}");
+
+    // A deadline of its own wins, even a longer one.
+    let own_ms = 300_000;
+    let (left, _): Seen = netref::from_value(
+        nats::request_within(
+            &nats,
+            "deadline-a",
+            "relay_own",
+            ("deadline-b", own_ms),
+            outer,
+        )
+        .await
+        .unwrap(),
+    )
+    .unwrap();
+    let left = left.expect("a deadline of its own");
+    assert!(
+        left > outer_ms && left <= own_ms,
+        "{left} ms left of {own_ms}"
+    );
+}
+
+/// One span as [`Capture`] saw it.
+#[derive(Debug, Clone, Default)]
+struct SpanRec {
+    name: String,
+    fields: HashMap<String, String>,
+}
+
+/// A `tracing` layer that records every span's name and fields (including those recorded
+/// later): the log of both sides.
+#[derive(Clone, Default)]
+struct Capture {
+    spans: Arc<std::sync::Mutex<Vec<SpanRec>>>,
+    index: Arc<std::sync::Mutex<HashMap<u64, usize>>>,
+}
+
+struct Fields<'a>(&'a mut HashMap<String, String>);
+
+impl tracing::field::Visit for Fields<'_> {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.0.insert(
+            field.name().to_owned(),
+            format!("{value:?}").replace('"', ""),
+        );
+    }
+    fn record_str(&mut self, field: &tracing::field::Field, value: &str) {
+        self.0.insert(field.name().to_owned(), value.to_owned());
+    }
+    fn record_u64(&mut self, field: &tracing::field::Field, value: u64) {
+        self.0.insert(field.name().to_owned(), value.to_string());
+    }
+}
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Capture {
+    fn on_new_span(
+        &self,
+        attrs: &tracing::span::Attributes<'_>,
+        id: &tracing::span::Id,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        let mut rec = SpanRec {
+            name: attrs.metadata().name().to_owned(),
+            ..SpanRec::default()
+        };
+        attrs.record(&mut Fields(&mut rec.fields));
+        let mut spans = self.spans.lock().unwrap();
+        self.index
+            .lock()
+            .unwrap()
+            .insert(id.into_u64(), spans.len());
+        spans.push(rec);
+    }
+
+    fn on_record(
+        &self,
+        id: &tracing::span::Id,
+        values: &tracing::span::Record<'_>,
+        _ctx: tracing_subscriber::layer::Context<'_, S>,
+    ) {
+        let Some(&i) = self.index.lock().unwrap().get(&id.into_u64()) else {
+            return;
+        };
+        values.record(&mut Fields(&mut self.spans.lock().unwrap()[i].fields));
+    }
+}
+
+impl Capture {
+    /// The trace ids of the spans named `name` whose `target` (the service, on NATS) is
+    /// `target`, in order.
+    fn traces(&self, name: &str, target: &str) -> Vec<Option<String>> {
+        self.spans
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|s| {
+                s.name == name && s.fields.get("target").map(String::as_str) == Some(target)
+            })
+            .map(|s| s.fields.get("trace").cloned())
+            .collect()
+    }
+}
+
+/// `n` as the `Netref-Trace` header and the spans show it.
+fn hex(n: u64) -> String {
+    format!("{n:016x}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_trace_id_travels_with_nats_requests_casts_and_their_nested_calls() {
+    // The binary's global subscriber (not a thread's default, which another test running at
+    // the same moment could make `tracing` cache netref's spans as unwanted): both sides'
+    // spans reach it, the log of two processes joined. Other tests' spans reach it too;
+    // this one's services have names of their own.
+    let capture = Capture::default();
+    let subscriber = tracing_subscriber::layer::SubscriberExt::with(
+        tracing_subscriber::registry(),
+        tracing_subscriber::Layer::with_filter(
+            capture.clone(),
+            tracing_subscriber::filter::LevelFilter::DEBUG,
+        ),
+    );
+    tracing::subscriber::set_global_default(subscriber).expect("the binary's only subscriber");
+
+    let server = NatsServer::start();
+    let nats = patient_client(&server).await;
+    let far = Server::with_root(traveller(&nats, None).erase())
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let conn = netref::connect(far.local_addr()).await.unwrap();
+    let _a = nats::serve(&nats, "trace-a", traveller(&nats, Some(conn)).erase())
+        .await
+        .unwrap();
+    let far_worker = traveller(&nats, None);
+    let _b = nats::serve(&nats, "trace-b", far_worker.erase())
+        .await
+        .unwrap();
+
+    // A request from the top mints a trace; its handler, its nested request and that one's
+    // handler all carry it: four spans, one trace, and the far handler reads it.
+    let (_, far_trace): Seen = netref::from_value(
+        nats::request(&nats, "trace-a", "relay", ("trace-b",))
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let outer = capture.traces("netref.call", "trace-a");
+    assert_eq!(outer.len(), 1, "{outer:?}");
+    let trace = outer[0].clone().expect("the caller's span has a trace id");
+    assert_eq!(trace.len(), 16, "16 hex digits: {trace}");
+    assert_eq!(
+        capture.traces("netref.serve", "trace-a"),
+        [Some(trace.clone())]
+    );
+    assert_eq!(
+        capture.traces("netref.call", "trace-b"),
+        [Some(trace.clone())]
+    );
+    assert_eq!(
+        capture.traces("netref.serve", "trace-b"),
+        [Some(trace.clone())]
+    );
+    assert_eq!(far_trace.map(hex), Some(trace.clone()));
+
+    // A call on a direct connection made by the handler carries it on too.
+    let (_, native_trace): Seen = netref::from_value(
+        nats::request(&nats, "trace-a", "relay_native", ())
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    let second = capture.traces("netref.call", "trace-a");
+    assert_eq!(second.len(), 2, "{second:?}");
+    let second = second[1].clone().expect("a trace id");
+    assert_ne!(
+        second, trace,
+        "the next call from the top starts a trace of its own"
+    );
+    assert_eq!(native_trace.map(hex), Some(second));
+
+    // A cast made by a handler carries it to the far handler.
+    nats::request(&nats, "trace-a", "relay_cast", ("trace-b",))
+        .await
+        .unwrap();
+    let third = capture.traces("netref.call", "trace-a")[2]
+        .clone()
+        .expect("a trace id");
+    let (_, cast_trace) = recorded(&far_worker).await;
+    assert_eq!(cast_trace.map(hex), Some(third));
+
+    // On the wire: a cast's payload is the bytes an older peer reads (no deadline from the
+    // top, the path, the arguments), and its trace id rides in the `Netref-Trace` header.
+    let mut raw = nats
+        .client()
+        .subscribe("netref.call.trace-raw")
+        .await
+        .unwrap();
+    nats.client().flush().await.unwrap();
+    nats::cast(&nats, "trace-raw", "hit", (7,)).await.unwrap();
+    let msg = tokio::time::timeout(PATIENCE, raw.next())
+        .await
+        .expect("the cast arrives")
+        .unwrap();
+    let mut old = vec![b'N', 1, 0, 1, 3, b'h', b'i', b't', 1, 3];
+    old.extend_from_slice(&7i64.to_le_bytes());
+    old.push(0);
+    assert_eq!(msg.payload.as_ref(), &old[..]);
+    let sent = msg
+        .headers
+        .as_ref()
+        .and_then(|h| h.get("Netref-Trace"))
+        .expect("the trace id header")
+        .as_str()
+        .to_owned();
+    let cast_span = capture.traces("netref.call", "trace-raw");
+    assert_eq!(cast_span, [Some(sent)]);
+}
+
+/// A request as a peer without trace ids sends it (and as every peer sends one outside a
+/// trace): the payload alone. The worker serves it, with the payload's deadline; a
+/// malformed trace header is a protocol error sent back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_without_a_trace_header_is_served_and_a_bad_header_is_refused() {
+    let server = NatsServer::start();
+    let nats = patient_client(&server).await;
+    let worker = traveller(&nats, None);
+    let _w = nats::serve(&nats, "old-peer", worker.erase())
+        .await
+        .unwrap();
+
+    // `record()` with a deadline of 5,000 ms (varint 0x88 0x27), built by hand.
+    let mut old = vec![b'N', 1, 0x88, 0x27, 1, 6];
+    old.extend_from_slice(b"record");
+    old.extend_from_slice(&[0, 0]);
+    let reply = nats
+        .client()
+        .request("netref.call.old-peer", old.clone().into())
+        .await
+        .unwrap();
+    // `N`, 1, the instance id (16 bytes), then status 0: a value.
+    assert!(reply.headers.is_none());
+    assert_eq!(reply.payload[..3], [b'N', 1, 16]);
+    assert_eq!(reply.payload[19], 0, "{:?}", reply.payload);
+    let (left, _) = recorded(&worker).await;
+    let left = left.expect("the payload's deadline");
+    assert!(left > 0 && left <= 5_000, "{left} ms left of 5000");
+
+    let mut headers = async_nats::HeaderMap::new();
+    headers.insert("Netref-Trace", "not a trace id");
+    let request = async_nats::Request::new()
+        .payload(old.into())
+        .headers(headers);
+    let reply = nats
+        .client()
+        .send_request("netref.call.old-peer", request)
+        .await
+        .unwrap();
+    assert_eq!(reply.payload[19], 1, "an error: {:?}", reply.payload);
+    let text = String::from_utf8_lossy(&reply.payload);
+    assert!(text.contains("Netref-Trace"), "{text}");
+    assert_eq!(worker.arc().recorded.lock().unwrap().len(), 1);
 }

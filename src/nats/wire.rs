@@ -7,6 +7,16 @@
 //! varints. Decoding treats the bytes as hostile: a count is checked against the bytes left
 //! before anything is allocated, nesting is bounded by [`MAX_DEPTH`], and trailing bytes are
 //! an error.
+//!
+//! A request's payload is `N`, `1`, the deadline in milliseconds (varint; 0: none, a cast
+//! from outside a served call), the path (a count, then each segment as a length and UTF-8
+//! bytes), the positional arguments (a count, then each value) and the named ones (a count,
+//! then each name and value). The caller's trace id travels beside the payload, in the NATS
+//! header [`TRACE_HEADER`] (`Netref-Trace: 0123456789abcdef`, exactly 16 hex digits), and
+//! only when there is one: so the payload is the same bytes whether or not a trace rides
+//! along, a worker that predates the header serves the request as before (it reads only the
+//! payload), and a request without the header (from such a caller) is served without a
+//! trace. A header that is not 16 hex digits makes the request malformed.
 
 use std::time::Duration;
 
@@ -31,6 +41,25 @@ const T_STR: u8 = 6;
 const T_BYTES: u8 = 7;
 const T_LIST: u8 = 8;
 const T_MAP: u8 = 9;
+
+/// The NATS header a request, cast or fanout carries its caller's trace id in.
+pub(crate) const TRACE_HEADER: &str = "Netref-Trace";
+
+/// A trace id as [`TRACE_HEADER`] carries it: 16 lowercase hex digits.
+pub(crate) fn trace_header(trace: u64) -> String {
+    format!("{trace:016x}")
+}
+
+/// Reads [`TRACE_HEADER`]'s value: exactly 16 hex digits (0 reads as no trace).
+pub(crate) fn decode_trace(text: &str) -> Result<u64> {
+    if text.len() != 16 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Err(malformed(format!(
+            "the {TRACE_HEADER} header is not 16 hex digits: {:?}",
+            text.chars().take(40).collect::<String>()
+        )));
+    }
+    u64::from_str_radix(text, 16).map_err(|e| malformed(format!("{TRACE_HEADER}: {e}")))
+}
 
 /// A decoded request.
 #[derive(Debug, Clone, PartialEq)]
@@ -474,5 +503,24 @@ mod tests {
         trailing.push(0);
         assert!(decode_request(&trailing).is_err());
         assert!(decode_reply(&[MAGIC, VERSION, 0, 7]).is_err());
+    }
+
+    #[test]
+    fn a_trace_header_is_exactly_sixteen_hex_digits() {
+        for t in [1, 0xdead_beef, u64::MAX] {
+            assert_eq!(decode_trace(&trace_header(t)).unwrap(), t);
+        }
+        assert_eq!(trace_header(0xab), "00000000000000ab");
+        assert_eq!(decode_trace("00000000000000AB").unwrap(), 0xab);
+        for bad in [
+            "",
+            "ab",
+            "+000000000000000",
+            "0000000000000000a",
+            "000000000000000g",
+        ] {
+            let e = decode_trace(bad).unwrap_err();
+            assert!(e.to_string().contains("Netref-Trace"), "{bad:?}: {e}");
+        }
     }
 }
