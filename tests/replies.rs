@@ -81,6 +81,22 @@ impl Node {
         panic!("broken getter")
     }
 
+    /// A child, and `n` bytes.
+    #[exposed]
+    fn heavy(&self, n: usize) -> Vec<Value> {
+        vec![
+            Proxy::local(node("heavy").erase()).into(),
+            Value::Bytes(vec![0; n]),
+        ]
+    }
+
+    /// The same, after yielding once.
+    #[exposed]
+    async fn heavy_later(&self, n: usize) -> Vec<Value> {
+        tokio::task::yield_now().await;
+        self.heavy(n)
+    }
+
     /// The time the caller still waits, in whole seconds, seen at once.
     #[exposed]
     fn budget(&self) -> Option<u64> {
@@ -232,6 +248,41 @@ async fn panics_at_once_later_and_in_a_getter_are_reported() {
         }
     })
     .await;
+}
+
+/// A reply over the peer's frame limit reaches the caller as an error, whether the reader
+/// sends it at once or the handler's task later; the child it would have lent is not kept
+/// lent, and the connection goes on.
+#[tokio::test]
+async fn a_reply_over_the_peers_frame_limit_fails_the_call_and_lends_nothing() {
+    let config = netref::Config::default().with_max_frame(64 * 1024);
+    let (server, client) = netref::pair_with(config, Some(node("root").erase()), None)
+        .await
+        .unwrap();
+    let root = client.root();
+    let before = server.tables();
+    for method in ["heavy", "heavy_later"] {
+        // The deadline only keeps a missing reply from hanging the test.
+        let e = root
+            .call_method(method, (100_000,))
+            .timeout(Duration::from_secs(10))
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Value, "{method}: {e}");
+        assert!(
+            e.to_string().contains("over the peer's frame limit"),
+            "{method}: {e}"
+        );
+        assert_eq!(server.tables(), before, "{method}: nothing stays lent");
+        let got = root.call_method(method, (10,)).await.unwrap();
+        assert!(
+            matches!(&got, Value::List(items) if items.len() == 2),
+            "{method}: {got:?}"
+        );
+        drop(got);
+        client.flush_releases().await.unwrap();
+        assert_eq!(server.tables(), before, "{method}: the child was released");
+    }
 }
 
 #[tokio::test]

@@ -407,7 +407,11 @@ fn finish_nowait(
         }
     } else {
         let (msg, ctx) = return_message(shared, id, result);
-        shared.send_nowait(&msg, ctx);
+        if let Err(e) = shared.send_nowait(&msg, ctx) {
+            if let Some(msg) = unsent_return(shared, id, e) {
+                let _ = shared.send_nowait(&msg, SendCtx::default());
+            }
+        }
     }
 }
 
@@ -465,14 +469,25 @@ fn return_message(shared: &Shared, id: u64, result: Result<Value>) -> (Message, 
 async fn send_return(shared: &Shared, id: u64, result: Result<Value>) {
     let (msg, ctx) = return_message(shared, id, result);
     if let Err(e) = shared.send(&msg, ctx).await {
-        if !shared.is_closed() {
-            let msg = Message::Return {
-                id,
-                result: Err(e.into_remote().into()),
-            };
+        if let Some(msg) = unsent_return(shared, id, e) {
             let _ = shared.send(&msg, SendCtx::default()).await;
         }
     }
+}
+
+/// The reply of call `id` could not be sent (`e`), and what it counted was undone with it:
+/// the error reply to send instead, so the caller learns why rather than waiting for a reply
+/// that never comes (the wire did not encode it: over the peer's frame limit, or a value
+/// the wire cannot carry). `None` when the connection is closed.
+fn unsent_return(shared: &Shared, id: u64, e: Error) -> Option<Message> {
+    if shared.is_closed() {
+        return None;
+    }
+    tracing::debug!(connection = %shared.label, call = id, error = %e, "reply not sent; an error reply instead");
+    Some(Message::Return {
+        id,
+        result: Err(e.into_remote().into()),
+    })
 }
 
 fn handle_return(shared: &Shared, id: u64, result: std::result::Result<WireValue, WireError>) {

@@ -239,14 +239,14 @@ impl Shared {
     }
 
     /// Like [`Shared::send`] for the reader, which must never wait for the writer: when the
-    /// queue is full, a task finishes the send.
+    /// queue is full, a task finishes the send. An error means nothing was sent and the
+    /// message's counting was undone.
     #[inline]
-    pub(crate) fn send_nowait(self: &Arc<Self>, msg: &Message, ctx: SendCtx) {
-        match self.try_write(msg, ctx, Urgency::Now) {
-            Ok(Some((bytes, ctx))) => self.queue_nowait(bytes, ctx),
-            Ok(None) => {}
-            Err(e) => tracing::debug!(error = %e, "reply not sent"),
+    pub(crate) fn send_nowait(self: &Arc<Self>, msg: &Message, ctx: SendCtx) -> Result<()> {
+        if let Some((bytes, ctx)) = self.try_write(msg, ctx, Urgency::Now)? {
+            self.queue_nowait(bytes, ctx);
         }
+        Ok(())
     }
 
     /// Sends a whole frame a wire answers on its own ([`Inbound::Frame`]), like
@@ -523,7 +523,8 @@ impl Shared {
             // is written now, so a call made after the drop cannot overtake it.
             if let Some(me) = self.me.upgrade() {
                 let msg = Message::Release(vec![(id, count)].into());
-                me.send_nowait(&msg, SendCtx::default());
+                // Nothing counted; a failure means the connection is closing.
+                let _ = me.send_nowait(&msg, SendCtx::default());
                 return;
             }
         }
