@@ -32,8 +32,12 @@
 //!   `out`, or nothing when the wire has no such message (a `Cancel` on a wire without
 //!   cancellation). A message the wire cannot express at all (a pipelined call on a wire
 //!   without pipelining) is an error: the engine reports it to the caller and undoes what
-//!   the message counted. `encode` is called from any task that sends; a wire that keeps
-//!   state (sequence numbers, id maps) keeps it behind its own lock.
+//!   the message counted. So is a `Return` whose value the wire cannot carry (or that is
+//!   over a limit): the engine undoes what the value counted and sends the error as that
+//!   call's `Return` instead, which the wire must be able to encode (so it keeps what it
+//!   knows of the call until a `Return` of it is encoded). `encode` is called from any task
+//!   that sends; a wire that keeps state (sequence numbers, id maps) keeps it behind its own
+//!   lock.
 //!
 //! # How requests map to engine messages
 //!

@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicI64, Ordering};
 
 use common::python::PyProc;
 use netref::adapters::{Iter, List};
-use netref::{expose, Obj, Proxy, Result, Server};
+use netref::{expose, Obj, Proxy, Result, Server, Value};
 use parking_lot::Mutex;
 
 #[derive(Default)]
@@ -249,4 +249,110 @@ async fn the_trace_of_a_first_call_from_python() {
         "<- REQUEST 5 CLOSE()",
     ];
     assert_eq!(lines, expected, "{lines:#?}");
+}
+
+/// A service whose replies Python cannot be given: each holds objects lent by reference
+/// and something RPyC cannot carry.
+struct Unsendable;
+
+fn thing(name: &str) -> Value {
+    Proxy::local(
+        Obj::new(Thing {
+            name: name.to_owned(),
+        })
+        .erase(),
+    )
+    .into()
+}
+
+/// Replies that do not encode.
+#[expose]
+impl Unsendable {
+    /// A fresh thing, and the attribute path `obj.name` of Python's own object (a path
+    /// cannot go back to Python).
+    #[exposed]
+    fn pair(&self, obj: Proxy) -> Vec<Value> {
+        vec![thing("lent"), obj.attr("name").into()]
+    }
+
+    /// The same, after yielding once (answered from the handler's own task).
+    #[exposed]
+    async fn pair_later(&self, obj: Proxy) -> Vec<Value> {
+        tokio::task::yield_now().await;
+        self.pair(obj)
+    }
+
+    /// An iterator that gives two things when asked for one.
+    #[exposed]
+    fn greedy(&self) -> Obj<Greedy> {
+        Obj::new(Greedy)
+    }
+
+    /// Adds two numbers.
+    #[exposed]
+    fn add(&self, a: i64, b: i64) -> i64 {
+        a + b
+    }
+}
+
+struct Greedy;
+
+/// An iterator that breaks `next_batch`'s contract.
+#[expose]
+impl Greedy {
+    /// Two things, whatever was asked.
+    #[exposed]
+    fn next_batch(&self, _max: u64) -> Vec<Value> {
+        vec![thing("one"), thing("two")]
+    }
+}
+
+/// A reply that cannot be encoded for Python reaches it as an exception, gives back at
+/// once what it would have lent (the export table is as before), and the connection goes
+/// on: sent at once or from the handler's task.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reply_python_cannot_be_given_lends_nothing() {
+    common::init_tracing();
+    let server = Server::with_root(Obj::new(Unsendable).erase())
+        .rpyc()
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let port = server.local_addr().port().to_string();
+    let mut py = PyProc::start("rpyc_unsent_replies.py", &[&port], None);
+    assert_eq!(py.line().await, "READY");
+    let conn = server.rpyc_connections().pop().expect("the python client");
+    // The engine's tables, and the wire's id_packs.
+    let tables = || (conn.connection().tables(), conn.tables());
+    let before = tables();
+    assert_eq!(before.0.exports.len(), 1, "the root: {before:?}");
+    assert_eq!(before.1.len(), 1, "the root: {before:?}");
+    for (check, says) in [
+        ("pair", "cannot go back to Python"),
+        ("pair_later", "cannot go back to Python"),
+        ("greedy", "next_batch(1) gave 2 items"),
+    ] {
+        py.send(check).await;
+        let line = py.line().await;
+        assert!(
+            line.starts_with("raised ") && line.contains(says),
+            "{check}: {line}"
+        );
+        // Only the bound method Python read for the call may still be on its way back
+        // (its `DEL`); nothing of the reply stays lent.
+        common::eventually(
+            &format!("{check}: the export table is as before"),
+            || async { tables() == before },
+        )
+        .await;
+        py.send("add").await;
+        assert_eq!(
+            py.line().await,
+            "returned 5",
+            "{check}: the connection goes on"
+        );
+    }
+    py.finish().await;
+    conn.closed().await;
+    server.shutdown().await;
 }

@@ -655,13 +655,22 @@ impl Wire for RpycWire {
         let mut st = self.state.lock();
         match msg {
             Message::Return { id, result } => {
-                let Some((seq, shape)) = st.asked.remove(id) else {
+                let Some(&(seq, shape)) = st.asked.get(id) else {
                     return Ok(());
                 };
                 let answer = match result {
-                    Ok(v) => self.reply_value(&mut st, shape, v),
+                    Ok(v) => match self.reply_value(&mut st, shape, v) {
+                        // A value Python cannot be given: not encoded, so the engine undoes
+                        // what it counted for it and sends this error as the reply instead
+                        // (the request stays asked until then).
+                        Err(e) if e.kind != ErrorKind::StopIteration => {
+                            return Err(Error::Remote(e))
+                        }
+                        answer => answer,
+                    },
                     Err(e) => Err(RemoteError::from(e.clone())),
                 };
+                st.asked.remove(id);
                 out.extend_from_slice(&self.answer_frame(seq, answer));
                 Ok(())
             }
@@ -987,6 +996,57 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert!(w.lent_rows().is_empty());
+    }
+
+    /// A reply Python cannot be given is not encoded: the wire gives back what it lent for
+    /// it, and the error is the engine's to send (it undoes its own counting first); the
+    /// request stays asked until then, so that error becomes Python's exception.
+    #[test]
+    fn a_reply_python_cannot_be_given_is_an_encode_error() {
+        let w = wire();
+        let got = decode(&w, &request(3, Handler::GetRoot, vec![]));
+        let [Inbound::Message(Message::Call(c))] = &got[..] else {
+            panic!("{got:?}")
+        };
+        // Export 7, and an attribute path of a Python object, which cannot go back.
+        let path = WireValue::Ref(WireRef::Receiver {
+            target: Target::Object(1),
+            path: WPath::from(vec!["x"]),
+        });
+        let value = WireValue::List(crate::protocol::WVec(vec![
+            WireValue::Ref(WireRef::Sender(7)),
+            path,
+        ]));
+        let mut out = Vec::new();
+        let e = w
+            .encode(
+                &Message::Return {
+                    id: c.id,
+                    result: Ok(value),
+                },
+                &mut out,
+            )
+            .unwrap_err();
+        assert!(e.to_string().contains("cannot go back to Python"), "{e}");
+        assert!(out.is_empty(), "nothing written");
+        assert!(w.lent_rows().is_empty(), "export 7 is not lent");
+        let error = Message::Return {
+            id: c.id,
+            result: Err(e.into_remote().into()),
+        };
+        w.encode(&error, &mut out).unwrap();
+        let len = u32::from_be_bytes([out[0], out[1], out[2], out[3]]) as usize;
+        match Py::decode(&out[5..5 + len], Limits::default()).unwrap() {
+            Py::Exception { seq: 3, value } => {
+                let text = format!("{value:?}");
+                assert!(text.contains("cannot go back to Python"), "{text}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // Answered: a second Return of the call encodes to nothing.
+        let mut more = Vec::new();
+        w.encode(&error, &mut more).unwrap();
+        assert!(more.is_empty());
     }
 
     /// One write per frame: the span of a buffer of frames is its first frame.

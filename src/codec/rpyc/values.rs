@@ -103,9 +103,15 @@ impl RpycWire {
             }),
             Shape::Inspect => Ok(Boxed::Value(Brine::Tuple(inspect(v)))),
             Shape::FirstItem => match v {
-                WireValue::List(items) => match items.first() {
-                    Some(item) => self.boxed(st, item),
-                    None => Err(Error::stop_iteration().into_remote()),
+                WireValue::List(items) => match &items[..] {
+                    [item] => self.boxed(st, item),
+                    [] => Err(Error::stop_iteration().into_remote()),
+                    // Not dropped in silence: what the others lent is given back.
+                    more => Err(Error::Value(format!(
+                        "an iterator's next_batch(1) gave {} items",
+                        more.len()
+                    ))
+                    .into_remote()),
                 },
                 other => Err(Error::Value(format!(
                     "an iterator's next_batch gave a {}",
