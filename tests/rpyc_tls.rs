@@ -85,25 +85,14 @@ async fn netref_client_verifies_the_rpyc_server() {
     assert!(e.contains("UnknownIssuer"), "{e}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn python_ssl_connect_reaches_the_rpyc_server() {
-    let c = certs("netref rpyc CA");
-    let server = server(&c).await;
-    let dir = std::env::temp_dir().join(format!("netref-rpyc-tls-{}", std::process::id()));
+/// Runs `script` in Python with the server's port and a file holding the CA's certificate as
+/// its two arguments; it must succeed and print exactly `tls ok`. `tag` names its
+/// temporary directory.
+async fn python_over_tls(c: &Certs, server: &ServerHandle, tag: &str, script: &str) {
+    let dir = std::env::temp_dir().join(format!("netref-rpyc-{tag}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let ca_file = dir.join("ca.pem");
     std::fs::write(&ca_file, &c.ca_pem).unwrap();
-    let script = r#"
-import ssl, sys, rpyc
-port, ca = int(sys.argv[1]), sys.argv[2]
-conn = rpyc.ssl_connect("localhost", port, ca_certs=ca, cert_reqs=ssl.CERT_REQUIRED)
-assert conn.root.add(1, 2) == 3
-ticks = []
-conn.root.every(2, ticks.append)
-assert ticks == [0, 1], ticks
-conn.close()
-print("tls ok")
-"#;
     let out = tokio::process::Command::new(common::python::python())
         .args(["-c", script])
         .arg(server.local_addr().port().to_string())
@@ -120,6 +109,24 @@ print("tls ok")
     assert_eq!(String::from_utf8_lossy(&out.stdout), "tls ok\n");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn python_ssl_connect_reaches_the_rpyc_server() {
+    let c = certs("netref rpyc CA");
+    let server = server(&c).await;
+    let script = r#"
+import ssl, sys, rpyc
+port, ca = int(sys.argv[1]), sys.argv[2]
+conn = rpyc.ssl_connect("localhost", port, ca_certs=ca, cert_reqs=ssl.CERT_REQUIRED)
+assert conn.root.add(1, 2) == 3
+ticks = []
+conn.root.every(2, ticks.append)
+assert ticks == [0, 1], ticks
+conn.close()
+print("tls ok")
+"#;
+    python_over_tls(&c, &server, "tls", script).await;
+}
+
 /// Many calls over TLS: Python's client sends each `DEL` of a bound method without waiting,
 /// so it often arrives together with the next request and their replies leave together;
 /// every reply must reach Python before its 5 s request timeout.
@@ -127,10 +134,6 @@ print("tls ok")
 async fn many_calls_with_their_dels_over_tls() {
     let c = certs("netref rpyc CA");
     let server = server(&c).await;
-    let dir = std::env::temp_dir().join(format!("netref-rpyc-tls2-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let ca_file = dir.join("ca.pem");
-    std::fs::write(&ca_file, &c.ca_pem).unwrap();
     let script = r#"
 import ssl, sys, rpyc
 port, ca = int(sys.argv[1]), sys.argv[2]
@@ -141,18 +144,5 @@ for i in range(300):
 conn.close()
 print("tls ok")
 "#;
-    let out = tokio::process::Command::new(common::python::python())
-        .args(["-c", script])
-        .arg(server.local_addr().port().to_string())
-        .arg(&ca_file)
-        .output()
-        .await
-        .unwrap();
-    let _ = std::fs::remove_dir_all(&dir);
-    assert!(
-        out.status.success(),
-        "python failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "tls ok\n");
+    python_over_tls(&c, &server, "tls2", script).await;
 }
