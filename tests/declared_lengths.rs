@@ -3,6 +3,7 @@
 //! memory for them. Reserved, not touched: a `Vec::with_capacity` of the declared count
 //! would not show in resident memory until its pages are written, so this test watches the
 //! process's peak *virtual* size (`VmPeak`), which every large allocation moves at once.
+//! Both wires: netref's own and RPyC's brine.
 mod common;
 
 use common::wire::{self, Msg};
@@ -80,4 +81,57 @@ async fn a_declared_count_reserves_nothing_near_it() {
     }
     // The server still serves.
     assert_eq!(add(4).await, netref::Value::Int(5));
+
+    // RPyC's brine: a tuple's count may not exceed the bytes left in the frame, but in a
+    // 1 MiB frame each of 60 nested tuples can still declare about a million items. A
+    // decoder that reserved them would reserve over 1 GiB (60 levels × 1M items × the size
+    // of a decoded value) before the frame runs out of items.
+    let rpyc = netref::Server::with_root(netref::Obj::new(Lab::default()).erase())
+        .rpyc()
+        .config(netref::Config::default().with_max_frame(1 << 20))
+        .bind("127.0.0.1:0")
+        .await
+        .unwrap();
+    let good = netref::rpyc::connect(rpyc.local_addr()).await.unwrap();
+    let root = good.root().await.unwrap();
+    assert_eq!(
+        root.call_method("add", (1, 1)).await.unwrap(),
+        netref::Value::Int(2)
+    );
+    let before = vm_peak();
+    const FRAME: usize = (1 << 20) - 16;
+    // Message kind REQUEST, then the nested tuples (tag 0x15: a count in 4 bytes), each
+    // declaring every byte left after its own head as an item. The innermost tuple's first
+    // item has a tag brine does not have (0xff), so decoding fails there, right after the
+    // last count was read; zeros pad the frame to its size.
+    let mut payload = vec![0x01];
+    for _ in 0..60 {
+        let left = FRAME - payload.len() - 5;
+        payload.push(0x15);
+        payload.extend_from_slice(&(left as u32).to_be_bytes());
+    }
+    payload.push(0xff);
+    payload.resize(FRAME, 0x00);
+    let mut frame = (payload.len() as u32).to_be_bytes().to_vec();
+    frame.push(0);
+    frame.extend_from_slice(&payload);
+    frame.push(b'\n');
+    let mut raw = tokio::net::TcpStream::connect(rpyc.local_addr())
+        .await
+        .unwrap();
+    tokio::io::AsyncWriteExt::write_all(&mut raw, &frame)
+        .await
+        .unwrap();
+    let mut sink = Vec::new();
+    let _ = tokio::io::AsyncReadExt::read_to_end(&mut raw, &mut sink).await;
+    let grew = vm_peak() - before;
+    assert!(
+        grew < BOUND,
+        "nested brine tuples declaring a million items each: the peak virtual size grew by \
+         {grew} bytes"
+    );
+    assert_eq!(
+        root.call_method("add", (2, 1)).await.unwrap(),
+        netref::Value::Int(3)
+    );
 }

@@ -12,7 +12,8 @@
 //! Brine comes from the peer, so decoding is hostile-input safe: nesting deeper than
 //! [`Limits::max_depth`] or more than [`Limits::max_items`] values in one message is refused,
 //! a declared length or count is checked against the bytes actually present before anything
-//! is allocated, and ints longer than [`MAX_INT_DIGITS`] digits (Python's own default limit
+//! is allocated (and a tuple reserves room for at most 64 items ahead of those that
+//! arrived), and ints longer than [`MAX_INT_DIGITS`] digits (Python's own default limit
 //! for `int(str)`) are refused. Brine has no pickle form and none is accepted: an unknown tag
 //! is an error, never a fallback.
 
@@ -23,6 +24,9 @@ use crate::error::{Error, Result};
 /// Longest decimal digit string accepted for an int (Python's `sys.int_info` default
 /// `str_digits_check_threshold` is 640 and its default limit 4300).
 pub(crate) const MAX_INT_DIGITS: usize = 4300;
+
+/// Most items a tuple reserves room for before they arrive.
+const PREALLOC_ITEMS: usize = 64;
 
 const TAG_NONE: u8 = 0x00;
 const TAG_EMPTY_BYTES: u8 = 0x01;
@@ -487,7 +491,9 @@ impl<'a> Reader<'a> {
                 "a tuple of {n} items declared with {left} byte(s) left"
             )));
         }
-        let mut items = Vec::with_capacity(n);
+        // Checked against the bytes left, a count can still be a million in a 1 MiB frame
+        // at every level of nesting: reserve a few items ahead, and grow as they arrive.
+        let mut items = Vec::with_capacity(n.min(PREALLOC_ITEMS));
         for _ in 0..n {
             items.push(self.value(depth + 1)?);
         }
