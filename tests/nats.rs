@@ -525,6 +525,7 @@ async fn a_nested_call_from_a_nats_handler_inherits_the_remaining_deadline() {
         .await
         .unwrap();
     let native = netref::connect(far.local_addr()).await.unwrap();
+    let direct = native.clone();
     let near = traveller(&nats, Some(native));
     let _a = nats::serve(&nats, "deadline-a", near.erase())
         .await
@@ -574,6 +575,18 @@ async fn a_nested_call_from_a_nats_handler_inherits_the_remaining_deadline() {
         .unwrap();
     let (left, _) = recorded(&far_worker).await;
     let left = left.expect("the nested cast carries a deadline");
+    assert!(left > 0 && left <= outer_ms, "{left} ms left of {outer_ms}");
+
+    // And the other way: a handler serving a call on a direct connection passes what is
+    // left of it on to its NATS request.
+    let (left, _): Seen = direct
+        .root()
+        .call_method("relay", ("deadline-b",))
+        .timeout(outer)
+        .decode()
+        .await
+        .unwrap();
+    let left = left.expect("the request made by a native handler carries a deadline");
     assert!(left > 0 && left <= outer_ms, "{left} ms left of {outer_ms}");
 
     // A deadline of its own wins, even a longer one.
@@ -706,6 +719,7 @@ async fn the_trace_id_travels_with_nats_requests_casts_and_their_nested_calls() 
         .await
         .unwrap();
     let conn = netref::connect(far.local_addr()).await.unwrap();
+    let direct = conn.clone();
     let _a = nats::serve(&nats, "trace-a", traveller(&nats, Some(conn)).erase())
         .await
         .unwrap();
@@ -765,6 +779,35 @@ async fn the_trace_id_travels_with_nats_requests_casts_and_their_nested_calls() 
         .expect("a trace id");
     let (_, cast_trace) = recorded(&far_worker).await;
     assert_eq!(cast_trace.map(hex), Some(third));
+
+    // And the other way: a handler serving a call on a direct connection carries that
+    // call's trace id on to its NATS request.
+    let (_, far_trace): Seen = direct
+        .root()
+        .call_method("relay", ("trace-b",))
+        .decode()
+        .await
+        .unwrap();
+    let served = capture.traces("netref.serve", "trace-b");
+    // (After the first request's and the cast's.)
+    assert_eq!(served.len(), 3, "{served:?}");
+    let native_call = served[2].clone().expect("a trace id");
+    assert_ne!(native_call, trace);
+    assert_eq!(far_trace.map(hex), Some(native_call.clone()));
+    let native_served: Vec<Option<String>> = capture
+        .spans
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|s| {
+            s.name == "netref.serve" && s.fields.get("path").map(String::as_str) == Some("relay")
+        })
+        .map(|s| s.fields.get("trace").cloned())
+        .collect();
+    assert!(
+        native_served.contains(&Some(native_call)),
+        "the direct connection's span has the same trace: {native_served:?}"
+    );
 
     // On the wire: a cast's payload is the bytes an older peer reads (no deadline from the
     // top, the path, the arguments), and its trace id rides in the `Netref-Trace` header.
