@@ -115,17 +115,17 @@ pub(crate) fn decode_request(bytes: &[u8]) -> Result<Request> {
     let ms = r.varint()?;
     let deadline = (ms != 0).then(|| Duration::from_millis(ms));
     let n = r.count()?;
-    let mut path = Vec::with_capacity(n);
+    let mut path = ahead(n);
     for _ in 0..n {
         path.push(r.string()?);
     }
     let n = r.count()?;
-    let mut positional = Vec::with_capacity(n);
+    let mut positional = ahead(n);
     for _ in 0..n {
         positional.push(r.value(0)?);
     }
     let n = r.count()?;
-    let mut named = Vec::with_capacity(n);
+    let mut named = ahead(n);
     for _ in 0..n {
         let name = r.string()?;
         named.push((name, r.value(0)?));
@@ -198,7 +198,7 @@ pub(crate) fn decode_reply(bytes: &[u8]) -> Result<(String, Result<Value>)> {
             let type_name = r.string()?;
             let message = r.string()?;
             let n = r.count()?;
-            let mut chain = Vec::with_capacity(n);
+            let mut chain = ahead(n);
             for _ in 0..n {
                 chain.push(r.string()?);
             }
@@ -226,6 +226,14 @@ fn kind_from(code: u8) -> ErrorKind {
         .get(usize::from(code))
         .copied()
         .unwrap_or(ErrorKind::Failed)
+}
+
+/// Room for the first of `n` declared items. A count is checked against the bytes left, but
+/// every level of a nested list could still declare about as many items as the message has
+/// bytes: reserve a few ahead and grow as items arrive.
+fn ahead<T>(n: usize) -> Vec<T> {
+    const PREALLOC: usize = 64;
+    Vec::with_capacity(n.min(PREALLOC))
 }
 
 fn varint(out: &mut Vec<u8>, mut n: u64) {
@@ -383,7 +391,7 @@ impl<'a> Reader<'a> {
             }
             T_LIST => {
                 let n = self.count()?;
-                let mut items = Vec::with_capacity(n);
+                let mut items = ahead(n);
                 for _ in 0..n {
                     items.push(self.value(depth + 1)?);
                 }
@@ -391,7 +399,7 @@ impl<'a> Reader<'a> {
             }
             T_MAP => {
                 let n = self.count()?;
-                let mut entries = Vec::with_capacity(n / 2);
+                let mut entries = ahead(n / 2);
                 for _ in 0..n {
                     let k = self.value(depth + 1)?;
                     entries.push((k, self.value(depth + 1)?));
@@ -432,6 +440,38 @@ mod tests {
                 ]),
             ),
         ])
+    }
+
+    /// The peak virtual size of this process, in bytes.
+    fn vm_peak() -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").expect("procfs");
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmPeak:"))
+            .and_then(|r| r.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+            .map(|kib| kib * 1024)
+            .expect("a VmPeak line")
+    }
+
+    #[test]
+    fn nested_declared_counts_reserve_nothing_near_them() {
+        // A request whose one argument is 60 nested lists, each declaring 8M items (fewer
+        // than the bytes left), then a tag that does not exist. Reserving the counts would
+        // take the peak virtual size up by 60 × 8M × the size of a `Value` (over 15 GiB)
+        // before the bad tag is read; untouched, so only the peak virtual size shows it.
+        const BODY: usize = 16 << 20;
+        let mut bytes = vec![MAGIC, VERSION, 0, 0, 1];
+        for _ in 0..60 {
+            bytes.push(T_LIST);
+            varint(&mut bytes, (BODY / 2) as u64);
+        }
+        bytes.push(0xff);
+        bytes.resize(BODY, 0);
+        let before = vm_peak();
+        let e = decode_request(&bytes).unwrap_err();
+        let grew = vm_peak() - before;
+        assert!(e.to_string().contains("unknown value tag 255"), "{e}");
+        assert!(grew < 2 << 30, "the peak virtual size grew by {grew} bytes");
     }
 
     #[test]
