@@ -27,7 +27,9 @@
 //! `--quick` writes none unless asked), `--no-rpyc`, `--only WORKLOADS` (comma-separated:
 //! `echo_fresh`, `echo_cached`, `callback`, `attr`, `inflight`, `bytes`, `typed`, `stream`,
 //! `memory`), `--window N` (items per request of netref's stream, default
-//! `netref::stream::DEFAULT_WINDOW`; the byte budget stays at its default).
+//! `netref::stream::DEFAULT_WINDOW`; the byte budget stays at its default), `--busy-poll-us N`
+//! (`Config::busy_poll` of every netref side, its servers then on a current-thread runtime;
+//! default off).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -202,6 +204,9 @@ pub(crate) struct Spec {
     /// runtime, called from its `block_on` (`multi`: every reply then crosses from a worker
     /// thread to the calling one).
     pub(crate) current_thread_clients: bool,
+    /// `Config::busy_poll` of every netref side (`--busy-poll-us N`, default 0: off); with
+    /// it, netref's server processes run on a current-thread runtime.
+    pub(crate) busy_poll: Duration,
     pub(crate) warmup: Duration,
     pub(crate) time: Duration,
     /// Calls kept in flight by the in-flight workload.
@@ -245,6 +250,7 @@ impl Spec {
                 rounds: 1,
                 slices: 1,
                 current_thread_clients: true,
+                busy_poll: Duration::ZERO,
                 warmup: Duration::from_millis(20),
                 time: Duration::from_millis(100),
                 depth: 64,
@@ -264,6 +270,7 @@ impl Spec {
                 rounds: 15,
                 slices: 8,
                 current_thread_clients: true,
+                busy_poll: Duration::ZERO,
                 warmup: Duration::from_millis(100),
                 time: Duration::from_millis(400),
                 depth: 64,
@@ -296,6 +303,9 @@ impl Spec {
                         "multi" => false,
                         other => return Err(format!("--client-runtime: {other:?}").into()),
                     }
+                }
+                "--busy-poll-us" => {
+                    spec.busy_poll = Duration::from_micros(value(a)?.parse()?);
                 }
                 "--time-ms" => spec.time = Duration::from_millis(value(a)?.parse()?),
                 "--warmup-ms" => spec.warmup = Duration::from_millis(value(a)?.parse()?),
@@ -785,9 +795,17 @@ async fn harness(spec: Spec) -> Res<Results> {
 /// Hidden modes: this binary as a server or a memory client in a separate process.
 fn hidden_mode(args: &[String]) -> Option<Res<()>> {
     let rt = || {
-        tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
+        // A reader that busy-polls keeps its thread from sleeping only where that thread
+        // drives the I/O (see `Config::busy_poll`).
+        if netref_sys::busy_poll().is_zero() {
+            tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()
+        } else {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+        }
     };
     match args.first().map(String::as_str) {
         Some("--serve") => Some((|| {
@@ -892,6 +910,11 @@ fn main() {
             std::process::exit(2);
         }
     };
+    // Read by netref's sides here and in the server processes (set before any thread runs).
+    std::env::set_var(
+        netref_sys::BUSY_POLL_ENV,
+        spec.busy_poll.as_micros().to_string(),
+    );
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -51,6 +51,25 @@ pub struct Config {
     /// peer stopped reading): the send queue stays bounded and a stuck peer is dropped
     /// instead of holding memory and tasks. Default 30 s; [`Duration::MAX`]: no bound.
     pub write_stall_timeout: Duration,
+    /// How long the reader keeps looking for input before it lets its thread sleep. Off
+    /// (zero) by default.
+    ///
+    /// A thread asleep must be woken when the next frame arrives, and the waking costs the
+    /// peer that sends it: on a virtual machine, an interrupt to the other CPU, 5–15 µs of
+    /// the sender's kernel time per frame on the one `docs/benchmarks.md` measures. Against
+    /// a peer that sends frames every few tens of microseconds (calls pipelined from a
+    /// Python RPyC client, replies streaming from a Python server) those wake-ups can bound
+    /// the rate. With a duration here, after the last input the reader polls the transport
+    /// (yielding to the runtime in between, which polls its I/O driver without blocking)
+    /// for up to that long before it waits: a frame that comes meanwhile finds the thread
+    /// awake. The price is CPU: the thread stays busy for that long after every burst of
+    /// input, and all along while input keeps coming faster than that.
+    ///
+    /// It works where the waiting thread is the one that drives I/O: a current-thread tokio
+    /// runtime. On a multi-thread runtime another worker may sleep in the I/O driver and be
+    /// woken instead. [`Stats::busy_poll_hits`](crate::Stats::busy_poll_hits) counts the
+    /// frames it caught.
+    pub busy_poll: Duration,
     /// A shared secret both peers must know: the hello then runs a challenge–response
     /// exchange and the connection is refused unless the peer proves it holds the same
     /// secret (see [`crate::auth`]). Both sides must agree: a secret on one side only is
@@ -125,6 +144,7 @@ impl Default for Config {
             keepalive_interval: Some(Duration::from_secs(15)),
             keepalive_timeout: Duration::from_secs(45),
             write_stall_timeout: Duration::from_secs(30),
+            busy_poll: Duration::ZERO,
             secret: None,
             role: Role::Unknown,
             hooks: Hooks::default(),
@@ -186,6 +206,12 @@ impl Config {
     /// Sets [`Config::write_stall_timeout`].
     pub fn with_write_stall_timeout(mut self, d: Duration) -> Self {
         self.write_stall_timeout = d;
+        self
+    }
+
+    /// Sets [`Config::busy_poll`].
+    pub fn with_busy_poll(mut self, d: Duration) -> Self {
+        self.busy_poll = d;
         self
     }
 

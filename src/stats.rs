@@ -38,6 +38,9 @@ pub struct Stats {
     /// Bytes of frames waiting in the send queue right now (bounded by
     /// [`Config::send_queue_bytes`](crate::Config::send_queue_bytes)).
     pub queued_bytes: u64,
+    /// Times the reader found input while it kept looking for it instead of sleeping
+    /// ([`Config::busy_poll`](crate::Config::busy_poll)); always 0 when that is off.
+    pub busy_poll_hits: u64,
 }
 
 #[derive(Debug, Default)]
@@ -52,6 +55,7 @@ pub(crate) struct Counters {
     pub(crate) releases_sent: AtomicU64,
     pub(crate) bytes_sent: AtomicU64,
     pub(crate) bytes_received: AtomicU64,
+    pub(crate) busy_poll_hits: AtomicU64,
 }
 
 impl Counters {
@@ -80,6 +84,7 @@ impl Counters {
             live_exports,
             live_imports,
             queued_bytes,
+            busy_poll_hits: g(&self.busy_poll_hits),
         }
     }
 }

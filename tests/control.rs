@@ -381,3 +381,70 @@ async fn the_connection_cap_refuses_the_extra_client_with_a_reason() {
     // The first client is unaffected.
     assert!(first.root().dir().await.is_ok());
 }
+
+/// `Config::busy_poll`: the client's reader keeps looking for the replies instead of
+/// sleeping, and counts those it caught; off (the default), it counts none.
+#[tokio::test]
+async fn a_busy_polling_reader_catches_replies_awake() {
+    let server = lab_server(DropCounter::default()).await;
+    for spin in [Duration::ZERO, Duration::from_millis(200)] {
+        let config = Config::default().with_busy_poll(spin);
+        let conn = netref::connect_with(server.local_addr(), config, None)
+            .await
+            .unwrap();
+        let root = conn.root();
+        for i in 0..20 {
+            assert_eq!(
+                root.call_method("add", (i, 1)).await.unwrap(),
+                netref::Value::Int(i + 1)
+            );
+        }
+        let hits = conn.stats().busy_poll_hits;
+        if spin.is_zero() {
+            assert_eq!(hits, 0);
+        } else {
+            // The server runs on this same thread: it can only answer while the client's
+            // reader yields, so every reply that arrives within the spin is caught.
+            assert!(hits >= 20, "{hits} replies caught awake");
+        }
+        // The server closes its end in answer: the reader sees the end of input at once.
+        tokio::time::timeout(Duration::from_secs(10), conn.close())
+            .await
+            .expect("a busy-polling reader ends with its input");
+    }
+}
+
+/// A reader that looks for input for far longer than the test lasts still lets the other
+/// tasks of its (current-thread) runtime run, timers included, and sees the peer go at once.
+#[tokio::test]
+async fn a_busy_polling_reader_starves_nothing_and_sees_the_peer_close() {
+    let server = lab_server(DropCounter::default()).await;
+    let config = Config::default().with_busy_poll(Duration::from_secs(3600));
+    let conn = netref::connect_with(server.local_addr(), config, None)
+        .await
+        .unwrap();
+    assert_eq!(
+        conn.root().call_method("add", (1, 2)).await.unwrap(),
+        netref::Value::Int(3)
+    );
+    // The reader is spinning now, with nothing to read.
+    let ticks = Arc::new(AtomicU64::new(0));
+    let counting = {
+        let ticks = ticks.clone();
+        tokio::spawn(async move {
+            for _ in 0..10 {
+                tokio::time::sleep(Duration::from_millis(2)).await;
+                ticks.fetch_add(1, Ordering::SeqCst);
+            }
+        })
+    };
+    tokio::time::timeout(Duration::from_secs(10), counting)
+        .await
+        .expect("timers still fire beside a spinning reader")
+        .unwrap();
+    assert_eq!(ticks.load(Ordering::SeqCst), 10);
+    server.shutdown().await;
+    tokio::time::timeout(Duration::from_secs(10), conn.closed())
+        .await
+        .expect("the spinning reader saw the server go");
+}

@@ -103,9 +103,27 @@ impl BenchRoot {
     }
 }
 
+/// Where the harness passes `--busy-poll-us` to every netref side, its server processes
+/// included: microseconds of [`netref::Config::busy_poll`].
+pub(crate) const BUSY_POLL_ENV: &str = "NETREF_BENCH_BUSY_POLL_US";
+
+/// `Config::busy_poll` of netref's sides in this run.
+pub(crate) fn busy_poll() -> Duration {
+    std::env::var(BUSY_POLL_ENV)
+        .ok()
+        .and_then(|us| us.parse().ok())
+        .map_or(Duration::ZERO, Duration::from_micros)
+}
+
+/// The configuration of every netref side.
+fn config() -> netref::Config {
+    netref::Config::default().with_busy_poll(busy_poll())
+}
+
 /// The server process: serves a fresh `BenchRoot` per connection on 127.0.0.1.
 pub(crate) async fn serve() -> Res<()> {
     let server = Server::with_factory(|_| Obj::new(BenchRoot::default()).erase())
+        .config(config())
         .bind("127.0.0.1:0")
         .await?;
     crate::announce_and_wait(server.local_addr().port()).await;
@@ -117,6 +135,7 @@ pub(crate) async fn serve() -> Res<()> {
 pub(crate) async fn serve_rpyc() -> Res<()> {
     let server = Server::with_factory(|_| Obj::new(BenchRoot::default()).erase())
         .rpyc()
+        .config(config())
         .bind("127.0.0.1:0")
         .await?;
     crate::announce_and_wait(server.local_addr().port()).await;
@@ -132,7 +151,7 @@ pub(crate) struct RpycClient {
 
 impl RpycClient {
     pub(crate) async fn connect(port: u16) -> Res<RpycClient> {
-        let conn = netref::rpyc::connect(("127.0.0.1", port)).await?;
+        let conn = netref::rpyc::connect_with(("127.0.0.1", port), config(), None).await?;
         let root = conn.root().await?;
         Ok(RpycClient { _conn: conn, root })
     }
@@ -206,7 +225,7 @@ pub(crate) struct Client {
 
 impl Client {
     pub(crate) async fn connect(port: u16, dynamic: bool) -> Res<Client> {
-        let conn = netref::connect(("127.0.0.1", port)).await?;
+        let conn = netref::connect_with(("127.0.0.1", port), config(), None).await?;
         let typed = conn.root_as().await?;
         Ok(Client {
             conn,

@@ -195,6 +195,14 @@ pub(crate) fn render(r: &Results) -> (String, Vec<String>) {
             "on the harness's multi-thread runtime, called from its `block_on`"
         }
     );
+    if !spec.busy_poll.is_zero() {
+        let _ = writeln!(
+            md,
+            "- **netref busy-polls:** every netref side runs with `Config::busy_poll` of {:?} \
+             (`--busy-poll-us`), its servers on a current-thread runtime",
+            spec.busy_poll
+        );
+    }
     for (s, why) in &r.skipped {
         let _ = writeln!(md, "- **Skipped:** {}: {why}", system_name(*s));
     }

@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use futures_util::FutureExt;
-use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::sync::watch;
 use tracing::Instrument;
 
@@ -60,6 +60,20 @@ pub(crate) async fn run<R>(
         }
         // The next read may wait: first write the replies gathered meanwhile.
         shared.uncork_reader();
+        let spin = shared.config.busy_poll;
+        if !spin.is_zero() && src.buffer().is_empty() {
+            match look_before_sleeping(&mut src, spin).await {
+                Looked::Input => {
+                    Counters::add(&shared.counters.busy_poll_hits, 1);
+                    continue;
+                }
+                Looked::Nothing => {}
+                Looked::Failed(e) => {
+                    shared.teardown(format!("read failed: {e}"));
+                    return;
+                }
+            }
+        }
         let read = {
             let reading = shared.wire.read_frame(&mut src, max, &mut buf);
             tokio::pin!(reading);
@@ -98,6 +112,49 @@ pub(crate) async fn run<R>(
         if !receive(&shared, &buf, head + len.body + len.trailer) {
             return;
         }
+    }
+}
+
+/// What [`look_before_sleeping`] found.
+enum Looked {
+    /// Bytes are in the buffer now.
+    Input,
+    /// Nothing came within the time, or the input ended (which the read that follows
+    /// reports).
+    Nothing,
+    Failed(std::io::Error),
+}
+
+/// Polls `src` (whose buffer is empty) for up to `spin` without letting the thread sleep:
+/// between polls the task yields, and the runtime polls its I/O driver without blocking
+/// before it runs the task again ([`Config::busy_poll`](crate::Config::busy_poll)).
+async fn look_before_sleeping<R: AsyncRead + Unpin>(
+    src: &mut BufReader<R>,
+    spin: Duration,
+) -> Looked {
+    // Real time, not tokio's clock: the point is the CPU kept awake, and a paused clock
+    // would never reach the end.
+    let until = std::time::Instant::now().checked_add(spin);
+    loop {
+        let polled = std::future::poll_fn(|cx| {
+            Poll::Ready(match Pin::new(&mut *src).poll_fill_buf(cx) {
+                Poll::Ready(Ok(bytes)) => Some(Ok(!bytes.is_empty())),
+                Poll::Ready(Err(e)) => Some(Err(e)),
+                Poll::Pending => None,
+            })
+        })
+        .await;
+        match polled {
+            Some(Ok(true)) => return Looked::Input,
+            // The end of the input: the ordinary read reports it.
+            Some(Ok(false)) => return Looked::Nothing,
+            Some(Err(e)) => return Looked::Failed(e),
+            None => {}
+        }
+        if until.is_some_and(|u| std::time::Instant::now() >= u) {
+            return Looked::Nothing;
+        }
+        tokio::task::yield_now().await;
     }
 }
 
