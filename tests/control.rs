@@ -448,3 +448,35 @@ async fn a_busy_polling_reader_starves_nothing_and_sees_the_peer_close() {
         .await
         .expect("the spinning reader saw the server go");
 }
+
+/// Closing a connection whose reader spins for a long window, to a peer that completed the
+/// hello and then neither writes nor closes: the reader stops spinning and the connection
+/// ends, though no input comes to stop it.
+#[tokio::test]
+async fn a_busy_polling_reader_stops_when_its_own_side_closes() {
+    let (ours, theirs) = tokio::io::duplex(64 * 1024);
+    let (tr, mut tw) = tokio::io::split(theirs);
+    let silent = tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut tr = tr;
+        let mut hello = [0u8; 16];
+        tr.read_exact(&mut hello).await.unwrap();
+        tw.write_all(&hello).await.unwrap(); // echo a valid hello back
+                                             // Then drain what comes, answer nothing, and keep both halves open.
+        let mut sink = [0u8; 1024];
+        while tr.read(&mut sink).await.is_ok_and(|n| n > 0) {}
+        std::future::pending::<()>().await;
+    });
+    let config = Config::default().with_busy_poll(Duration::from_secs(3600));
+    let (r, w) = tokio::io::split(ours);
+    let conn = netref::Connection::from_io(r, w, config, None)
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(10), conn.close())
+        .await
+        .expect("close returns");
+    tokio::time::timeout(Duration::from_secs(10), conn.closed())
+        .await
+        .expect("the reader saw its own side close");
+    silent.abort();
+}

@@ -62,7 +62,7 @@ pub(crate) async fn run<R>(
         shared.uncork_reader();
         let spin = shared.config.busy_poll;
         if !spin.is_zero() && src.buffer().is_empty() {
-            match look_before_sleeping(&mut src, spin).await {
+            match look_before_sleeping(&mut src, spin, &shared).await {
                 Looked::Input => {
                     Counters::add(&shared.counters.busy_poll_hits, 1);
                     continue;
@@ -127,10 +127,13 @@ enum Looked {
 
 /// Polls `src` (whose buffer is empty) for up to `spin` without letting the thread sleep:
 /// between polls the task yields, and the runtime polls its I/O driver without blocking
-/// before it runs the task again ([`Config::busy_poll`](crate::Config::busy_poll)).
+/// before it runs the task again ([`Config::busy_poll`](crate::Config::busy_poll)). It
+/// stops early when the connection closes, so that however long `spin` is, a close with
+/// no input after it is seen where the reader waits.
 async fn look_before_sleeping<R: AsyncRead + Unpin>(
     src: &mut BufReader<R>,
     spin: Duration,
+    shared: &Shared,
 ) -> Looked {
     // Real time, not tokio's clock: the point is the CPU kept awake, and a paused clock
     // would never reach the end.
@@ -151,7 +154,7 @@ async fn look_before_sleeping<R: AsyncRead + Unpin>(
             Some(Err(e)) => return Looked::Failed(e),
             None => {}
         }
-        if until.is_some_and(|u| std::time::Instant::now() >= u) {
+        if shared.is_closed() || until.is_some_and(|u| std::time::Instant::now() >= u) {
             return Looked::Nothing;
         }
         tokio::task::yield_now().await;
