@@ -259,21 +259,27 @@ async fn dropping_a_call_cancels_the_handler_and_its_nested_callbacks() {
     assert_eq!(server_ticks.load(Ordering::SeqCst), at_drop);
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_silent_half_open_peer_is_detected_by_keepalive() {
-    // A peer that completes the hello and then never says anything again.
-    let (ours, theirs) = tokio::io::duplex(64 * 1024);
-    let (tr, mut tw) = tokio::io::split(theirs);
-    let silent = tokio::spawn(async move {
+/// A peer on `theirs` that completes the hello, then reads and drops whatever comes and
+/// never writes or closes.
+fn silent_peer(theirs: tokio::io::DuplexStream) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut tr = tr;
+        let (mut tr, mut tw) = tokio::io::split(theirs);
         let mut hello = [0u8; 16];
         tr.read_exact(&mut hello).await.unwrap();
         tw.write_all(&hello).await.unwrap(); // echo a valid hello back
-                                             // Keep both halves open without reading or writing.
-        tokio::time::sleep(Duration::from_secs(3600)).await;
-        drop((tr, tw));
-    });
+        let mut sink = [0u8; 1024];
+        while tr.read(&mut sink).await.is_ok_and(|n| n > 0) {}
+        // Keep the writing half open too.
+        std::future::pending::<()>().await;
+        drop(tw);
+    })
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_silent_half_open_peer_is_detected_by_keepalive() {
+    let (ours, theirs) = tokio::io::duplex(64 * 1024);
+    let silent = silent_peer(theirs);
     let config = Config::default()
         .with_keepalive(Some(Duration::from_secs(5)), Duration::from_secs(15))
         .with_call_timeout(Duration::from_secs(600));
@@ -455,18 +461,7 @@ async fn a_busy_polling_reader_starves_nothing_and_sees_the_peer_close() {
 #[tokio::test]
 async fn a_busy_polling_reader_stops_when_its_own_side_closes() {
     let (ours, theirs) = tokio::io::duplex(64 * 1024);
-    let (tr, mut tw) = tokio::io::split(theirs);
-    let silent = tokio::spawn(async move {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut tr = tr;
-        let mut hello = [0u8; 16];
-        tr.read_exact(&mut hello).await.unwrap();
-        tw.write_all(&hello).await.unwrap(); // echo a valid hello back
-                                             // Then drain what comes, answer nothing, and keep both halves open.
-        let mut sink = [0u8; 1024];
-        while tr.read(&mut sink).await.is_ok_and(|n| n > 0) {}
-        std::future::pending::<()>().await;
-    });
+    let silent = silent_peer(theirs);
     let config = Config::default().with_busy_poll(Duration::from_secs(3600));
     let (r, w) = tokio::io::split(ours);
     let conn = netref::Connection::from_io(r, w, config, None)
